@@ -1,0 +1,1 @@
+"""Tagged cache-aside: TagCache in front of a MemoryStore or RedisStore."""

@@ -1,0 +1,67 @@
+"""Shared fixtures: a real Redis (the machine's, or one started here), per-test key prefixes."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import REQUIRE_REDIS, RedisServer, redis_answers
+
+CONFORMANCE = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance"
+
+
+def _no_redis(reason: str) -> None:
+    if REQUIRE_REDIS:
+        pytest.fail(f"Redis required (ETAGKIT_REQUIRE_REDIS is set) but unavailable: {reason}")
+    pytest.skip(f"no Redis: {reason}")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a Redis that answers: ETAGKIT_REDIS_URL (default db 15 on :6379) or one started here."""
+    import os
+
+    url = os.environ.get("ETAGKIT_REDIS_URL", "redis://127.0.0.1:6379/15")
+    if redis_answers(url):
+        yield url
+        return
+    if shutil.which("redis-server") is None:
+        _no_redis(f"nothing answers at {url} and redis-server is not on PATH")
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix unique to this test; every key under it is deleted afterwards."""
+    import redis
+
+    prefix = f"etagkit-test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis process of this test's own, which the test may kill, pause or restart."""
+    if shutil.which("redis-server") is None:
+        _no_redis("redis-server is not on PATH (needed for a private server)")
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def conformance_dir() -> Path:
+    """The shared RFC conformance vectors; missing means a broken checkout, so fail, never skip."""
+    if not (CONFORMANCE / "preconditions.json").is_file():
+        pytest.fail(f"conformance vectors not found at {CONFORMANCE}")
+    return CONFORMANCE
