@@ -104,9 +104,7 @@ class CacheControl:
             parts.append("private")
         if self.no_store:
             parts.append("no-store")
-        if self.no_cache or not (
-            self.max_age is not None or self.s_maxage is not None or self.no_store
-        ):
+        if self.no_cache or not (self.max_age is not None or self.s_maxage is not None or self.no_store):
             parts.append("no-cache")
         for name, seconds in (
             ("max-age", self.max_age),
@@ -164,4 +162,3 @@ def merge_vary(*values: str | Iterable[str] | None) -> str:
                 return "*"
             seen.setdefault(name.lower(), name)
     return ", ".join(seen.values())
-
