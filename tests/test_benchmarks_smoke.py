@@ -1,0 +1,136 @@
+"""The benchmark plumbing (harness, target grammar, runner, result files) on trivial scenarios.
+
+Timings are never asserted: only that the figures exist, are consistent with each other, and that a
+broken scenario becomes an error row and a non-zero exit status instead of a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root holds benchmarks/
+
+from benchmarks import __main__ as runner  # noqa: E402
+from benchmarks._harness import Timing, measure, measure_loops, row, target_met  # noqa: E402
+
+
+def test_measure_times_every_contender_with_a_consistent_spread() -> None:
+    calls = {"a": 0, "b": 0}
+
+    def a() -> None:
+        calls["a"] += 1
+
+    def b() -> None:
+        calls["b"] += 1
+        sum(range(50))
+
+    timings = measure({"a": a, "b": b}, quick=True)
+    assert set(timings) == {"a", "b"}
+    for name, timing in timings.items():
+        assert calls[name] > 0
+        assert 0 < timing.low <= timing.median <= timing.high
+
+
+def test_measure_loops_passes_the_batch_size_to_the_loop() -> None:
+    sizes: list[int] = []
+
+    def loop(n: int) -> None:
+        sizes.append(n)
+        for _ in range(n):
+            pass
+
+    timings = measure_loops({"only": loop}, quick=True)
+    assert sizes and all(n >= 1 for n in sizes)
+    assert timings["only"].median > 0
+
+
+@pytest.mark.parametrize(
+    ("target", "etagkit_s", "baseline_s", "expected"),
+    [
+        ("<= 2x", 1.9, 1.0, True),
+        ("≤ 2×", 2.1, 1.0, False),
+        (">= 50x faster", 1.0, 60.0, True),
+        ("≥ 50× faster", 1.0, 40.0, False),
+        ("<= 10us added", 15e-6, 6e-6, True),
+        ("≤ 10 µs added", 17e-6, 6e-6, False),
+        ("<= 20us", 19e-6, 1.0, True),
+        ("<= 20 µs", 21e-6, 1e-9, False),
+        ("", 5.0, 1.0, None),
+    ],
+)
+def test_target_grammar(target: str, etagkit_s: float, baseline_s: float, expected: bool | None) -> None:
+    assert target_met(target, etagkit_s, baseline_s) is expected
+
+
+def test_a_loop_that_ignores_n_is_refused() -> None:
+    with pytest.raises(ValueError, match="does not grow with n"):
+        measure_loops({"ignores n": lambda n: None}, quick=True)
+
+
+def test_a_target_that_does_not_parse_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown target"):
+        target_met("about 2x", 1.0, 1.0)
+
+
+def _trivial(quick: bool) -> list[dict[str, Any]]:
+    timings = measure({"fast": lambda: None, "slow": lambda: sum(range(100))}, quick)
+    return [
+        row("trivial", timings["fast"], "sum(range(100))", timings["slow"], "<= 1000x"),
+        row("info only", timings["fast"], "sum(range(100))", timings["slow"]),
+        {**row("typo", timings["fast"], "x", timings["slow"]), "target": "roughly"},
+    ]
+
+
+def _importer(name: str) -> Any:
+    if name.endswith("boom"):
+        raise ImportError("not landed")
+    if name.endswith("raises"):
+        return SimpleNamespace(run=lambda quick: 1 / 0)
+    return SimpleNamespace(run=_trivial)
+
+
+def test_run_module_rows_errors_and_met() -> None:
+    rows = runner.run_module("fine", True, importer=_importer)
+    by_name = {r["scenario"]: r for r in rows}
+    assert by_name["trivial"]["module"] == "fine"
+    assert by_name["trivial"]["ratio"] == by_name["trivial"]["etagkit_s"] / by_name["trivial"]["baseline_s"]
+    assert by_name["trivial"]["met"] is target_met("<= 1000x", by_name["trivial"]["ratio"], 1.0)
+    assert by_name["info only"]["met"] is None
+    assert "unknown target" in by_name["typo"]["error"]
+
+    (failed_import,) = runner.run_module("boom", True, importer=_importer)
+    assert failed_import["error"] == "ImportError: not landed"
+    (raised,) = runner.run_module("raises", True, importer=_importer)
+    assert raised["error"].startswith("ZeroDivisionError")
+
+
+def test_main_writes_markdown_and_json_and_exit_status_reports_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(runner, "MODULES", ("fine", "boom"))
+    status = runner.main(["--quick", "--out", str(tmp_path)], importer=_importer)
+    assert status == 1  # the "boom" module failed to import
+
+    printed = capsys.readouterr().out
+    assert "| scenario" in printed and "ERROR" in printed
+    data = json.loads((tmp_path / "last-partial.json").read_text(encoding="utf-8"))
+    assert data["meta"]["quick"] is True
+    assert [r["scenario"] for r in data["rows"]] == ["trivial", "info only", "typo", "boom (module)"]
+    markdown = (tmp_path / "last-partial.md").read_text(encoding="utf-8")
+    assert "| trivial" in markdown and "boom (module)" in markdown
+
+
+def test_table_shows_speedups_and_missing_values() -> None:
+    fast = Timing(1e-6, 0.9e-6, 1.2e-6)
+    slow = Timing(1e-4, 0.9e-4, 1.1e-4)
+    result = {**row("x", fast, "peer", slow, ">= 50x faster"), "met": True}
+    text = runner.table([result, {"scenario": "y", "error": "E: boom"}])
+    assert "(100× faster)" in text
+    assert "1 µs (900 ns–1.2 µs)" in text
+    assert "E: boom" in text and "ERROR" in text
