@@ -15,20 +15,33 @@ from ._errors import (
     SerializationError,
     StoreUnavailableError,
 )
-from ._policy import CacheControl, merge_vary, parse_cache_control
+from ._etag import ETag, etag_from_version, generate_etag, parse_etags
+from ._policy import CacheControl, ConditionalPolicy, RequestCacheControl, merge_vary, parse_cache_control
+from ._preconditions import Outcome, evaluate, not_modified_headers, range_applies, requires_precondition
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CacheControl",
+    "ConditionalPolicy",
     "ConfigurationError",
+    "ETag",
     "EtagkitError",
     "InvalidETagError",
+    "Outcome",
+    "RequestCacheControl",
     "SerializationError",
     "StoreUnavailableError",
     "__version__",
+    "etag_from_version",
+    "evaluate",
     "format_http_date",
+    "generate_etag",
     "merge_vary",
+    "not_modified_headers",
     "parse_cache_control",
+    "parse_etags",
     "parse_http_date",
+    "range_applies",
+    "requires_precondition",
 ]

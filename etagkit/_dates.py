@@ -4,43 +4,63 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
+
+from ._errors import ConfigurationError
 
 __all__ = ["format_http_date", "parse_http_date", "to_utc_seconds"]
 
 _DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
 _DAY_L = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
-_MON = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-_TIME = r"\d{2}:\d{2}:\d{2}"
-# IMF-fixdate  = day-name "," SP date1 SP time-of-day SP GMT      ; date1 = day SP month SP year
-# rfc850-date  = day-name-l "," SP date2 SP time-of-day SP GMT    ; date2 = day "-" month "-" 2DIGIT
-# asctime-date = day-name SP date3 SP time-of-day SP year         ; date3 = month SP ( 2DIGIT / ( SP DIGIT ))
-_HTTP_DATE = re.compile(
-    rf"{_DAY}, \d{{2}} {_MON} \d{{4}} {_TIME} GMT"
-    rf"|{_DAY_L}, \d{{2}}-{_MON}-\d{{2}} {_TIME} GMT"
-    rf"|{_DAY} {_MON} (?:\d{{2}}| \d) {_TIME} \d{{4}}",
-    re.ASCII,
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MON = rf"(?P<month>{'|'.join(_MONTHS)})"
+# time-of-day = hour ":" minute ":" second   ; 00:00:00 - 23:59:60 (leap second)
+_TIME = r"(?P<hour>\d{2}):(?P<minute>\d{2}):(?P<second>\d{2})"
+_FORMS = tuple(
+    re.compile(form, re.ASCII)
+    for form in (
+        # IMF-fixdate  = day-name "," SP day SP month SP year SP time-of-day SP GMT
+        rf"{_DAY}, (?P<day>\d{{2}}) {_MON} (?P<year>\d{{4}}) {_TIME} GMT",
+        # rfc850-date  = day-name-l "," SP day "-" month "-" 2DIGIT SP time-of-day SP GMT
+        rf"{_DAY_L}, (?P<day>\d{{2}})-{_MON}-(?P<year>\d{{2}}) {_TIME} GMT",
+        # asctime-date = day-name SP month SP ( 2DIGIT / ( SP DIGIT ) ) SP time-of-day SP year
+        rf"{_DAY} {_MON} (?P<day>\d{{2}}| \d) {_TIME} (?P<year>\d{{4}})",
+    )
 )
 
 
 def parse_http_date(value: str | None) -> datetime | None:
     """Return the aware UTC datetime of an HTTP-date, or None when it is not one (RFC 9110 §5.6.7).
 
-    Only the three RFC forms are accepted, matched exactly (so ``…; length=12`` or a list is
-    invalid); an impossible calendar date is invalid too. Never raises.
+    Only the three RFC forms are accepted, matched exactly and case-sensitively (so ``…; length=12``
+    or a list is invalid); an impossible calendar date is invalid too; a leap second reads as :59.
+    A two-digit rfc850 year means 20YY below 70 and 19YY from 70 (a fixed pivot: the core never
+    reads the clock, which the RFC's "50 years in the future" rule would need). Never raises.
     """
     if value is None or len(value) > 64:
         return None
     value = value.strip(" \t")
-    if _HTTP_DATE.fullmatch(value) is None:
+    for form in _FORMS:
+        match = form.fullmatch(value)
+        if match is not None:
+            break
+    else:
         return None
+    year = int(match["year"])
+    if len(match["year"]) == 2:
+        year += 2000 if year < 70 else 1900
     try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
+        return datetime(
+            year,
+            _MONTHS.index(match["month"]) + 1,
+            int(match["day"]),
+            int(match["hour"]),
+            int(match["minute"]),
+            min(int(match["second"]), 59),
+            tzinfo=UTC,
+        )
+    except ValueError:  # day 32, hour 25, year 0 ...
         return None
-    if parsed.tzinfo is None:  # asctime carries no zone; RFC 9110 says it is UTC
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def format_http_date(moment: datetime | float) -> str:
@@ -48,12 +68,16 @@ def format_http_date(moment: datetime | float) -> str:
     if not isinstance(moment, datetime):
         moment = datetime.fromtimestamp(moment, UTC)
     elif moment.tzinfo is None:
-        raise ValueError("naive datetime: HTTP-dates need an aware datetime (use tzinfo=UTC)")
+        raise ConfigurationError("naive datetime: HTTP-dates need an aware datetime (use tzinfo=UTC)")
     return format_datetime(moment.astimezone(UTC).replace(microsecond=0), usegmt=True)
 
 
 def to_utc_seconds(moment: datetime) -> int:
-    """Whole POSIX seconds of an aware datetime: HTTP-dates compare at one-second resolution."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime: pass an aware datetime (tzinfo=UTC)")
+    """Whole POSIX seconds of an aware datetime: HTTP-dates compare at one-second resolution.
+
+    Raises ConfigurationError (a ValueError) for a naive datetime or a non-datetime: the caller's
+    mistake, since it gave the value.
+    """
+    if not isinstance(moment, datetime) or moment.tzinfo is None or moment.utcoffset() is None:
+        raise ConfigurationError(f"expected an aware datetime (tzinfo=UTC), not {moment!r}")
     return int(moment.timestamp() // 1)

@@ -1,19 +1,52 @@
-"""Case-insensitive header access over the shapes callers hold: mappings and (name, value) lists."""
+"""Header access and list splitting over the shapes callers hold: mappings and (name, value) lists.
+
+Pure helpers shared by the core: case-insensitive lookup (RFC 9110 §5.1: field names are
+case-insensitive) and a linear-time, quote-aware splitter for comma-separated lists (§5.6.1).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 
-__all__ = ["HeaderSource", "get_header"]
+__all__ = ["HeaderSource", "get_header", "split_list"]
 
 HeaderSource = Mapping[str, str] | Iterable[tuple[str, str]]
+
+OWS = " \t"
+
+# One list member: text up to the next comma that is not inside a DQUOTE pair. An unclosed quote runs
+# to the end. Every quantifier is possessive in effect (the branches start on distinct characters and
+# nothing follows the pattern), so a match never backtracks: work is linear in the member's length.
+_MEMBER = re.compile(r'([^,"]*(?:"[^"]*"?[^,"]*)*)(?:,|\Z)')
+# Same, but inside quotes a backslash escapes the next character (quoted-string, RFC 9110 §5.6.4).
+_MEMBER_ESCAPED = re.compile(r'([^,"]*(?:"(?:[^"\\]|\\.)*"?[^,"]*)*)(?:,|\Z)', re.DOTALL)
 
 
 def get_header(headers: HeaderSource, name: str) -> str | None:
     """The field value of ``name`` (case-insensitive), repeated fields joined by ``", "`` (§5.3)."""
     lname = name.lower()
     items = headers.items() if isinstance(headers, Mapping) else headers
-    found = [v for k, v in items if k.lower() == lname]
+    found = [v for k, v in items if isinstance(k, str) and isinstance(v, str) and k.lower() == lname]
     if not found:
         return None
     return ", ".join(found)
+
+
+def split_list(value: str, *, limit: int, escapes: bool = False) -> Iterator[str]:
+    """Yield the non-empty members of a list field value, OWS-stripped, at most ``limit`` of them.
+
+    Commas inside a quoted section belong to the member; empty members are skipped, as recipients
+    MUST accept them (RFC 9110 §5.6.1.2). With ``escapes``, ``\\`` quotes the next character inside a
+    quoted-string (Cache-Control arguments); entity-tags have no escapes (§8.8.3).
+    """
+    if limit <= 0:
+        return
+    count = 0
+    for match in (_MEMBER_ESCAPED if escapes else _MEMBER).finditer(value):
+        text = match.group(1).strip(OWS)
+        if text:
+            yield text
+            count += 1
+            if count >= limit:
+                return

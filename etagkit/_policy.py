@@ -11,46 +11,72 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ._errors import ConfigurationError
+from ._headers import split_list
 
-__all__ = ["CacheControl", "delta_seconds", "merge_vary", "parse_cache_control"]
+__all__ = [
+    "CacheControl",
+    "ConditionalPolicy",
+    "RequestCacheControl",
+    "delta_seconds",
+    "merge_vary",
+    "parse_cache_control",
+]
 
 _MAX_DIRECTIVES = 64
 # token = 1*tchar  (RFC 9110 §5.6.2)
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-# cache-directive = token [ "=" ( token / quoted-string ) ]   (RFC 9111 §5.2)
-_DIRECTIVE = re.compile(
-    rf'[ \t]*({_TOKEN})[ \t]*(?:=[ \t]*(?:({_TOKEN})|"((?:[^"\\]|\\.)*)"))?[ \t]*(?:,|$)',
-    re.ASCII,
-)
+# cache-directive = token [ "=" ( token / quoted-string ) ]   (RFC 9111 §5.2; OWS around "=" tolerated)
+_DIRECTIVE = re.compile(rf'({_TOKEN})(?:[ \t]*=[ \t]*(?:({_TOKEN})|"((?:[^"\\]|\\.)*)"))?', re.ASCII)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionalPolicy:
+    """How request preconditions are read and evaluated; the default is the RFC 9110 baseline.
+
+    Each flag switches to an alternative reading that established servers use (the names follow
+    the conformance vectors): ``strict_field`` (one malformed member voids the whole If-Match /
+    If-None-Match list, so it matches nothing), ``permissive`` (bare unquoted tokens and lower-case
+    ``w/`` accepted as entity-tags), ``request_no_cache_forces_200`` (a request ``Cache-Control:
+    no-cache`` turns a 304 into a full response, like jshttp/fresh), ``no_etag_means_no_representation``
+    (a resource without an ETag counts as absent for ``*``, like Django) and ``accept_ie_length_suffix``
+    (strip old Internet Explorer's ``; length=N`` from If-Modified-Since). ``max_members`` and
+    ``max_field_length`` cap the work spent on a stranger's list; members past a cap are not
+    considered, which can only turn a match into a non-match (a 200 instead of a 304, a 412 instead
+    of a write): the safe direction.
+    """
+
+    strict_field: bool = False
+    permissive: bool = False
+    request_no_cache_forces_200: bool = False
+    no_etag_means_no_representation: bool = False
+    accept_ie_length_suffix: bool = False
+    max_members: int = 256
+    max_field_length: int = 16384
+
+    def __post_init__(self) -> None:
+        for name in ("max_members", "max_field_length"):
+            limit = getattr(self, name)
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ConfigurationError(f"{name} must be a positive int, not {limit!r}")
 
 
 def parse_cache_control(value: str | None) -> dict[str, str | None]:
     """Parse a Cache-Control field value into ``{directive: argument-or-None}`` (RFC 9111 §5.2).
 
-    Names are lower-cased; a quoted argument is unescaped; a member that does not parse is skipped
-    up to the next comma; the first occurrence of a directive wins. Never raises.
+    Names are lower-cased; a quoted argument is unescaped; a member that does not parse is skipped;
+    the first occurrence of a directive wins; at most 64 members are read. Never raises; linear time.
     """
     result: dict[str, str | None] = {}
     if not value:
         return result
-    pos, end = 0, len(value)
-    while pos < end and len(result) < _MAX_DIRECTIVES:
-        match = _DIRECTIVE.match(value, pos)
-        if match is None or match.end() == pos:
-            comma = value.find(",", pos)  # garbage member: skip it
-            if comma < 0:
-                break
-            pos = comma + 1
+    for member in split_list(value, limit=_MAX_DIRECTIVES, escapes=True):
+        match = _DIRECTIVE.fullmatch(member)
+        if match is None:
             continue
-        name = match.group(1).lower()
-        if match.group(2) is not None:
-            arg: str | None = match.group(2)
-        elif match.group(3) is not None:
-            arg = re.sub(r"\\(.)", r"\1", match.group(3))
-        else:
-            arg = None
-        result.setdefault(name, arg)
-        pos = match.end()
+        token, quoted = match.group(2, 3)
+        arg = _QUOTED_PAIR.sub(r"\1", quoted) if quoted is not None else token
+        result.setdefault(match.group(1).lower(), arg)
     return result
 
 
@@ -58,7 +84,8 @@ def delta_seconds(value: str | None) -> int | None:
     """A delta-seconds argument (RFC 9111 §1.2.2) or None; huge values saturate at 2**31."""
     if value is None or not value.isascii() or not value.isdigit():
         return None
-    return min(int(value), 2**31)
+    digits = value.lstrip("0")
+    return 2**31 if len(digits) > 10 else min(int(digits or "0"), 2**31)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +171,41 @@ class CacheControl:
             immutable="immutable" in d and bool(max_age) and not no_store,
             stale_while_revalidate=delta_seconds(d.get("stale-while-revalidate")),
             stale_if_error=delta_seconds(d.get("stale-if-error")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCacheControl:
+    """The directives of a request's Cache-Control (RFC 9111 §5.2.1); invalid arguments dropped.
+
+    ``max_stale`` without an argument means "any staleness" and reads as 2**31 seconds.
+    """
+
+    no_cache: bool = False
+    no_store: bool = False
+    max_age: int | None = None
+    max_stale: int | None = None
+    min_fresh: int | None = None
+    no_transform: bool = False
+    only_if_cached: bool = False
+
+    @classmethod
+    def parse(cls, value: str | None) -> RequestCacheControl:
+        """Read a request Cache-Control field value; never raises."""
+        d = parse_cache_control(value)
+        max_stale = d.get("max-stale")
+        return cls(
+            no_cache="no-cache" in d,
+            no_store="no-store" in d,
+            max_age=delta_seconds(d.get("max-age")),
+            max_stale=None
+            if "max-stale" not in d
+            else 2**31
+            if max_stale is None
+            else delta_seconds(max_stale),
+            min_fresh=delta_seconds(d.get("min-fresh")),
+            no_transform="no-transform" in d,
+            only_if_cached="only-if-cached" in d,
         )
 
 

@@ -1,0 +1,238 @@
+"""Entity-tags (RFC 9110 §8.8.3): the ETag value object, list parsing, comparison, generation. Pure."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Literal
+
+from ._errors import ConfigurationError, InvalidETagError, SerializationError
+from ._headers import OWS, split_list
+from ._policy import ConditionalPolicy
+
+__all__ = [
+    "ETag",
+    "ETagList",
+    "HashAlgorithm",
+    "coerce_etag",
+    "etag_from_version",
+    "generate_etag",
+    "parse_etags",
+]
+
+# etagc = %x21 / %x23-7E / obs-text ; obs-text = %x80-FF   (a header str is latin-1 decoded bytes)
+_ETAGC = "\x21\x23-\x7e\x80-\xff"
+_OPAQUE = re.compile(f"[{_ETAGC}]*")
+# entity-tag = [ weak ] opaque-tag ; weak = %s"W/" ; opaque-tag = DQUOTE *etagc DQUOTE
+_ENTITY_TAG = re.compile(f'(W/)?"([{_ETAGC}]*)"')
+# permissive reading: case-insensitive weak indicator, and bare (unquoted) 1*etagc tokens
+_LENIENT_TAG = re.compile(f'([Ww]/)?(?:"([{_ETAGC}]*)"|([{_ETAGC}]+))')
+
+ETagList = tuple["ETag", ...] | Literal["*"] | None
+"""What :func:`parse_etags` returns: None (field absent), ``"*"``, or the valid members."""
+
+HashAlgorithm = Literal["sha256", "sha1", "blake2b", "blake3", "xxh3"]
+
+_DIGEST_BYTES = 16  # tags carry 128 bits: collisions stay negligible for any realistic resource set
+
+
+@dataclass(frozen=True, slots=True)
+class ETag:
+    """An entity-tag: the opaque ``tag`` (the text between the quotes) and whether it is ``weak``.
+
+    ``str()`` gives the header form (``"abc"`` / ``W/"abc"``) and :meth:`parse` reads it back. The
+    tag may hold only etagc characters (RFC 9110 §8.8.3): anything else raises InvalidETagError.
+    """
+
+    tag: str
+    weak: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tag, str) or _OPAQUE.fullmatch(self.tag) is None:
+            raise InvalidETagError(f"not an opaque-tag (RFC 9110 §8.8.3 etagc characters): {self.tag!r}")
+        if not isinstance(self.weak, bool):
+            raise InvalidETagError(f"weak must be a bool, not {self.weak!r}")
+
+    def __str__(self) -> str:
+        return f'W/"{self.tag}"' if self.weak else f'"{self.tag}"'
+
+    @classmethod
+    def parse(cls, value: str) -> ETag:
+        """Read one entity-tag in header form (surrounding OWS allowed); InvalidETagError otherwise."""
+        match = _ENTITY_TAG.fullmatch(value.strip(OWS)) if isinstance(value, str) else None
+        if match is None:
+            raise InvalidETagError(f"not an entity-tag (RFC 9110 §8.8.3): {value!r}")
+        return cls(match.group(2), weak=match.group(1) is not None)
+
+    def strong_match(self, other: ETag) -> bool:
+        """Strong comparison (§8.8.3.2): both tags strong and their opaque-tags equal."""
+        return not self.weak and not other.weak and self.tag == other.tag
+
+    def weak_match(self, other: ETag) -> bool:
+        """Weak comparison (§8.8.3.2): the opaque-tags are equal, weakness of either ignored."""
+        return self.tag == other.tag
+
+
+def coerce_etag(etag: ETag | str | None) -> ETag | None:
+    """The application's current ETag as a value; a malformed string is the caller's mistake."""
+    if etag is None or isinstance(etag, ETag):
+        return etag
+    if isinstance(etag, str):
+        return ETag.parse(etag)
+    raise InvalidETagError(f"expected an ETag, its header string or None, not {etag!r}")
+
+
+def _read_member(member: str, permissive: bool) -> ETag | None:
+    match = (_LENIENT_TAG if permissive else _ENTITY_TAG).fullmatch(member)
+    if match is None:
+        return None
+    tag = match.group(2)
+    return ETag(tag if tag is not None else match.group(3), weak=match.group(1) is not None)
+
+
+_DEFAULT_POLICY = ConditionalPolicy()
+
+
+def parse_etags(header: str | None, *, policy: ConditionalPolicy = _DEFAULT_POLICY) -> ETagList:
+    """Read an If-Match / If-None-Match field value (RFC 9110 §13.1.1, §13.1.2). Never raises.
+
+    Returns None when the field is absent or has no members at all (empty, or only commas), ``"*"``
+    when ``*`` is the whole value, else the tuple of valid members in order. OWS and empty members
+    are tolerated, commas inside quotes belong to the tag, ``W/`` is case-sensitive, and a malformed
+    member (a bare token, ``*`` inside a list, ``w/"x"``) is ignored: it never matches. With
+    ``policy.strict_field`` one malformed member voids the whole list (an empty tuple: nothing
+    matches); ``policy.permissive`` accepts bare tokens and ``w/``. Work is linear in the input and
+    capped by ``policy.max_field_length`` and ``policy.max_members``.
+    """
+    if header is None:
+        return None
+    value = header
+    truncated = len(value) > policy.max_field_length
+    if truncated:  # consider only the whole members inside the cap
+        value = value[: policy.max_field_length]
+        value = value[: max(value.rfind(","), 0)]
+    if value.strip(OWS) == "*":
+        return "*"
+    tags: list[ETag] = []
+    malformed = False
+    for member in split_list(value, limit=policy.max_members):
+        tag = _read_member(member, policy.permissive)
+        if tag is None:
+            malformed = True
+        else:
+            tags.append(tag)
+    if malformed and policy.strict_field:
+        return ()
+    if not tags and not malformed and not truncated:
+        return None
+    return tuple(tags)
+
+
+def _hashlib_digest(name: str) -> Callable[[bytes], bytes]:
+    return lambda data: hashlib.new(name, data).digest()
+
+
+def _blake2b(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=_DIGEST_BYTES).digest()
+
+
+def _blake3(data: bytes) -> bytes:
+    try:
+        import blake3
+    except ImportError:
+        raise ImportError(
+            "algorithm='blake3' needs the blake3 package: pip install 'etagkit[fast]'"
+        ) from None
+    digest: bytes = blake3.blake3(data).digest(_DIGEST_BYTES)
+    return digest
+
+
+def _xxh3(data: bytes) -> bytes:
+    try:
+        import xxhash
+    except ImportError:
+        raise ImportError("algorithm='xxh3' needs the xxhash package: pip install 'etagkit[fast]'") from None
+    digest: bytes = xxhash.xxh3_128_digest(data)
+    return digest
+
+
+_DIGESTS: dict[str, Callable[[bytes], bytes]] = {
+    "sha256": _hashlib_digest("sha256"),
+    "sha1": _hashlib_digest("sha1"),
+    "blake2b": _blake2b,
+    "blake3": _blake3,
+    "xxh3": _xxh3,
+}
+
+
+def _digest_tag(data: bytes, algorithm: str) -> str:
+    digest = _DIGESTS.get(algorithm) if isinstance(algorithm, str) else None
+    if digest is None:
+        raise ConfigurationError(f"unknown algorithm {algorithm!r}; choose one of {sorted(_DIGESTS)}")
+    return base64.urlsafe_b64encode(digest(data)[:_DIGEST_BYTES]).rstrip(b"=").decode("ascii")
+
+
+def _canonical_json(value: object) -> bytes:
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"cannot derive an ETag from {type(value).__name__}: {exc}") from exc
+    return text.encode("utf-8")
+
+
+def generate_etag(body: object, *, weak: bool = False, algorithm: HashAlgorithm = "sha256") -> ETag:
+    """The ETag of a representation's **identity** bytes (before any content-coding, §8.8.3).
+
+    ``bytes``/``bytearray``/``memoryview`` are hashed as given, ``str`` as UTF-8, anything else
+    through canonical JSON (sorted keys, ``,``/``:`` separators, UTF-8) so equal data gives an equal
+    tag. The tag text is the first 128 bits of the digest in unpadded base64url (22 characters).
+    ``sha256`` is the default: cryptographic, in hashlib, and as fast as sha1 on this hardware (SHA
+    extensions); ``blake3`` is faster on large bodies and ``xxh3`` (not cryptographic: trusted content
+    only) faster still; both need ``pip install 'etagkit[fast]'`` and raise ImportError naming it.
+    """
+    if isinstance(body, str):
+        data = body.encode("utf-8")
+    elif isinstance(body, bytes | bytearray | memoryview):
+        data = bytes(body)
+    else:
+        data = _canonical_json(body)
+    return ETag(_digest_tag(data, algorithm), weak=weak)
+
+
+def _version_part(part: object) -> list[str]:
+    if isinstance(part, bool):
+        return ["bool", str(part)]
+    if isinstance(part, int):
+        return ["int", str(part)]
+    if isinstance(part, str):
+        return ["str", part]
+    if isinstance(part, datetime):  # aware: the instant in UTC; naive: as given (still stable)
+        if part.utcoffset() is None:
+            return ["naive", part.isoformat()]
+        return ["utc", part.astimezone(UTC).replace(tzinfo=None).isoformat()]
+    if isinstance(part, date):
+        return ["date", part.isoformat()]
+    if isinstance(part, bytes):
+        return ["bytes", part.hex()]
+    raise ConfigurationError(
+        f"version parts are int, str, bytes, date or datetime, not {type(part).__name__}"
+    )
+
+
+def etag_from_version(*parts: int | str | bytes | date | datetime, weak: bool = False) -> ETag:
+    """An ETag from what identifies a version (``updated_at``, a row version, a counter) without a body.
+
+    Equal parts give an equal tag in every process (no ``hash()`` salt, no repr): the parts are
+    type-tagged, encoded as canonical JSON and hashed with sha256. Aware datetimes that denote the
+    same instant give the same tag whatever their zone. The tag is strong unless ``weak``: make it
+    weak if one version can be served as different bytes (e.g. several encodings of one record).
+    """
+    if not parts:
+        raise ConfigurationError("etag_from_version needs at least one version part")
+    encoded = [_version_part(part) for part in parts]
+    return ETag(_digest_tag(_canonical_json(["etagkit.version", encoded]), "sha256"), weak=weak)
