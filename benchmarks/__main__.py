@@ -83,16 +83,16 @@ def _spread(result: dict[str, Any], side: str) -> str:
     low, high = result.get(f"{side}_min"), result.get(f"{side}_max")
     if low is None or high is None:
         return median
-    return f"{median} ({_seconds(low)}–{_seconds(high)})"
+    return f"{median} ({_seconds(low)} to {_seconds(high)})"
 
 
 def _ratio(result: dict[str, Any]) -> str:
     ratio = result.get("ratio")
     if ratio is None:
         return "-"
-    text = f"{ratio:.3g}×"
+    text = f"{ratio:.3g}x"
     if 0 < ratio < 1:
-        text += f" ({1 / ratio:.3g}× faster)"
+        text += f" ({1 / ratio:.3g}x faster)"
     return text
 
 
@@ -104,9 +104,9 @@ def _met(result: dict[str, Any]) -> str:
 
 HEADER = (
     "scenario",
-    "etagkit median (min–max)",
+    "etagkit median (min to max)",
     "baseline",
-    "baseline median (min–max)",
+    "baseline median (min to max)",
     "ratio",
     "target",
     "met?",

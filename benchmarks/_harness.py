@@ -19,8 +19,8 @@ Targets are short strings, checked by :func:`target_met`:
 * ``"<= 20us"``: ``etagkit_s <= 20 µs`` (an absolute bound; the baseline is shown for scale);
 * ``""``: no target (a comparison reported for information).
 
-``≤``, ``≥``, ``×`` and ``µs`` are accepted for ``<=``, ``>=``, ``x`` and ``us``; ``ms`` and ``ns``
-work too.
+``≤``, ``≥``, the multiplication sign and ``µs`` are accepted for ``<=``, ``>=``, ``x`` and
+``us``; ``ms`` and ``ns`` work too.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def target_met(target: str, etagkit_s: float, baseline_s: float) -> bool | None:
 
     Raises ValueError for a target that does not parse, so a typo in a scenario cannot pass silently.
     """
-    text = target.replace("≤", "<=").replace("≥", ">=").replace("×", "x").replace("µs", "us").strip()
+    text = target.replace("≤", "<=").replace("≥", ">=").replace("\u00d7", "x").replace("µs", "us").strip()
     if not text or text == "-":
         return None
     match = _TARGET.match(text)
@@ -168,6 +168,7 @@ def row(
     etagkit: Timing,
     baseline_name: str,
     baseline: Timing,
+    *,
     target: str = "",
     note: str = "",
 ) -> dict[str, Any]:
