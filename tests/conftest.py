@@ -43,7 +43,9 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     yield prefix
     client = redis.Redis.from_url(redis_url)
     try:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        # RedisStore wraps its prefix in a cluster hash tag: "{prefix}..." (etagkit/cache/redis.py)
+        patterns = (prefix + "*", "{" + prefix + "}*")
+        keys = [k for pattern in patterns for k in client.scan_iter(match=pattern, count=1000)]
         if keys:
             client.delete(*keys)
     finally:
