@@ -1,0 +1,372 @@
+"""The client's caching decisions (RFC 9111, private cache) as pure functions over plain values.
+
+Nothing here does I/O or reads the clock: every time is a parameter, in POSIX seconds of the
+client's ``now`` clock (wall clock by default, since ``Date`` and ``Expires`` are wall-clock dates).
+Headers are sequences of ``(name, value)`` pairs; names compare case-insensitively. Input comes from
+strangers (servers), so no function here raises on any header text: invalid values are treated as the
+RFC says (usually ignored; an invalid ``Expires`` means "already expired", §5.3).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+from ._dates import parse_http_date
+from ._headers import get_header
+from ._policy import delta_seconds, parse_cache_control
+
+__all__ = [
+    "Freshness",
+    "Headers",
+    "RequestDirectives",
+    "Use",
+    "assess",
+    "conditional_headers",
+    "decide",
+    "freshen_headers",
+    "headers_to_store",
+    "invalidation_targets",
+    "is_storable",
+    "select_for_304",
+    "usable_on_error",
+    "vary_names",
+    "vary_selection",
+    "with_age",
+]
+
+Headers = Sequence[tuple[str, str]]
+
+# Status codes that are "heuristically cacheable" (RFC 9110 §15.1), minus 206: this client never
+# stores partial content.
+HEURISTIC_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
+HEURISTIC_CAP = 86_400.0  # a heuristic lifetime never exceeds one day (RFC 9111 §4.2.2 "typical")
+STALE_IF_ERROR_STATUSES = frozenset({500, 502, 503, 504})  # RFC 5861 §4 "an error"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})  # RFC 9110 §9.2.1
+
+# Header fields a cache does not store (RFC 9111 §3.1: connection-specific and proxy fields) plus
+# Set-Cookie, which is meant for one response and must never be replayed from a cache.
+_NOT_STORED = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authentication-info",
+        "proxy-authorization",
+        "set-cookie",
+        "set-cookie2",
+    }
+)
+# A 304 does not update these (RFC 9111 §3.2): they describe the stored body, not the new response.
+_NOT_FRESHENED = _NOT_STORED | {"content-length", "content-encoding", "content-range", "content-type"}
+# entity-tag = [ weak ] opaque-tag ; opaque-tag = DQUOTE *etagc DQUOTE   (RFC 9110 §8.8.3)
+_ENTITY_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')
+
+
+def _entity_tag(value: str | None) -> tuple[bool, str] | None:
+    """``(weak, opaque)`` of an ``ETag`` field value, or None if it is not one entity-tag."""
+    if value is None:
+        return None
+    match = _ENTITY_TAG.fullmatch(value.strip(" \t"))
+    if match is None:
+        return None
+    return match.group(1) is not None, match.group(2)
+
+
+def _seconds_of_date(value: str | None) -> float | None:
+    parsed = parse_http_date(value)
+    return None if parsed is None else parsed.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDirectives:
+    """What the request's own Cache-Control asks of the cache (RFC 9111 §5.2.1)."""
+
+    no_cache: bool = False
+    no_store: bool = False
+    max_age: int | None = None
+    min_fresh: int = 0
+    stale_if_error: int | None = None
+    only_if_cached: bool = False
+
+    @classmethod
+    def parse(cls, request_headers: Headers) -> RequestDirectives:
+        """Read Cache-Control (or, without it, ``Pragma: no-cache``, RFC 9111 §5.4)."""
+        value = get_header(request_headers, "cache-control")
+        if value is None:
+            pragma = get_header(request_headers, "pragma") or ""
+            return cls(no_cache="no-cache" in pragma.lower())
+        d = parse_cache_control(value)
+        return cls(
+            no_cache="no-cache" in d,
+            no_store="no-store" in d,
+            max_age=delta_seconds(d.get("max-age")),
+            min_fresh=delta_seconds(d.get("min-fresh")) or 0,
+            stale_if_error=delta_seconds(d.get("stale-if-error")),
+            only_if_cached="only-if-cached" in d,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """A stored response's freshness, pre-computed once when it is stored or freshened.
+
+    ``current_age(now)`` is RFC 9111 §4.2.3's ``corrected_initial_age + resident_time``.
+    """
+
+    lifetime: float  # freshness_lifetime (§4.2.1); 0 when the response gives none
+    initial_age: float  # corrected_initial_age (§4.2.3)
+    response_time: float
+    no_cache: bool  # must be validated before every use (§5.2.2.4)
+    must_revalidate: bool  # never served stale (§5.2.2.2)
+    stale_while_revalidate: float = 0.0  # RFC 5861 §3
+    stale_if_error: float = 0.0  # RFC 5861 §4
+
+    def current_age(self, now: float) -> float:
+        """The response's age at ``now``: its initial age plus the time it has been stored."""
+        return self.initial_age + max(0.0, now - self.response_time)
+
+
+def assess(
+    status: int,
+    headers: Headers,
+    request_time: float,
+    response_time: float,
+    *,
+    heuristic: float | None = None,
+) -> Freshness:
+    """Freshness lifetime (§4.2.1) and age (§4.2.3) of a response received at ``response_time``.
+
+    A private cache uses ``max-age`` (never ``s-maxage``), else ``Expires - Date``; an invalid
+    ``Expires`` means already expired (§5.3). Without either, the lifetime is 0 unless
+    ``heuristic`` (a fraction such as 0.1) asks for RFC 9111 §4.2.2's fraction of the time since
+    ``Last-Modified``. A missing or invalid ``Date`` is taken as ``response_time`` (§6.6.1 of RFC 9110).
+    """
+    cc = parse_cache_control(get_header(headers, "cache-control"))
+    date = _seconds_of_date(get_header(headers, "date"))
+    date_value = response_time if date is None else date
+    lifetime = 0.0
+    max_age = delta_seconds(cc.get("max-age"))
+    expires_field = get_header(headers, "expires")
+    if max_age is not None:
+        lifetime = float(max_age)
+    elif expires_field is not None:
+        expires = _seconds_of_date(expires_field)
+        lifetime = 0.0 if expires is None else max(0.0, expires - date_value)
+    elif heuristic is not None and status in HEURISTIC_STATUSES:
+        last_modified = _seconds_of_date(get_header(headers, "last-modified"))
+        if last_modified is not None:
+            lifetime = min(HEURISTIC_CAP, max(0.0, heuristic * (date_value - last_modified)))
+    age_field = get_header(headers, "age")
+    age_value = delta_seconds(age_field.strip(" \t")) if age_field is not None else None
+    apparent_age = max(0.0, response_time - date_value)
+    response_delay = max(0.0, response_time - request_time)
+    corrected_age_value = (age_value or 0) + response_delay
+    return Freshness(
+        lifetime=lifetime,
+        initial_age=max(apparent_age, corrected_age_value),
+        response_time=response_time,
+        no_cache="no-cache" in cc,
+        must_revalidate="must-revalidate" in cc,
+        stale_while_revalidate=float(delta_seconds(cc.get("stale-while-revalidate")) or 0),
+        stale_if_error=float(delta_seconds(cc.get("stale-if-error")) or 0),
+    )
+
+
+def is_storable(method: str, status: int, response_headers: Headers, request: RequestDirectives) -> bool:
+    """Whether a private cache may store this response (RFC 9111 §3).
+
+    GET only (this client answers HEAD from the network), a final status other than 206/304, no
+    ``no-store`` on either side, ``Vary`` not ``*``, and either explicit freshness (max-age,
+    Expires, private, public) or a heuristically cacheable status (§4.2.2). ``private`` is fine: this
+    is a private cache.
+    """
+    if method != "GET" or request.no_store or status < 200 or status in (206, 304):
+        return False
+    cc = parse_cache_control(get_header(response_headers, "cache-control"))
+    if "no-store" in cc or vary_names(response_headers) is None:
+        return False
+    explicit = (
+        "max-age" in cc
+        or "public" in cc
+        or "private" in cc
+        or get_header(response_headers, "expires") is not None
+    )
+    return explicit or status in HEURISTIC_STATUSES
+
+
+class Use(enum.Enum):
+    """How a stored response may answer a request (RFC 9111 §4)."""
+
+    FRESH = "fresh"  # serve it; send nothing
+    STALE_WHILE_REVALIDATE = "stale-while-revalidate"  # serve it; revalidate in the background
+    REVALIDATE = "revalidate"  # send a conditional request first
+
+
+def decide(freshness: Freshness, request: RequestDirectives, now: float) -> Use:
+    """Fresh (§4.2), servable stale while revalidating (RFC 5861 §3), or needing validation (§4.3).
+
+    ``no-cache`` on either side always validates; the request's ``max-age`` and ``min-fresh`` narrow
+    what counts as fresh; ``must-revalidate`` and ``no-cache`` forbid serving stale (§4.2.4).
+    """
+    if request.no_cache or freshness.no_cache:
+        return Use.REVALIDATE
+    age = freshness.current_age(now)
+    if request.max_age is not None and age > request.max_age:
+        return Use.REVALIDATE
+    if freshness.lifetime - age > request.min_fresh:
+        return Use.FRESH
+    if (
+        not freshness.must_revalidate
+        and request.max_age is None
+        and age < freshness.lifetime + freshness.stale_while_revalidate
+    ):
+        return Use.STALE_WHILE_REVALIDATE
+    return Use.REVALIDATE
+
+
+def usable_on_error(freshness: Freshness, request: RequestDirectives, now: float) -> bool:
+    """Whether a stale response may stand in for an error (RFC 5861 §4 stale-if-error).
+
+    The window is the response's ``stale-if-error`` or the request's, whichever is longer;
+    ``no-cache`` and ``must-revalidate`` forbid it (RFC 9111 §4.2.4).
+    """
+    if freshness.no_cache or freshness.must_revalidate:
+        return False
+    window = max(freshness.stale_if_error, float(request.stale_if_error or 0))
+    return freshness.current_age(now) < freshness.lifetime + window
+
+
+def vary_names(headers: Headers) -> tuple[str, ...] | None:
+    """The lower-cased request header names a response varies on; None for ``Vary: *`` (§4.1)."""
+    names: list[str] = []
+    for item in (get_header(headers, "vary") or "").split(","):
+        name = item.strip(" \t").lower()
+        if name == "*":
+            return None
+        if name and name not in names:
+            names.append(name)
+    return tuple(sorted(names))
+
+
+def _normalize(value: str | None) -> str | None:
+    # RFC 9111 §4.1 allows normalizing: combine field lines, drop whitespace around list commas.
+    if value is None:
+        return None
+    return ",".join(part.strip(" \t") for part in value.split(","))
+
+
+def vary_selection(names: Iterable[str], request_headers: Headers) -> tuple[tuple[str, str | None], ...]:
+    """The normalized values of the named request headers: a stored variant matches a request when
+    the selection made from the original request equals the one made from the new request (§4.1)."""
+    return tuple((name, _normalize(get_header(request_headers, name))) for name in names)
+
+
+def conditional_headers(stored_headers: Headers) -> tuple[tuple[str, str], ...]:
+    """The validators to send for a stored response (RFC 9111 §4.3.1): If-None-Match from its
+    ``ETag``, If-Modified-Since from its ``Last-Modified``. Empty when it has no valid validator."""
+    result: list[tuple[str, str]] = []
+    etag = get_header(stored_headers, "etag")
+    if etag is not None and _entity_tag(etag) is not None:
+        result.append(("If-None-Match", etag.strip(" \t")))
+    last_modified = get_header(stored_headers, "last-modified")
+    if last_modified is not None and parse_http_date(last_modified) is not None:
+        result.append(("If-Modified-Since", last_modified.strip(" \t")))
+    return tuple(result)
+
+
+def select_for_304(candidates: Sequence[tuple[Headers, float]], response_headers: Headers) -> list[int]:
+    """Which stored responses a 304 freshens (RFC 9111 §4.3.4), as indexes into ``candidates``.
+
+    ``candidates`` are the stored responses for the request's URL as ``(headers, response_time)``.
+    A strong ETag in the 304 selects every candidate with the same strong ETag; a weak one (or, with
+    no ETag, a Last-Modified) selects the most recent candidate that matches it weakly; a 304 with no
+    validator selects the single stored response. Empty means: nothing to freshen, so the request
+    must be repeated without a condition.
+    """
+    tag = _entity_tag(get_header(response_headers, "etag"))
+    if tag is not None and not tag[0]:
+        return [
+            i
+            for i, (headers, _) in enumerate(candidates)
+            if _entity_tag(get_header(headers, "etag")) == (False, tag[1])
+        ]
+    if tag is not None:
+        matching = [
+            i
+            for i, (headers, _) in enumerate(candidates)
+            if (stored := _entity_tag(get_header(headers, "etag"))) is not None and stored[1] == tag[1]
+        ]
+    else:
+        last_modified = parse_http_date(get_header(response_headers, "last-modified"))
+        if last_modified is None:
+            return [0] if len(candidates) == 1 else []
+        matching = [
+            i
+            for i, (headers, _) in enumerate(candidates)
+            if parse_http_date(get_header(headers, "last-modified")) == last_modified
+        ]
+    if not matching:
+        return []
+    return [max(matching, key=lambda i: candidates[i][1])]
+
+
+def headers_to_store(headers: Headers) -> tuple[tuple[str, str], ...]:
+    """The header fields worth storing: not connection-specific, not Set-Cookie (RFC 9111 §3.1)."""
+    connection = {name.strip(" \t").lower() for name in (get_header(headers, "connection") or "").split(",")}
+    return tuple((name, value) for name, value in headers if name.lower() not in _NOT_STORED | connection)
+
+
+def freshen_headers(stored: Headers, response_304: Headers) -> tuple[tuple[str, str], ...]:
+    """A stored response's headers updated by a 304 (RFC 9111 §3.2): each field the 304 carries
+    replaces the stored one, except those that describe the stored body or the connection."""
+    replacing = headers_to_store(response_304)
+    replaced = {name.lower() for name, _ in replacing} - _NOT_FRESHENED
+    kept = [(name, value) for name, value in stored if name.lower() not in replaced]
+    return (*kept, *((name, value) for name, value in replacing if name.lower() in replaced))
+
+
+def with_age(headers: Headers, age: float) -> tuple[tuple[str, str], ...]:
+    """The headers of a response served from the cache, with its ``Age`` (RFC 9111 §5.1)."""
+    return (
+        *((name, value) for name, value in headers if name.lower() != "age"),
+        ("Age", str(min(int(age), 2**31))),
+    )
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return None
+
+
+def invalidation_targets(method: str, status: int, target: str, response_headers: Headers) -> tuple[str, ...]:
+    """The URLs whose stored responses an unsafe request invalidates (RFC 9111 §4.4).
+
+    Only non-error answers (2xx, 3xx) to unsafe methods invalidate: the target URI, and the
+    ``Location`` and ``Content-Location`` URLs when they share the target's origin.
+    """
+    if method.upper() in SAFE_METHODS or not 200 <= status < 400:
+        return ()
+    urls = [target]
+    origin = _origin(target)
+    for name in ("location", "content-location"):
+        value = get_header(response_headers, name)
+        if value is None:
+            continue
+        try:
+            url = urljoin(target, value.strip(" \t"))
+        except ValueError:
+            continue
+        if origin is not None and _origin(url) == origin and url not in urls:
+            urls.append(url)
+    return tuple(urls)

@@ -1,0 +1,589 @@
+"""An async revalidating HTTP client: a private RFC 9111 cache as an httpx transport.
+
+``ETagTransport(inner)`` wraps any ``httpx.AsyncBaseTransport``; ``ETagClient`` is an
+``httpx.AsyncClient`` that uses it. Decisions (freshness, what to store, which validators to send,
+what a 304 freshens) come from the pure :mod:`etagkit._freshness`; this module only does I/O and
+book-keeping: the LRU store, single-flight, generations (latest wins) and statistics.
+
+Every response says where it came from in ``response.extensions["etagkit"]`` (a :class:`Source`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import itertools
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+try:
+    import httpx
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "etagkit.client needs httpx, which comes with the 'client' extra: pip install 'etagkit[client]'"
+    ) from exc
+
+from cachetools import LRUCache
+
+from ._errors import ConfigurationError
+from ._freshness import (
+    STALE_IF_ERROR_STATUSES,
+    Freshness,
+    RequestDirectives,
+    Use,
+    assess,
+    conditional_headers,
+    decide,
+    freshen_headers,
+    headers_to_store,
+    invalidation_targets,
+    is_storable,
+    select_for_304,
+    usable_on_error,
+    vary_names,
+    vary_selection,
+    with_age,
+)
+
+__all__ = ["ClientStats", "ETagClient", "ETagTransport", "Source"]
+
+EXTENSION = "etagkit"  # response.extensions key holding the Source
+REFRESH = "etagkit.refresh"  # request extension: "new" (own request) or "cancel" (also cancel older)
+_CALLER_CONDITIONS = ("if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range")
+_ENTRY_OVERHEAD = 256  # bytes charged per entry on top of its body and headers
+
+Pairs = tuple[tuple[str, str], ...]
+StoreKey = tuple[str, str, tuple[tuple[str, str | None], ...]]  # url, auth scope, Vary selection
+FlightKey = tuple[str, str, str, Hashable]  # method, url, auth scope, Vary selection or all headers
+
+
+class Source(enum.Enum):
+    """Where a response came from."""
+
+    NETWORK = "network"  # a full response from the origin
+    REVALIDATED = "revalidated"  # the stored body, confirmed by a 304 from the origin
+    CACHE = "cache"  # fresh from the cache; nothing was sent
+    STALE = "stale"  # stale from the cache (stale-while-revalidate or stale-if-error)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    """Counters since the transport was made (``ratio_304_to_200`` is 304s per network 200)."""
+
+    requests_sent: int
+    responses_200: int
+    responses_304: int
+    fresh_hits: int
+    stale_hits: int
+    bytes_not_downloaded: int
+    entries: int
+    stored_bytes: int
+    ratio_304_to_200: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """One stored response: its validators and its body are one record, stored and evicted together."""
+
+    url: str
+    scope: str
+    status: int
+    headers: Pairs
+    body: bytes
+    vary: tuple[str, ...]
+    selection: tuple[tuple[str, str | None], ...]
+    freshness: Freshness
+    size: int
+
+    @property
+    def key(self) -> StoreKey:
+        return self.url, self.scope, self.selection
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What one network exchange (or the cache) produced; shared by every waiter of a flight."""
+
+    status: int
+    headers: Pairs
+    body: bytes
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """A GET or HEAD as the cache sees it: the request and the plain values read from it once."""
+
+    request: httpx.Request
+    url: str
+    scope: str  # the Authorization value: responses are never shared across credentials
+    headers: Pairs
+    directives: RequestDirectives
+
+    @classmethod
+    def of(cls, request: httpx.Request) -> _Ask:
+        headers = tuple(request.headers.multi_items())
+        return cls(
+            request,
+            str(request.url),
+            request.headers.get("authorization", ""),
+            headers,
+            RequestDirectives.parse(headers),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    """A response read off the network, with the generation and times of its exchange."""
+
+    status: int
+    headers: Pairs
+    body: bytes
+    generation: int
+    request_time: float
+    response_time: float
+
+
+@dataclass(slots=True)
+class _Flight:
+    """One network request in progress for a key, the number of callers awaiting it, its successor."""
+
+    task: asyncio.Task[_Answer]
+    background: bool
+    waiters: int = 0
+    successor: _Flight | None = None
+
+
+@dataclass(slots=True)
+class _Counters:
+    sent: int = 0
+    ok: int = 0
+    not_modified: int = 0
+    fresh: int = 0
+    stale: int = 0
+    saved: int = 0
+
+
+class _LRU(LRUCache[Hashable, Any]):
+    """cachetools' LRU that reports each eviction, so the owner can keep its indexes in step."""
+
+    def __init__(self, maxsize: int, on_evict: Callable[[Hashable, Any], None], **kwargs: Any) -> None:
+        super().__init__(maxsize, **kwargs)
+        self._on_evict = on_evict
+
+    def popitem(self) -> tuple[Hashable, Any]:
+        key, value = super().popitem()
+        self._on_evict(key, value)
+        return key, value
+
+
+class ETagTransport(httpx.AsyncBaseTransport):
+    """An httpx async transport that caches and revalidates (RFC 9111, private cache).
+
+    ``max_entries`` and ``max_bytes`` bound the store (LRU); ``heuristic`` (e.g. 0.1) enables
+    heuristic freshness from Last-Modified (RFC 9111 §4.2.2), off by default; ``now`` is the clock
+    (POSIX seconds) used for all freshness arithmetic. One instance belongs to one event loop.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport | None = None,
+        *,
+        max_entries: int = 1024,
+        max_bytes: int = 64 * 1024 * 1024,
+        heuristic: float | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+            raise ConfigurationError(f"max_entries must be an int >= 1, not {max_entries!r}")
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ConfigurationError(f"max_bytes must be an int >= 1, not {max_bytes!r}")
+        if heuristic is not None and not 0 < heuristic <= 1:
+            raise ConfigurationError(f"heuristic must be a fraction in (0, 1], not {heuristic!r}")
+        self._inner = inner if inner is not None else httpx.AsyncHTTPTransport()
+        self._max_entries = max_entries
+        self._heuristic = heuristic
+        self._now = now
+        self._entries = _LRU(max_bytes, self._evicted, getsizeof=lambda stored: stored.size)
+        self._by_url: dict[str, dict[StoreKey, None]] = {}
+        # Latest wins: every network request takes a generation; a mark records, per store key, the
+        # newest generation that completed and, per URL, the generation of its last invalidation. A
+        # response may update the store only if it is newer than both. Marks are bounded too: an
+        # evicted mark raises ``_floor``, and a missing mark counts as ``_floor`` (never unsafe).
+        self._generation = itertools.count(1)
+        self._marks = _LRU(max(4096, 4 * max_entries), self._mark_evicted)
+        self._floor = 0
+        self._inflight: dict[FlightKey, _Flight] = {}
+        self._background: set[asyncio.Task[_Answer]] = set()
+        self._counters = _Counters()
+
+    # ---- public ---------------------------------------------------------------------------------
+
+    def stats(self) -> ClientStats:
+        """Requests sent, network 200s and 304s, cache hits, bytes a 304 or a hit did not download."""
+        c = self._counters
+        return ClientStats(
+            requests_sent=c.sent,
+            responses_200=c.ok,
+            responses_304=c.not_modified,
+            fresh_hits=c.fresh,
+            stale_hits=c.stale,
+            bytes_not_downloaded=c.saved,
+            entries=len(self._entries),
+            stored_bytes=int(self._entries.currsize),
+            ratio_304_to_200=c.not_modified / c.ok if c.ok else 0.0,
+        )
+
+    @property
+    def inflight(self) -> int:
+        """Network requests currently shared by waiters (0 when idle: the table never leaks)."""
+        return len(self._inflight)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        method = request.method
+        if method not in ("GET", "HEAD"):
+            return await self._unsafe(request)
+        if any(name in request.headers for name in (*_CALLER_CONDITIONS, "range")):
+            # The caller validates by itself: pass through, store nothing.
+            response = await self._inner.handle_async_request(request)
+            response.extensions = {**response.extensions, EXTENSION: Source.NETWORK}
+            return response
+        ask = _Ask.of(request)
+        directives = ask.directives
+        stored = self._lookup(ask) if method == "GET" else None
+        key: FlightKey = (method, ask.url, ask.scope, self._selection_for_key(stored, ask.headers))
+        refresh = request.extensions.get(REFRESH)
+        if stored is not None and not refresh:
+            now = self._now()
+            use = decide(stored.freshness, directives, now)
+            if use is Use.FRESH:
+                self._counters.fresh += 1
+                self._counters.saved += len(stored.body)
+                return self._from_cache(stored, Source.CACHE, now)
+            if use is Use.STALE_WHILE_REVALIDATE:
+                self._counters.stale += 1
+                self._counters.saved += len(stored.body)
+                if key not in self._inflight:
+                    self._start(key, ask, background=True)
+                return self._from_cache(stored, Source.STALE, now)
+        if directives.only_if_cached:  # RFC 9111 §5.2.1.7
+            return httpx.Response(504, extensions={EXTENSION: Source.CACHE})
+        flight = self._inflight.get(key)
+        if flight is None or directives.no_cache or refresh:
+            # A request that must see the origin now does not join an older request in flight.
+            older = flight
+            flight = self._start(key, ask, background=False)
+            if older is not None and refresh == "cancel":
+                older.successor = flight
+                older.task.cancel()
+        answer = await self._wait(flight)
+        return httpx.Response(
+            answer.status, headers=answer.headers, content=answer.body, extensions={EXTENSION: answer.source}
+        )
+
+    async def aclose(self) -> None:
+        """Cancel background revalidations, then close the inner transport."""
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._inner.aclose()
+
+    # ---- the store ------------------------------------------------------------------------------
+
+    def _lookup(self, ask: _Ask) -> _Stored | None:
+        """The stored response whose Vary selection matches the request (the newest if several)."""
+        best: _Stored | None = None
+        for key in list(self._by_url.get(ask.url, ())):
+            stored: _Stored | None = self._entries.get(key)
+            if (
+                stored is not None
+                and stored.scope == ask.scope
+                and vary_selection(stored.vary, ask.headers) == stored.selection
+                and (best is None or stored.freshness.response_time > best.freshness.response_time)
+            ):
+                best = stored
+        return best
+
+    def _candidates(self, url: str, scope: str) -> list[_Stored]:
+        found = (self._entries.get(key) for key in list(self._by_url.get(url, ())))
+        return [stored for stored in found if stored is not None and stored.scope == scope]
+
+    def _selection_for_key(self, stored: _Stored | None, headers: Pairs) -> Hashable:
+        if stored is not None:
+            return stored.selection
+        # Vary unknown: only requests with identical headers may share a network request.
+        return tuple(sorted((name.lower(), value) for name, value in headers))
+
+    def _put(self, stored: _Stored) -> None:
+        if stored.size > self._entries.maxsize:
+            self._drop(stored.key)
+            return
+        self._entries[stored.key] = stored
+        self._by_url.setdefault(stored.url, {})[stored.key] = None
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem()
+
+    def _drop(self, key: StoreKey) -> None:
+        self._entries.pop(key, None)
+        self._unindex(key)
+
+    def _evicted(self, key: Hashable, value: Any) -> None:
+        if isinstance(value, _Stored):
+            self._unindex(value.key)
+
+    def _unindex(self, key: StoreKey) -> None:
+        keys = self._by_url.get(key[0])
+        if keys is not None:
+            keys.pop(key, None)
+            if not keys:
+                del self._by_url[key[0]]
+
+    # ---- generations (latest wins) --------------------------------------------------------------
+
+    def _mark_evicted(self, key: Hashable, value: Any) -> None:
+        self._floor = max(self._floor, int(value))
+
+    def _mark(self, key: Hashable) -> int:
+        value: int = self._marks.get(key, self._floor)
+        return value
+
+    def _may_update(self, key: StoreKey, generation: int) -> bool:
+        """Only if no newer request for this key completed and the URL was not invalidated since."""
+        return generation > self._mark(("done", key)) and generation > self._mark(("invalidated", key[0]))
+
+    def _completed(self, key: StoreKey, generation: int) -> None:
+        self._marks[("done", key)] = max(generation, self._mark(("done", key)))
+
+    def _invalidate(self, urls: tuple[str, ...]) -> None:
+        for raw in urls:
+            try:
+                url = str(httpx.URL(raw))
+            except (httpx.InvalidURL, ValueError, TypeError):
+                continue
+            for key in list(self._by_url.get(url, ())):
+                self._drop(key)
+            self._marks[("invalidated", url)] = next(self._generation)
+
+    # ---- single-flight --------------------------------------------------------------------------
+
+    def _start(self, key: FlightKey, ask: _Ask, *, background: bool) -> _Flight:
+        task = asyncio.get_running_loop().create_task(self._fetch(ask))
+        flight = _Flight(task, background)
+        self._inflight[key] = flight
+        if background:
+            self._background.add(task)
+
+        def finished(done: asyncio.Task[_Answer]) -> None:
+            if self._inflight.get(key) is flight:
+                del self._inflight[key]
+            self._background.discard(done)
+            if not done.cancelled():
+                done.exception()  # retrieved: waiters get it; a background error is just dropped
+
+        task.add_done_callback(finished)
+        return flight
+
+    async def _wait(self, flight: _Flight) -> _Answer:
+        """Await a flight's answer without letting one waiter's cancellation cancel it for all."""
+        while True:
+            flight.waiters += 1
+            try:
+                return await asyncio.shield(flight.task)
+            except asyncio.CancelledError:
+                me = asyncio.current_task()
+                if me is not None and me.cancelling():  # this caller was cancelled
+                    if flight.waiters == 1 and not flight.background and not flight.task.done():
+                        flight.task.cancel()  # nobody else is left to receive it
+                    raise
+                if flight.successor is None:  # the request itself was cancelled (client closing)
+                    raise httpx.RequestError("the request was cancelled") from None
+                successor = flight.successor  # superseded: follow the newer request
+            finally:
+                flight.waiters -= 1
+            flight = successor
+
+    # ---- network --------------------------------------------------------------------------------
+
+    async def _fetch(self, ask: _Ask) -> _Answer:
+        """One flight: revalidate what is stored (or fetch), falling back to stale on errors."""
+        stored = self._lookup(ask) if ask.request.method == "GET" else None
+        conditions = conditional_headers(stored.headers) if stored is not None else ()
+        try:
+            answer = await self._exchange(ask, conditions)
+            if answer is None:  # a 304 for a body the store no longer holds: ask again, unconditionally
+                answer = await self._exchange(ask, ())
+        except httpx.TransportError:
+            now = self._now()
+            if stored is not None and usable_on_error(stored.freshness, ask.directives, now):
+                self._counters.stale += 1
+                return self._answer_from(stored, Source.STALE, now)
+            raise
+        if answer is None:  # only a conditional request can be answered by a stored body
+            raise httpx.RemoteProtocolError(
+                "304 Not Modified to an unconditional request", request=ask.request
+            )
+        if answer.status in STALE_IF_ERROR_STATUSES and stored is not None:
+            now = self._now()
+            if usable_on_error(stored.freshness, ask.directives, now):
+                self._counters.stale += 1
+                return self._answer_from(stored, Source.STALE, now)
+        return answer
+
+    async def _exchange(self, ask: _Ask, conditions: Pairs) -> _Answer | None:
+        """Send the request (with ``conditions`` added), read the whole body, update the store."""
+        generation = next(self._generation)
+        outgoing = ask.request
+        if conditions:
+            outgoing = httpx.Request(
+                outgoing.method,
+                outgoing.url,
+                headers=[*ask.headers, *conditions],
+                extensions=outgoing.extensions,
+            )
+        request_time = self._now()
+        response = await self._inner.handle_async_request(outgoing)
+        try:
+            body = b"".join([chunk async for chunk in response.aiter_raw()])
+        finally:
+            await response.aclose()
+        received = _Received(
+            response.status_code,
+            tuple(response.headers.multi_items()),
+            body,
+            generation,
+            request_time,
+            self._now(),
+        )
+        self._counters.sent += 1
+        if received.status == 304:
+            self._counters.not_modified += 1
+            return self._not_modified(ask, received) if conditions else None
+        if received.status == 200:
+            self._counters.ok += 1
+        if ask.request.method == "GET":
+            self._maybe_store(ask, received)
+        return _Answer(received.status, received.headers, body, Source.NETWORK)
+
+    def _maybe_store(self, ask: _Ask, received: _Received) -> None:
+        """Store a full response (RFC 9111 §3) unless a newer one for its key completed first."""
+        names = vary_names(received.headers)
+        key: StoreKey = (ask.url, ask.scope, vary_selection(names or (), ask.headers))
+        if not self._may_update(key, received.generation):
+            return  # a newer response for this key already completed, or the URL was invalidated
+        self._completed(key, received.generation)
+        if received.status in STALE_IF_ERROR_STATUSES or names is None:
+            return  # an error never replaces a stored response; Vary: * is never reusable
+        if not is_storable("GET", received.status, received.headers, ask.directives):
+            self._drop(key)  # e.g. now no-store: the old body must not be served again
+            return
+        kept = headers_to_store(received.headers)
+        freshness = assess(
+            received.status, kept, received.request_time, received.response_time, heuristic=self._heuristic
+        )
+        size = len(received.body) + sum(len(n) + len(v) for n, v in kept) + _ENTRY_OVERHEAD
+        self._put(
+            _Stored(ask.url, ask.scope, received.status, kept, received.body, names, key[2], freshness, size)
+        )
+
+    def _not_modified(self, ask: _Ask, received: _Received) -> _Answer | None:
+        """Freshen the stored responses a 304 selects (RFC 9111 §4.3.4); None if none is held."""
+        candidates = self._candidates(ask.url, ask.scope)
+        chosen = select_for_304(
+            [(stored.headers, stored.freshness.response_time) for stored in candidates], received.headers
+        )
+        if not chosen:
+            return None
+        answer: _Stored | None = None
+        for index in chosen:
+            stored = candidates[index]
+            if self._may_update(stored.key, received.generation):
+                self._completed(stored.key, received.generation)
+                headers = freshen_headers(stored.headers, received.headers)
+                freshness = assess(
+                    stored.status,
+                    headers,
+                    received.request_time,
+                    received.response_time,
+                    heuristic=self._heuristic,
+                )
+                stored = dataclasses.replace(stored, headers=headers, freshness=freshness)
+                self._put(stored)
+            answer = answer or stored
+        assert answer is not None
+        self._counters.saved += len(answer.body)
+        # The caller gets the stored body with the freshened headers, plus this 304's own cookies
+        # (they come from the network, not from the cache).
+        cookies = tuple((n, v) for n, v in received.headers if n.lower() == "set-cookie")
+        return _Answer(answer.status, answer.headers + cookies, answer.body, Source.REVALIDATED)
+
+    async def _unsafe(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        self._counters.sent += 1
+        targets = invalidation_targets(
+            request.method, response.status_code, str(request.url), tuple(response.headers.multi_items())
+        )
+        if targets:
+            self._invalidate(targets)
+        response.extensions = {**response.extensions, EXTENSION: Source.NETWORK}
+        return response
+
+    # ---- answers from the cache -----------------------------------------------------------------
+
+    def _answer_from(self, stored: _Stored, source: Source, now: float) -> _Answer:
+        return _Answer(
+            stored.status, with_age(stored.headers, stored.freshness.current_age(now)), stored.body, source
+        )
+
+    def _from_cache(self, stored: _Stored, source: Source, now: float) -> httpx.Response:
+        answer = self._answer_from(stored, source, now)
+        return httpx.Response(
+            answer.status, headers=answer.headers, content=answer.body, extensions={EXTENSION: source}
+        )
+
+
+class ETagClient(httpx.AsyncClient):
+    """An ``httpx.AsyncClient`` whose transport is an :class:`ETagTransport`.
+
+    ``transport`` (optional) is the inner transport that reaches the network; the other keyword
+    arguments of :class:`ETagTransport` configure the cache, the rest go to ``httpx.AsyncClient``.
+    """
+
+    def __init__(
+        self,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_entries: int = 1024,
+        max_bytes: int = 64 * 1024 * 1024,
+        heuristic: float | None = None,
+        now: Callable[[], float] = time.time,
+        **kwargs: Any,
+    ) -> None:
+        if transport is None:
+            options = {k: kwargs[k] for k in ("verify", "cert", "http1", "http2", "limits") if k in kwargs}
+            transport = httpx.AsyncHTTPTransport(**options)
+        self._etag = ETagTransport(
+            transport, max_entries=max_entries, max_bytes=max_bytes, heuristic=heuristic, now=now
+        )
+        super().__init__(transport=self._etag, **kwargs)
+
+    def stats(self) -> ClientStats:
+        """The cache's counters (see :class:`ClientStats`)."""
+        return self._etag.stats()
+
+    @property
+    def etag_transport(self) -> ETagTransport:
+        """The caching transport (for its ``inflight`` count and ``stats()``)."""
+        return self._etag
+
+    async def refresh(
+        self, url: httpx.URL | str, *, cancel_older: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        """GET ``url`` from the origin now (revalidating what is stored), not joining an older
+        request in flight; ``cancel_older`` cancels that older request and hands its waiters this one."""
+        extensions = dict(kwargs.pop("extensions", None) or {})
+        extensions[REFRESH] = "cancel" if cancel_older else "new"
+        return await self.get(url, extensions=extensions, **kwargs)
