@@ -1,0 +1,191 @@
+"""RedisStore specifics (the shared contract suite covers the semantics): one round trip per read,
+TTL on every key, one hash-tag namespace, NOSCRIPT recovery, eviction safety, RESP2 and RESP3."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from support import RedisServer
+
+from etagkit import ConfigurationError
+from etagkit.cache._store import GLOBAL_TAG, Entry
+from etagkit.cache.redis import RedisStore, namespace_for
+
+pytestmark = pytest.mark.redis
+
+NOW = 1_800_000_000.0
+
+
+def entry(started: int, value: Any = "v", tags: tuple[str, ...] = ("a", "b")) -> Entry:
+    return Entry(value, tags, started, NOW + 10, NOW + 20, NOW + 30, delta=0.25)
+
+
+class CountingConnection(redis.Connection):
+    """Counts the commands this client sends: the round trips of the code under test."""
+
+    sent: Counter[str] = Counter()
+
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        CountingConnection.sent[str(args[0]).upper()] += 1
+        super().send_command(*args, **kwargs)
+
+
+@pytest.fixture
+def store(redis_url: str, redis_prefix: str) -> Iterator[RedisStore]:
+    s = RedisStore(redis_url, prefix=redis_prefix)
+    yield s
+    s.close()
+
+
+def test_a_read_is_one_command(redis_url: str, redis_prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url, connection_class=CountingConnection)
+    store = RedisStore(client, prefix=redis_prefix)
+    started = store.begin(["a", "b"])
+    assert store.set("k", entry(started), NOW)
+    assert store.get("k", NOW) is not None  # warm: the script is loaded
+    CountingConnection.sent.clear()
+    for _ in range(10):
+        assert store.get("k", NOW) is not None
+    assert store.get("absent", NOW) is None
+    assert CountingConnection.sent == Counter({"EVALSHA": 11})
+    CountingConnection.sent.clear()
+    store.invalidate(["a", "b"])
+    assert CountingConnection.sent == Counter({"EVALSHA": 1})
+    client.close()
+
+
+def test_value_and_entry_fields_round_trip(store: RedisStore) -> None:
+    started = store.begin(["a", "b"])
+    value = {"rows": [(1, "x", b"\x00\xff"), (2, None, b"")], "n": 2, "ok": False}
+    original = entry(started, value)
+    assert store.set("k", original, NOW)
+    hit = store.get("k", NOW)
+    assert hit is not None and not hit.soft_invalidated
+    assert hit.entry == original
+    assert hit.entry.size > 0
+
+
+def test_every_key_has_a_ttl_and_shares_one_hash_tag(store: RedisStore, redis_prefix: str) -> None:
+    started = store.begin(["a"])
+    store.set("k", entry(started, tags=("a", "late")), NOW)  # refused: "late" had no mark
+    assert store.set("k", entry(started, tags=("a", "late")), NOW)
+    store.invalidate(["other"], soft=True)
+    client = store.client
+    keys = list(client.scan_iter(match="{" + redis_prefix + "}*"))
+    assert len(keys) >= 6  # clock, global mark, 3 tag marks, the entry
+    for key in keys:
+        assert key.startswith(b"{" + redis_prefix.encode() + b"}")
+        assert client.pttl(key) > 0, key
+    entry_ttl = client.pttl("{" + redis_prefix + "}e:k")
+    assert 0 < entry_ttl <= 30_000  # until error_until - now
+    assert client.pttl("{" + redis_prefix + "}m:a") > 24 * 3600 * 1000  # marks: the long mark_ttl
+
+
+def test_namespace_is_one_cluster_slot() -> None:
+    assert namespace_for("etagkit:") == "{etagkit:}"
+    assert namespace_for("app:{users}:") == "app:{users}:"
+    assert namespace_for("odd{}") == "{odd{}}"
+
+
+def test_evicted_mark_means_invalidated(store: RedisStore, redis_prefix: str) -> None:
+    started = store.begin(["a", "b"])
+    assert store.set("k", entry(started), NOW)
+    store.client.delete("{" + redis_prefix + "}m:b")  # what allkeys-lru may do
+    assert store.get("k", NOW) is None
+    store.client.delete("{" + redis_prefix + "}m:" + GLOBAL_TAG)
+    assert store.set("k", entry(store.begin(["a", "b"])), NOW)
+
+
+def test_evicted_clock_restarts_above_every_old_value(store: RedisStore, redis_prefix: str) -> None:
+    started = store.begin(["a"])
+    for _ in range(50):
+        store.invalidate(["a"])
+    before = store.begin(["a"])
+    assert before > started
+    store.client.delete("{" + redis_prefix + "}c")
+    after = store.begin(["a"])
+    assert after >= before
+    store.invalidate(["a"])
+    assert not store.set("k", entry(after, tags=("a",)), NOW)
+
+
+def test_expired_or_late_writes(store: RedisStore) -> None:
+    started = store.begin(["a", "b"])
+    assert not store.set("k", entry(started), NOW + 30)  # already past error_until: nothing stored
+    assert store.set("k", entry(started), NOW)
+    assert store.get("k", NOW + 29.9) is not None
+    assert store.get("k", NOW + 30) is None
+
+
+def test_noscript_is_recovered(store: RedisStore) -> None:
+    started = store.begin(["a", "b"])
+    assert store.set("k", entry(started), NOW)
+    store.client.script_flush()
+    assert store.get("k", NOW) is not None
+    store.client.script_flush()
+    store.invalidate(["a"])
+    assert store.get("k", NOW) is None
+
+
+def test_invalidations_are_published(store: RedisStore) -> None:
+    pubsub = store.client.pubsub()
+    pubsub.subscribe(store.channel)
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"  # type: ignore[index]
+    store.invalidate(["a", "b"], soft=True)
+    store.delete("k")
+    messages = [pubsub.get_message(timeout=5) for _ in range(2)]
+    pubsub.close()
+    import json
+
+    payloads = [json.loads(m["data"]) for m in messages if m]
+    assert payloads == [
+        {"o": store.origin, "f": "s", "t": ["a", "b"]},
+        {"o": store.origin, "k": "k"},
+    ]
+
+
+def test_decode_responses_client_is_refused(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    with pytest.raises(ConfigurationError):
+        RedisStore(client)
+    client.close()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_both_resp_protocols(redis_url: str, redis_prefix: str, protocol: int) -> None:
+    client = redis.Redis.from_url(redis_url, protocol=protocol)
+    store = RedisStore(client, prefix=redis_prefix)
+    started = store.begin(["a"])
+    assert store.set("k", entry(started, value=[b"\x00", 1.5], tags=("a",)), NOW)
+    hit = store.get("k", NOW)
+    assert hit is not None and hit.entry.value == [b"\x00", 1.5]
+    store.invalidate(["a"], soft=True)
+    hit = store.get("k", NOW)
+    assert hit is not None and hit.soft_invalidated
+    client.close()
+
+
+def test_works_under_allkeys_lru(tmp_path: Any) -> None:
+    """A tiny maxmemory with allkeys-lru evicts entries and marks; reads stay misses, never stale."""
+    with RedisServer(tmp_path / "lru", "--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru") as srv:
+        store = RedisStore(srv.url, prefix="lru:", socket_timeout=2, connect_timeout=2)
+        big = "x" * 2000
+        for i in range(3000):
+            started = store.begin([f"t{i}"])
+            store.set(f"k{i}", entry(started, big, tags=(f"t{i}",)), NOW)
+            if i % 7 == 0:
+                store.invalidate([f"t{i}"])
+        for i in range(0, 3000, 7):
+            assert store.get(f"k{i}", NOW) is None
+        assert store.client.info("stats")["evicted_keys"] > 0
+        store.close()
+
+
+def test_hybrid_clock_tracks_server_time(store: RedisStore) -> None:
+    clock = store.begin([])
+    assert abs(clock / 1e6 - time.time()) < 3600  # microseconds of the server's wall clock
