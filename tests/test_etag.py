@@ -1,0 +1,339 @@
+"""ETag values, list parsing (RFC 9110 §8.8.3, §13.1.1-2), comparison and generation."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+
+from etagkit import (
+    ConditionalPolicy,
+    ConfigurationError,
+    ETag,
+    EtagkitError,
+    InvalidETagError,
+    SerializationError,
+    etag_from_version,
+    generate_etag,
+    parse_etags,
+)
+
+# --- the value object -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tag", "weak", "text"),
+    [
+        ("abc", False, '"abc"'),
+        ("abc", True, 'W/"abc"'),
+        ("", False, '""'),
+        ("a,b", False, '"a,b"'),
+        ("W/x", False, '"W/x"'),
+        ("e\\tag", False, '"e\\tag"'),
+        ("caf\xe9", False, '"caf\xe9"'),  # obs-text %x80-FF
+        ("!#~\x7e\x80\xff", True, 'W/"!#~\x7e\x80\xff"'),
+    ],
+)
+def test_str_and_parse_are_inverse(tag: str, weak: bool, text: str) -> None:
+    etag = ETag(tag, weak=weak)
+    assert str(etag) == text
+    assert ETag.parse(text) == etag
+    assert ETag.parse(f" \t{text} ") == etag  # surrounding OWS
+
+
+@pytest.mark.parametrize("tag", ['a"b', "a b", "tab\t", "\x00", "\x7f", "euro\u20ac", "nl\n", "\x20"])
+def test_invalid_opaque_tag_refused_at_construction(tag: str) -> None:
+    with pytest.raises(InvalidETagError):
+        ETag(tag)
+
+
+def test_construction_checks_types() -> None:
+    with pytest.raises(InvalidETagError):
+        ETag(b"abc")  # type: ignore[arg-type]
+    with pytest.raises(InvalidETagError):
+        ETag("abc", weak=1)  # type: ignore[arg-type]
+
+
+def test_errors_are_value_errors_under_one_root() -> None:
+    assert issubclass(InvalidETagError, ValueError)
+    assert issubclass(InvalidETagError, EtagkitError)
+    with pytest.raises(ValueError, match="entity-tag"):
+        ETag.parse("abc")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "abc",
+        'w/"abc"',
+        '"abc',
+        'abc"',
+        '"a"b"',
+        'W/ "a"',
+        'W/"a',
+        '"a" "b"',
+        '"a", "b"',
+        "*",
+        "",
+        " ",
+        "W/",
+        '"\x00"',
+    ],
+)
+def test_parse_refuses_malformed(value: str) -> None:
+    with pytest.raises(InvalidETagError):
+        ETag.parse(value)
+
+
+def test_parse_refuses_non_strings() -> None:
+    with pytest.raises(InvalidETagError):
+        ETag.parse(None)  # type: ignore[arg-type]
+
+
+def test_frozen_and_slotted() -> None:
+    etag = ETag("a")
+    with pytest.raises(AttributeError):
+        etag.tag = "b"  # type: ignore[misc]
+    assert not hasattr(etag, "__dict__")
+    assert hash(etag) == hash(ETag("a"))
+
+
+# RFC 9110 §8.8.3.2 comparison table, plus the strong/strong mismatch.
+@pytest.mark.parametrize(
+    ("a", "b", "strong", "weak"),
+    [
+        ('W/"1"', 'W/"1"', False, True),
+        ('W/"1"', 'W/"2"', False, False),
+        ('W/"1"', '"1"', False, True),
+        ('"1"', '"1"', True, True),
+        ('"1"', '"2"', False, False),
+        ('"1"', 'W/"1"', False, True),
+    ],
+)
+def test_comparison_table(a: str, b: str, strong: bool, weak: bool) -> None:
+    x, y = ETag.parse(a), ETag.parse(b)
+    assert x.strong_match(y) is strong
+    assert y.strong_match(x) is strong
+    assert x.weak_match(y) is weak
+    assert y.weak_match(x) is weak
+
+
+# --- lists ------------------------------------------------------------------------------------
+
+S, W = ETag, lambda tag: ETag(tag, weak=True)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("", None),
+        (" \t", None),
+        (", ,,", None),  # only empty members: no condition at all
+        ("*", "*"),
+        (" * ", "*"),
+        ('"a"', (S("a"),)),
+        ('W/"a"', (W("a"),)),
+        ('"a", W/"b" ,"c"', (S("a"), W("b"), S("c"))),
+        (', "a" ,,', (S("a"),)),  # empty elements MUST be accepted (§5.6.1.2)
+        ('"a,b", "c"', (S("a,b"), S("c"))),  # comma inside quotes belongs to the tag
+        ('W/"a,b"', (W("a,b"),)),
+        ('*, "a"', (S("a"),)),  # '*' only as the whole value; inside a list it is an invalid member
+        ('"a", *', (S("a"),)),
+        ("**", ()),
+        ('w/"a"', ()),  # W/ is case-sensitive
+        ("a", ()),  # bare token: not an entity-tag
+        ('a, "b"', (S("b"),)),
+        ('"a" b, "c"', (S("c"),)),
+        ('x"a, b", "c"', (S("c"),)),  # the malformed member keeps its quoted comma
+        ('"a\\", "b"', (S("a\\"), S("b"))),  # no escapes in entity-tags: backslash is etagc
+        ('"caf\xe9"', (S("caf\xe9"),)),
+        ('"\u20ac", "a"', (S("a"),)),  # beyond latin-1 is not obs-text
+        ('"a\x00", "b"', (S("b"),)),
+        ('"a"\r\n, "b"', (S("b"),)),
+        ('"unterminated, "b"', ()),
+        ('""', (S(""),)),
+        ("W/", ()),
+    ],
+)
+def test_parse_etags_rfc_reading(header: str | None, expected: object) -> None:
+    assert parse_etags(header) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ('"a", "b"', (S("a"), S("b"))),
+        ('"a", b', ()),
+        ('*, "a"', ()),
+        ('w/"a"', ()),
+        ("*", "*"),
+        (",", None),
+    ],
+)
+def test_parse_etags_strict_field(header: str, expected: object) -> None:
+    assert parse_etags(header, policy=ConditionalPolicy(strict_field=True)) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ('w/"a"', (W("a"),)),
+        ("a, b", (S("a"), S("b"))),
+        ("W/a", (W("a"),)),
+        ('"a", b"c', (S("a"),)),
+        ('*, "a"', (S("*"), S("a"))),
+        ("*", "*"),
+    ],
+)
+def test_parse_etags_permissive(header: str, expected: object) -> None:
+    assert parse_etags(header, policy=ConditionalPolicy(permissive=True)) == expected
+
+
+def test_member_cap() -> None:
+    header = ", ".join(f'"t{i}"' for i in range(1000))
+    tags = parse_etags(header)
+    assert isinstance(tags, tuple)
+    assert len(tags) == 256
+    assert tags[-1] == ETag("t255")
+    small = parse_etags(header, policy=ConditionalPolicy(max_members=3))
+    assert small == (S("t0"), S("t1"), S("t2"))
+
+
+def test_length_cap_keeps_whole_members_only() -> None:
+    policy = ConditionalPolicy(max_field_length=12)
+    assert parse_etags('"ab", "cd", "efgh"', policy=policy) == (S("ab"), S("cd"))
+    assert parse_etags('"abcdefghijklmnop"', policy=policy) == ()  # present, but nothing considered
+    assert parse_etags('"abcdefghijklmnop", "x"', policy=policy) == ()
+    assert parse_etags('"a", "b"', policy=policy) == (S("a"), S("b"))  # under the cap: untouched
+
+
+def test_huge_header_is_bounded_and_still_present() -> None:
+    assert parse_etags('"' + "a" * 1_000_000 + '"') == ()
+    assert parse_etags("," * 1_000_000) == ()
+
+
+# --- generation -------------------------------------------------------------------------------
+
+
+def _expected_tag(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()[:16]).rstrip(b"=").decode()
+
+
+def test_generate_etag_hashes_identity_bytes_with_sha256_by_default() -> None:
+    body = b"Hello World"
+    etag = generate_etag(body)
+    assert etag == ETag(_expected_tag(body))
+    assert len(etag.tag) == 22
+    assert not etag.weak
+    assert generate_etag(body, weak=True) == ETag(etag.tag, weak=True)
+
+
+def test_bytes_like_and_str_give_the_same_tag() -> None:
+    tag = generate_etag(b"caf\xc3\xa9")
+    assert generate_etag(bytearray(b"caf\xc3\xa9")) == tag
+    assert generate_etag(memoryview(b"caf\xc3\xa9")) == tag
+    assert generate_etag("café") == tag  # str hashed as UTF-8
+    assert generate_etag(b"cafe") != tag
+
+
+def test_objects_go_through_canonical_json() -> None:
+    a = generate_etag({"b": [1, 2], "a": "é"})
+    assert a == generate_etag({"a": "é", "b": [1, 2]})  # key order does not matter
+    assert a == generate_etag('{"a":"é","b":[1,2]}')  # sorted keys, fixed separators, no \\u escapes
+    assert generate_etag([1, 2]) != generate_etag([2, 1])
+    assert generate_etag(None) == generate_etag("null")
+
+
+def test_unencodable_objects_raise_serialization_error() -> None:
+    with pytest.raises(SerializationError):
+        generate_etag({"a": object()})
+    with pytest.raises(SerializationError):
+        generate_etag({1: "a", "b": 2})  # keys of mixed types cannot be sorted
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha1", "blake2b", "blake3", "xxh3"])
+def test_every_algorithm_gives_a_compact_stable_tag(algorithm: str) -> None:
+    etag = generate_etag(b"x" * 1000, algorithm=algorithm)  # type: ignore[arg-type]
+    assert len(etag.tag) == 22
+    assert etag == generate_etag(b"x" * 1000, algorithm=algorithm)  # type: ignore[arg-type]
+    assert etag != generate_etag(b"x" * 999, algorithm=algorithm)  # type: ignore[arg-type]
+
+
+def test_algorithms_differ() -> None:
+    tags = {generate_etag(b"data", algorithm=a).tag for a in ("sha256", "sha1", "blake2b", "blake3", "xxh3")}
+    assert len(tags) == 5
+
+
+@pytest.mark.parametrize("algorithm", ["md5", "SHA256", "", None])
+def test_unknown_algorithm_is_a_configuration_error(algorithm: object) -> None:
+    with pytest.raises(ConfigurationError):
+        generate_etag(b"x", algorithm=algorithm)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("algorithm", "module"), [("blake3", "blake3"), ("xxh3", "xxhash")])
+def test_missing_optional_hash_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, algorithm: str, module: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail, as if not installed
+    with pytest.raises(ImportError, match=r"etagkit\[fast\]"):
+        generate_etag(b"x", algorithm=algorithm)  # type: ignore[arg-type]
+    assert generate_etag(b"x").tag  # the default needs nothing optional
+
+
+# --- version tags -----------------------------------------------------------------------------
+
+
+def test_version_tag_is_deterministic_and_type_aware() -> None:
+    when = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    tag = etag_from_version(when, 7)
+    assert tag == etag_from_version(when, 7)
+    assert not tag.weak
+    assert etag_from_version(when, 7, weak=True) == ETag(tag.tag, weak=True)
+    assert tag != etag_from_version(when, 8)
+    assert tag != etag_from_version(when + timedelta(microseconds=1), 7)
+    assert etag_from_version(1) != etag_from_version("1")
+    assert etag_from_version(1) != etag_from_version(True)
+    assert etag_from_version("ab") != etag_from_version(b"ab")
+    assert etag_from_version("a", "b") != etag_from_version("ab")
+    assert etag_from_version(date(2024, 1, 2)) != etag_from_version("2024-01-02")
+
+
+def test_version_tag_same_instant_any_zone() -> None:
+    utc = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+    paris = utc.astimezone(timezone(timedelta(hours=1)))
+    assert etag_from_version(utc) == etag_from_version(paris)
+    assert etag_from_version(utc) != etag_from_version(utc.replace(tzinfo=None))  # naive is its own kind
+    naive = datetime(2024, 1, 1, 12, 0)
+    assert etag_from_version(naive) == etag_from_version(datetime(2024, 1, 1, 12, 0))
+
+
+def test_version_tag_is_stable_across_processes() -> None:
+    code = (
+        "from datetime import datetime, timezone; import etagkit; "
+        "print(etagkit.etag_from_version(datetime(2024, 5, 6, tzinfo=timezone.utc), 42, 'row', b'x'))"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed},
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert outputs == {str(etag_from_version(datetime(2024, 5, 6, tzinfo=UTC), 42, "row", b"x"))}
+
+
+def test_version_tag_refuses_nothing_and_unknown_types() -> None:
+    with pytest.raises(ConfigurationError):
+        etag_from_version()
+    with pytest.raises(ConfigurationError):
+        etag_from_version(1.5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        etag_from_version(None)  # type: ignore[arg-type]
