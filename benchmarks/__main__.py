@@ -117,14 +117,11 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     """The results as an aligned Markdown table (readable on a terminal and in a .md file)."""
     lines = [HEADER]
     for result in rows:
-        baseline = result.get("baseline", "")
-        if "error" in result:
-            baseline = result["error"]
-        elif result.get("note"):
-            baseline = f"{baseline} ({result['note']})"
+        baseline = result["error"] if "error" in result else result.get("baseline", "")
+        scenario = result["scenario"] + (f" [{result['note']}]" if result.get("note") else "")
         lines.append(
             (
-                result["scenario"],
+                scenario,
                 _spread(result, "etagkit"),
                 baseline,
                 _spread(result, "baseline"),
