@@ -1,0 +1,601 @@
+"""Conditional responses from plain values: the one implementation behind every adapter.
+
+A custom server (stdlib ``http.server``, a socket loop, another framework) and etagkit's own WSGI
+middleware and Flask extension all go through the same few functions:
+
+* :func:`check_preconditions` runs *before* the handler, when the current validator is already
+  known (a cheap version callable, a stored validator): it answers 304 / 412 / 428 so the handler
+  never runs, or ``None`` to run it.
+* :func:`conditional_response` runs *after* the handler of a safe method, over its unconditional
+  response (status, headers, identity body or a known validator): it adds the ETag and answers
+  the same response, a 304 with exactly the RFC 9110 §15.4.5 headers, or a small 412.
+* :func:`representation_key`, :func:`variant_key`, :func:`path_tag` and :class:`StoredValidator`
+  derive and encode the stored ("stateful") ETag of a representation (DESIGN.md "Stored ETags").
+
+Everything above is pure: no clock, no socket, no framework. :class:`ValidatorStore` is the one
+piece that talks to a cache, and only through the object it is given (a ``TagCache``); it never
+raises because of that cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from http import HTTPStatus
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode
+
+from ._dates import format_http_date, parse_http_date
+from ._errors import InvalidETagError
+from ._etag import ETag, generate_etag
+from ._headers import HeaderSource, get_header
+from ._policy import parse_cache_control
+from ._preconditions import Outcome, evaluate, not_modified_headers, requires_precondition
+
+__all__ = [
+    "EnvironHeaders",
+    "MetricsSink",
+    "Reply",
+    "StoredValidator",
+    "Validator",
+    "ValidatorStore",
+    "body_needed",
+    "check_preconditions",
+    "coded_etag",
+    "conditional_response",
+    "error_reply",
+    "invalidates_target",
+    "is_conditional",
+    "path_tag",
+    "representation_key",
+    "shared_lookup_allowed",
+    "split_tags",
+    "variant_key",
+    "wants_json",
+]
+
+# RFC 9110 §9.2.1: methods whose preconditions may be evaluated after the handler ran.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Request fields that make a request conditional (RFC 9110 §13.1).
+CONDITIONAL_FIELDS = ("If-None-Match", "If-Match", "If-Modified-Since", "If-Unmodified-Since")
+_IDENTITY = frozenset({"", "identity"})
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
+_KEY_VERSION = "v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What to send: a status, its header list and a body.
+
+    ``body is None`` means "send the unconditional response's own body unchanged" (the response
+    passes, possibly with an ETag added); otherwise ``body`` replaces it (304: ``b""``; 412 / 428:
+    a small error document).
+    """
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | None = None
+    etag: ETag | None = None
+
+    @property
+    def status_line(self) -> str:
+        """The status as WSGI and ``http.server`` want it, e.g. ``"304 Not Modified"``."""
+        try:
+            return f"{self.status} {HTTPStatus(self.status).phrase}"
+        except ValueError:
+            return f"{self.status} Unknown"
+
+    @property
+    def replaces_body(self) -> bool:
+        """True when the handler's body must not be sent (304, 412, 428 ...)."""
+        return self.body is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Validator:
+    """The current validator of a target resource, known without producing its body.
+
+    ``exists=False`` says there is no current representation (RFC 9110 §13.1.1-2: ``*`` then fails
+    for If-Match and succeeds for If-None-Match).
+    """
+
+    etag: ETag | str | None = None
+    last_modified: datetime | None = None
+    exists: bool = True
+
+
+class EnvironHeaders(Mapping[str, str]):
+    """Request headers of a WSGI environ, looked up case-insensitively by field name (PEP 3333)."""
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: Mapping[str, Any]) -> None:
+        self._environ = environ
+
+    @staticmethod
+    def _key(name: str) -> str:
+        key = name.upper().replace("-", "_")
+        return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+    def __getitem__(self, name: str) -> str:
+        value = self._environ[self._key(name)]
+        if not isinstance(value, str):
+            raise KeyError(name)
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:  # fast path: one dict lookup
+        value = self._environ.get(self._key(name))
+        return value if isinstance(value, str) else default
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and isinstance(self._environ.get(self._key(name)), str)
+
+    def __iter__(self) -> Iterator[str]:
+        for key, value in self._environ.items():
+            if not isinstance(value, str):
+                continue
+            if key.startswith("HTTP_"):
+                yield key[5:].replace("_", "-").title()
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                yield key.replace("_", "-").title()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+# -- decisions ---------------------------------------------------------------------------------------
+
+
+def wants_json(request_headers: HeaderSource, response_headers: HeaderSource = ()) -> bool:
+    """Whether an error document should be JSON: the response is JSON, or the client accepts JSON."""
+    ctype = (get_header(response_headers, "Content-Type") or "").lower()
+    if "json" in ctype.split(";", 1)[0]:
+        return True
+    accept = (get_header(request_headers, "Accept") or "").lower()
+    return "json" in accept and "text/html" not in accept
+
+
+def error_reply(status: int, *, json_body: bool = False, detail: str | None = None) -> Reply:
+    """A small 412 / 428 document and no representation headers (RFC 9110 §15.5.13, RFC 6585 §3).
+
+    JSON follows RFC 9457 (``application/problem+json``); otherwise one line of plain text.
+    """
+    title = HTTPStatus(status).phrase
+    if detail is None:
+        detail = (
+            "This request is required to be conditional: send If-Match with the current ETag."
+            if status == 428
+            else "The resource changed: a precondition in the request evaluated to false."
+        )
+    if json_body:
+        body = json.dumps({"status": status, "title": title, "detail": detail}).encode()
+        ctype = "application/problem+json"
+    else:
+        body = f"{status} {title}: {detail}\n".encode()
+        ctype = "text/plain; charset=utf-8"
+    headers = (("Content-Type", ctype), ("Content-Length", str(len(body))))
+    return Reply(status, headers, body)
+
+
+def check_preconditions(
+    method: str,
+    request_headers: HeaderSource,
+    validator: Validator | None = None,
+    *,
+    response_headers: Iterable[tuple[str, str]] = (),
+    require_precondition: bool = False,
+    json_errors: bool | None = None,
+) -> Reply | None:
+    """Decide before running the handler: a 304 / 412 / 428 :class:`Reply`, or None to run it.
+
+    ``validator`` is the current validator when it is known cheaply (``None``: unknown, only the
+    428 rule applies). ``response_headers`` are headers the 200 would carry (Cache-Control, Vary
+    ...); a 304 keeps those RFC 9110 §15.4.5 names. ``require_precondition`` answers 428 to an
+    unsafe request that carries neither If-Match nor If-Unmodified-Since (RFC 6585 §3).
+    """
+    if json_errors is None:
+        json_errors = wants_json(request_headers, ())
+    if require_precondition and requires_precondition(method, request_headers):
+        return error_reply(428, json_body=json_errors)
+    if validator is None:
+        return None
+    etag = _as_etag(validator.etag)
+    outcome = evaluate(
+        method,
+        request_headers,
+        etag=etag,
+        last_modified=validator.last_modified,
+        exists=validator.exists,
+    )
+    if outcome is Outcome.PROCEED:
+        return None
+    if outcome is Outcome.NOT_MODIFIED:
+        headers = _with_validators(list(response_headers), etag, validator.last_modified)
+        return Reply(304, tuple(not_modified_headers(headers)), b"", etag)
+    return error_reply(412, json_body=json_errors)
+
+
+def conditional_response(
+    method: str,
+    request_headers: HeaderSource,
+    status: int,
+    response_headers: Iterable[tuple[str, str]],
+    body: bytes | None = None,
+    *,
+    etag: ETag | str | None = None,
+    last_modified: datetime | None = None,
+    weak: bool = False,
+    weaken_encoded: bool = False,
+    json_errors: bool | None = None,
+) -> Reply:
+    """Decide after the handler of a safe method ran, over its unconditional response.
+
+    The validator is ``etag`` / ``last_modified`` if given, else the response's own ETag /
+    Last-Modified, else a strong (``weak=False``) ETag of ``body``, which must be the identity body
+    (what GET sends). Only a 2xx of a safe method is evaluated (RFC 9110 §13.2.1; unsafe methods are
+    checked before they run, with :func:`check_preconditions`); a body is hashed only for a 200, and
+    never for ``Cache-Control: no-store``. A Content-Encoding other than identity gets its own strong
+    tag (``"<tag>-gzip"``) or, with ``weaken_encoded``, the weak tag: a gzip body and an identity
+    body never share a strong ETag (RFC 9110 §8.8.3.3).
+    """
+    headers = list(response_headers)
+    method = method.upper()
+    if method not in SAFE_METHODS or not 200 <= status < 300:
+        return Reply(status, tuple(headers))
+    if "no-store" in parse_cache_control(get_header(headers, "Cache-Control")):
+        return Reply(status, tuple(headers))
+    tag = _as_etag(etag) if etag is not None else _header_etag(headers)
+    if tag is None and etag is None and get_header(headers, "ETag") is not None:
+        return Reply(status, tuple(headers))  # the app's ETag is malformed: leave it alone
+    if tag is None and body is not None and status == 200:
+        tag = generate_etag(body, weak=weak)
+    if tag is not None:
+        tag = coded_etag(tag, get_header(headers, "Content-Encoding"), weaken=weaken_encoded)
+    headers = _with_validators(headers, tag, last_modified)
+    if last_modified is None:
+        last_modified = parse_http_date(get_header(headers, "Last-Modified"))
+    if tag is None and last_modified is None:
+        return Reply(status, tuple(headers))
+    outcome = evaluate(method, request_headers, etag=tag, last_modified=last_modified, exists=True)
+    if outcome is Outcome.NOT_MODIFIED:
+        return Reply(304, tuple(not_modified_headers(headers)), b"", tag)
+    if outcome is Outcome.PRECONDITION_FAILED:
+        if json_errors is None:
+            json_errors = wants_json(request_headers, headers)
+        failed = error_reply(412, json_body=json_errors)
+        return Reply(412, failed.headers, failed.body, tag)
+    return Reply(status, tuple(headers), None, tag)
+
+
+def body_needed(method: str, status: int, response_headers: HeaderSource) -> bool:
+    """Whether :func:`conditional_response` needs the body to tag this response: a safe method's
+    200 without ETag or Last-Modified and not ``no-store``. Anything else streams through as is."""
+    if method.upper() not in SAFE_METHODS or status != 200:
+        return False
+    if get_header(response_headers, "ETag") is not None or get_header(response_headers, "Last-Modified"):
+        return False
+    return "no-store" not in parse_cache_control(get_header(response_headers, "Cache-Control"))
+
+
+def invalidates_target(method: str, status: int) -> bool:
+    """Whether a response makes stored validators of its target stale: an unsafe method with a
+    non-error status (RFC 9111 §4.4)."""
+    return method.upper() not in SAFE_METHODS and 200 <= status < 400
+
+
+def coded_etag(etag: ETag, content_encoding: str | None, *, weaken: bool = False) -> ETag:
+    """The ETag of a content-coded body: strong per coding, or weak (RFC 9110 §8.8.3.3, §8.4).
+
+    A weak tag stays as it is: weak tags already mean "semantically equivalent".
+    """
+    if content_encoding is None or etag.weak:
+        return etag
+    codings = [c.strip(" \t").lower() for c in content_encoding.split(",")]
+    codings = [c for c in codings if c not in _IDENTITY and set(c) <= _TCHAR and '"' not in c]
+    if not codings:
+        return etag
+    if weaken:
+        return ETag(etag.tag, weak=True)
+    return ETag(f"{etag.tag}-{'+'.join(codings)}")
+
+
+def _as_etag(value: ETag | str | None) -> ETag | None:
+    if value is None or isinstance(value, ETag):
+        return value
+    try:
+        return ETag.parse(value)
+    except InvalidETagError:
+        return None
+
+
+def _header_etag(headers: Sequence[tuple[str, str]]) -> ETag | None:
+    return _as_etag(get_header(headers, "ETag"))
+
+
+def _with_validators(
+    headers: list[tuple[str, str]], etag: ETag | None, last_modified: datetime | None
+) -> list[tuple[str, str]]:
+    """``headers`` with ETag (and Last-Modified when given) set, replacing earlier values."""
+    drop = set()
+    if etag is not None:
+        drop.add("etag")
+    if last_modified is not None:
+        drop.add("last-modified")
+    out = [(k, v) for k, v in headers if k.lower() not in drop]
+    if etag is not None:
+        out.append(("ETag", str(etag)))
+    if last_modified is not None:
+        out.append(("Last-Modified", format_http_date(last_modified)))
+    return out
+
+
+# -- stored validators: keys and records (pure) ------------------------------------------------------
+
+
+def representation_key(method: str, path: str, query: str = "", *, scope: str | None = None) -> str:
+    """The stored-validator key of a target before Vary: method class, path, canonical query, scope.
+
+    GET and HEAD share one class (HEAD gets GET's ETag); the query's parameters are sorted so
+    ``?a=1&b=2`` and ``?b=2&a=1`` are one representation. Stable across processes (sha256).
+    """
+    method = method.upper()
+    method_class = "GET" if method in ("GET", "HEAD") else method
+    pairs = sorted(parse_qsl(query, keep_blank_values=True)) if query else []
+    return _digest("etag", method_class, path, urlencode(pairs), scope)
+
+
+def variant_key(base_key: str, request_headers: HeaderSource, vary: Sequence[str]) -> str:
+    """The key of one variant: ``base_key`` plus the request's values of the fields named in Vary.
+
+    Field values are compared after trimming and collapsing whitespace; an absent field differs
+    from an empty one.
+    """
+    if not vary:
+        return base_key
+    parts: list[str | None] = []
+    for name in sorted({n.lower() for n in vary}):
+        value = get_header(request_headers, name)
+        parts.append(name)
+        parts.append(None if value is None else " ".join(value.split()))
+    return _digest("variant", base_key, *parts)
+
+
+def path_tag(path: str) -> str:
+    """The implicit tag of every validator stored for ``path``; a successful unsafe request to the
+    path invalidates it (RFC 9111 §4.4: unsafe requests invalidate the target URI)."""
+    return "etagkit:path:" + hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def shared_lookup_allowed(request_headers: HeaderSource, scope: str | None) -> bool:
+    """Whether a stored validator may answer this request: never a credentialed request (Authorization
+    or Cookie) unless the route declared its scope (then the scope is part of the key)."""
+    if scope is not None:
+        return True
+    return (
+        get_header(request_headers, "Authorization") is None and get_header(request_headers, "Cookie") is None
+    )
+
+
+def is_conditional(request_headers: HeaderSource) -> bool:
+    """Whether the request carries any precondition field (RFC 9110 §13.1)."""
+    if isinstance(request_headers, EnvironHeaders):
+        return any(name in request_headers for name in CONDITIONAL_FIELDS)
+    return any(get_header(request_headers, name) is not None for name in CONDITIONAL_FIELDS)
+
+
+def split_tags(value: str | None) -> tuple[str, ...]:
+    """Tags from a ``Cache-Tag`` style header: separated by spaces and/or commas, de-duplicated."""
+    if not value:
+        return ()
+    return tuple(dict.fromkeys(t for t in value.replace(",", " ").split() if t and t != "*"))
+
+
+def _digest(kind: str, *parts: str | None) -> str:
+    raw = json.dumps([_KEY_VERSION, kind, *parts], ensure_ascii=False, separators=(",", ":"))
+    return f"etagkit:{kind}:" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredValidator:
+    """A representation's stored validator and the headers its 304 carries (RFC 9110 §15.4.5).
+
+    With ``vary`` set and no validator it is the *index* record kept under the base key, naming the
+    request fields that select the variant key where the validator itself lives.
+    """
+
+    etag: ETag | None = None
+    last_modified: datetime | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    vary: tuple[str, ...] = ()
+    length: int = 0  # body bytes a 304 from this record does not send
+
+    @property
+    def is_index(self) -> bool:
+        return bool(self.vary) and self.etag is None and self.last_modified is None
+
+    @classmethod
+    def from_response(
+        cls,
+        status: int,
+        headers: Sequence[tuple[str, str]],
+        etag: ETag | None = None,
+        length: int | None = None,
+    ) -> StoredValidator | None:
+        """The record to store for a 2xx response to GET (None when it must not be stored).
+
+        ``headers`` are the 200's, ``etag`` the tag it was sent with (default: its ETag header) and
+        ``length`` its body size (default: Content-Length), counted as saved by each stored 304.
+        Not stored: ``no-store``, ``Vary: *`` (no key can select it), no validator at all.
+        """
+        if not 200 <= status < 300:
+            return None
+        if "no-store" in parse_cache_control(get_header(headers, "Cache-Control")):
+            return None
+        vary = tuple(v.strip(" \t") for v in (get_header(headers, "Vary") or "").split(",") if v.strip(" \t"))
+        if "*" in vary:
+            return None
+        if etag is None:
+            etag = _header_etag(headers)
+        last_modified = parse_http_date(get_header(headers, "Last-Modified"))
+        if etag is None and last_modified is None:
+            return None
+        if length is None:
+            declared = get_header(headers, "Content-Length") or ""
+            length = int(declared) if declared.isascii() and declared.isdigit() else 0
+        with_tag = _with_validators(list(headers), etag, None)
+        kept = tuple((k, v) for k, v in not_modified_headers(with_tag) if k.lower() != "date")
+        return cls(etag, last_modified, kept, vary, length)
+
+    def to_value(self) -> dict[str, Any]:
+        """A plain JSON/msgpack-safe value for the cache."""
+        return {
+            "e": None if self.etag is None else str(self.etag),
+            "m": None if self.last_modified is None else format_http_date(self.last_modified),
+            "h": [[k, v] for k, v in self.headers],
+            "v": list(self.vary),
+            "n": self.length,
+        }
+
+    @classmethod
+    def from_value(cls, value: object) -> StoredValidator | None:
+        """Decode :meth:`to_value`'s output; anything else (garbage, another version) is None."""
+        if isinstance(value, StoredValidator):
+            return value
+        if not isinstance(value, Mapping):
+            return None
+        try:
+            e, m, h, v = value["e"], value["m"], value["h"], value["v"]
+            etag = None if e is None else ETag.parse(e)
+            last_modified = None if m is None else parse_http_date(m)
+            headers = tuple((str(k), str(val)) for k, val in h)
+            vary = tuple(str(x) for x in v)
+            length = int(value.get("n", 0))
+        except (KeyError, TypeError, ValueError):
+            return None
+        record = cls(etag, last_modified, headers, vary, max(length, 0))
+        if etag is None and last_modified is None and not vary:
+            return None
+        return record
+
+    def validator(self) -> Validator:
+        return Validator(self.etag, self.last_modified, True)
+
+
+# -- the cache glue: calls only the cache object it is given -----------------------------------------
+
+
+class CacheLike(Protocol):
+    """The part of ``etagkit.cache.TagCache`` the adapters use."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def begin(self, tags: Iterable[str] = ()) -> Any: ...
+
+    def set(
+        self, key: str, value: Any, *, ticket: Any = None, tags: Iterable[str] = (), ttl: Any = None
+    ) -> bool: ...
+
+    def invalidate_tags(self, *tags: str, soft: bool = False) -> None: ...
+
+
+class MetricsSink(Protocol):
+    """The part of ``etagkit.metrics.Metrics`` the adapters call."""
+
+    def response(self, route: str, status: int, *, bytes_saved: int = 0, stored: bool = False) -> None: ...
+
+    def event(self, name: str, route: str | None = None) -> None: ...
+
+
+_MISSING = object()
+
+
+class ValidatorStore:
+    """Stored ETags over a ``TagCache``: look a representation's validator up, store it, drop it.
+
+    Never raises because of the cache: a failing lookup is a miss and a failing write is skipped,
+    each counted as a ``store_error`` / ``stateless_fallback`` event in ``metrics`` (the adapter then
+    works statelessly: it runs the handler and hashes the body).
+    """
+
+    def __init__(
+        self, cache: CacheLike, *, ttl: float | None = None, metrics: MetricsSink | None = None
+    ) -> None:
+        self.cache = cache
+        self.ttl = ttl
+        self.metrics = metrics
+
+    def _fault(self, route: str | None) -> None:
+        if self.metrics is not None:
+            self.metrics.event("store_error", route)
+            self.metrics.event("stateless_fallback", route)
+
+    def _get(self, key: str, route: str | None) -> StoredValidator | None:
+        try:
+            value = self.cache.get(key, _MISSING)
+        except Exception:  # a store that raises anyway must not break the request
+            self._fault(route)
+            return None
+        if value is _MISSING:
+            return None
+        return StoredValidator.from_value(value)
+
+    def lookup(
+        self, base_key: str, request_headers: HeaderSource, route: str | None = None
+    ) -> StoredValidator | None:
+        """The valid stored validator of the variant this request selects, or None."""
+        record = self._get(base_key, route)
+        if record is None or not record.is_index:
+            return record
+        record = self._get(variant_key(base_key, request_headers, record.vary), route)
+        return None if record is None or record.is_index else record
+
+    def begin(self, tags: Iterable[str], route: str | None = None) -> Any:
+        """A ticket read BEFORE the handler runs, so an invalidation during it wins (race safety)."""
+        try:
+            ticket = self.cache.begin(tags=tuple(tags))
+        except Exception:
+            self._fault(route)
+            return None
+        if getattr(ticket, "started", 0) is None:  # the store is unreachable: this request is stateless
+            if self.metrics is not None:
+                self.metrics.event("stateless_fallback", route)
+            return None
+        return ticket
+
+    def store(
+        self,
+        base_key: str,
+        request_headers: HeaderSource,
+        record: StoredValidator,
+        *,
+        ticket: Any,
+        tags: Iterable[str],
+        route: str | None = None,
+    ) -> bool:
+        """Store ``record`` (and the Vary index when it varies) under the ticket; False if refused."""
+        if ticket is None:
+            return False
+        tags = tuple(tags)
+        try:
+            if record.vary:
+                index = StoredValidator(vary=record.vary).to_value()
+                self.cache.set(base_key, index, ticket=ticket, tags=tags, ttl=self.ttl)
+                key = variant_key(base_key, request_headers, record.vary)
+            else:
+                key = base_key
+            return bool(self.cache.set(key, record.to_value(), ticket=ticket, tags=tags, ttl=self.ttl))
+        except Exception:
+            self._fault(route)
+            return False
+
+    def invalidate(self, *tags: str, route: str | None = None) -> None:
+        """Invalidate tags now (in every process sharing the store)."""
+        if not tags:
+            return
+        try:
+            self.cache.invalidate_tags(*tags)
+        except Exception:
+            self._fault(route)
