@@ -1,1 +1,23 @@
-"""Tagged cache-aside: TagCache in front of a MemoryStore or RedisStore."""
+"""Tagged cache-aside: TagCache in front of a MemoryStore or RedisStore.
+
+``RedisStore`` lives in ``etagkit.cache.redis`` (extra ``redis``); importing this package never
+imports redis.
+"""
+
+from __future__ import annotations
+
+from ._store import GLOBAL_TAG, Entry, Hit, Store
+from ._tagcache import CachedFunction, TagCache, Ticket
+from .memory import MemoryStore, estimate_size
+
+__all__ = [
+    "GLOBAL_TAG",
+    "CachedFunction",
+    "Entry",
+    "Hit",
+    "MemoryStore",
+    "Store",
+    "TagCache",
+    "Ticket",
+    "estimate_size",
+]

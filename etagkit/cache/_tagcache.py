@@ -1,0 +1,432 @@
+"""TagCache: cache-aside with tags, race-safe O(1) invalidation, single-flight and freshness windows.
+
+An entry moves through windows measured from its write: fresh (``ttl``), then stale-while-revalidate
+(``stale_ttl``: served stale while one background refresh runs), then stale-if-error (``error_ttl``:
+refreshed in the foreground, the stale value served only if the refresh raises), then gone.
+A fresh entry may be refreshed early by the XFetch rule: with probability ``exp(-Δt/(β·δ))``, Δt the
+time left, δ the measured compute time. Soft invalidation makes an entry stale at once (served
+while exactly one refresh runs); hard invalidation makes it unreadable everywhere at once.
+
+The store is never a reason to fail: when it is unreachable (``StoreUnavailableError``) reads are
+misses, writes are skipped and invalidations are left to the store's own catch-up (the Redis
+breaker remembers them); each such event is counted in ``stats()["store_errors"]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import math
+import random
+import threading
+import time
+import types
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+
+from .._errors import ConfigurationError, StoreUnavailableError
+from ._keys import KeyBuilder, KeySpec, TagBuilder, TagSpec, bound_arguments, normalize_tags
+from ._singleflight import SingleFlight
+from ._store import Entry, Hit, Store
+from .memory import MemoryStore
+
+__all__ = ["CachedFunction", "TagCache", "Ticket"]
+
+log = logging.getLogger("etagkit.cache")
+
+T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_MISS: Any = object()
+_SHARED_ATTEMPTS = 3  # flights joined before a waiter computes on its own (see _load)
+_COUNTERS = ("hits", "misses", "stale_served", "refreshes", "refresh_errors", "invalidations", "store_errors")
+_EVENTS = {"hits": "cache_hit", "misses": "cache_miss", "stale_served": "stale_serve", "refreshes": "refresh"}
+
+
+class EventSink(Protocol):
+    """What ``metrics=`` must offer (``etagkit.metrics.Metrics`` does)."""
+
+    def event(self, name: str, route: str | None = None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """Taken by :meth:`TagCache.begin` before a compute: the store's clock then, and the timer then.
+
+    ``started`` is None when the store could not be reached; a write with that ticket is skipped.
+    """
+
+    started: int | None
+    at: float
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Windows:
+    ttl: float
+    stale_ttl: float
+    error_ttl: float
+
+
+def _spawn_thread(job: Callable[[], None]) -> None:
+    threading.Thread(target=job, name="etagkit-refresh", daemon=True).start()
+
+
+class TagCache:
+    """The cache-aside front over a :class:`~etagkit.cache._store.Store` (a MemoryStore by default).
+
+    ``timer`` is the wall clock (``time.time``) by default, not a monotonic clock: entries' windows
+    are absolute times shared through the store by several processes (Redis), and monotonic clocks
+    are per process. Tests inject a fake timer. ``random`` drives XFetch early refresh and
+    ``spawn`` starts background refreshes (a daemon thread by default); both are injectable so
+    tests are deterministic. ``beta`` > 1 refreshes earlier, 0 disables early refresh.
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        default_ttl: float = 300.0,
+        timer: Callable[[], float] = time.time,
+        beta: float = 1.0,
+        metrics: EventSink | None = None,
+        random: Callable[[], float] = random.random,
+        spawn: Callable[[Callable[[], None]], object] = _spawn_thread,
+    ) -> None:
+        if not default_ttl >= 0:
+            raise ConfigurationError(f"default_ttl must be >= 0, not {default_ttl!r}")
+        if not beta >= 0:
+            raise ConfigurationError(f"beta must be >= 0, not {beta!r}")
+        self.store: Store = store if store is not None else MemoryStore(timer=timer)
+        self.default_ttl = float(default_ttl)
+        self._timer = timer
+        self._beta = float(beta)
+        self._metrics = metrics
+        self._random = random
+        self._spawn = spawn
+        self._flights = SingleFlight()
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+
+    # -- cache-aside ------------------------------------------------------------------------------
+
+    def get_or_set(
+        self,
+        key: str,
+        compute: Callable[[], T],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | str = (),
+        stale_ttl: float = 0.0,
+        error_ttl: float = 0.0,
+    ) -> T:
+        """The cached value of ``key``, or ``compute()`` stored under ``tags`` (one compute per process).
+
+        ``None`` and falsy values are cached like any other. An exception from ``compute`` reaches
+        every caller waiting for it and is not cached.
+        """
+        now = self._timer()
+        hit = self._read(key, now)
+        if hit is None:
+            self._count("misses")
+            return self._load(key, compute, tags, self._windows(ttl, stale_ttl, error_ttl))
+        entry = hit.entry
+        if now < entry.fresh_until and not hit.soft_invalidated:
+            self._count("hits")
+            if entry.delta > 0 and self._refresh_early(entry.fresh_until - now, entry.delta):
+                self._refresh_later(key, compute, tags, self._windows(ttl, stale_ttl, error_ttl))
+            return entry.value  # type: ignore[no-any-return]
+        windows = self._windows(ttl, stale_ttl, error_ttl)
+        if now < entry.stale_until:  # stale-while-revalidate (or soft-invalidated)
+            self._count("stale_served")
+            self._refresh_later(key, compute, tags, windows)
+            return entry.value  # type: ignore[no-any-return]
+        self._count("refreshes")  # stale-if-error window: refresh now, fall back on the stale value
+        try:
+            return self._load(key, compute, tags, windows)
+        except Exception:
+            log.warning("refresh of %r failed; serving the stale value", key, exc_info=True)
+            self._count("refresh_errors")
+            self._count("stale_served")
+            return entry.value  # type: ignore[no-any-return]
+
+    def cached(
+        self,
+        ttl: float | None = None,
+        *,
+        tags: TagSpec = (),
+        key: KeySpec = None,
+        stale_ttl: float = 0.0,
+        error_ttl: float = 0.0,
+        ignore: Iterable[str] = (),
+    ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
+        """Decorator: cache a function's result per call arguments.
+
+        ``tags``: strings, format templates over the call's arguments (``"book:{book_id}"``,
+        ``"author:{book.author_id}"``), or a callable taking the call's arguments. ``key``: a
+        template, a callable, or None for ``<module>.<qualname>:<hash of the arguments>``, stable
+        across processes. ``ignore`` leaves arguments out of the default key (e.g. ``"self"`` when
+        the result does not depend on the instance; otherwise give the class ``__cache_key__``).
+        """
+        windows = self._windows(ttl, stale_ttl, error_ttl)  # validate now, at decoration time
+
+        def decorate(fn: Callable[P, R]) -> CachedFunction[P, R]:
+            return CachedFunction(self, fn, windows=windows, tags=tags, key=key, ignore=ignore)
+
+        return decorate
+
+    # -- lower level: stored validators -----------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value if present, valid and fresh (not soft-invalidated), else ``default``. One read."""
+        now = self._timer()
+        hit = self._read(key, now)
+        if hit is None or hit.soft_invalidated or not now < hit.entry.fresh_until:
+            self._count("misses")
+            return default
+        self._count("hits")
+        return hit.entry.value
+
+    def begin(self, tags: Iterable[str] | str = ()) -> Ticket:
+        """Call before a compute whose result :meth:`set` will store; ``tags`` known up front."""
+        tags = normalize_tags(tags)
+        at = self._timer()
+        try:
+            started: int | None = self.store.begin(tags)
+        except StoreUnavailableError:
+            self._store_error("begin")
+            started = None
+        return Ticket(started, at, tags)
+
+    def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        ticket: Ticket | None = None,
+        tags: Iterable[str] | str = (),
+        ttl: float | None = None,
+        stale_ttl: float = 0.0,
+        error_ttl: float = 0.0,
+    ) -> bool:
+        """Store ``value`` unless one of its tags (``ticket``'s plus ``tags``, which may be learned
+        after the compute) was invalidated since ``ticket`` was taken; False when refused or skipped.
+        Without a ticket the compute is taken to begin now."""
+        windows = self._windows(ttl, stale_ttl, error_ttl)
+        if ticket is None:
+            ticket = self.begin(tags)
+        return self._write(key, value, ticket, normalize_tags(tags), windows) is True
+
+    # -- invalidation and housekeeping ------------------------------------------------------------
+
+    def invalidate_tags(self, *tags: str, soft: bool = False) -> None:
+        """Hard: every entry carrying a tag is gone for every later read, in every process sharing
+        the store. Soft: such entries are served stale while exactly one refresh runs. O(1) per tag."""
+        names = normalize_tags(tags)
+        if not names:
+            return
+        try:
+            self.store.invalidate(names, soft=soft)
+        except StoreUnavailableError:
+            self._store_error("invalidate")
+        with self._lock:
+            self._counts["invalidations"] += len(names)
+
+    def delete(self, key: str) -> None:
+        """Remove one entry (a compute already running for it may still store its result)."""
+        try:
+            self.store.delete(key)
+        except StoreUnavailableError:
+            self._store_error("delete")
+
+    def clear(self) -> None:
+        """Invalidate every entry of the store."""
+        try:
+            self.store.clear()
+        except StoreUnavailableError:
+            self._store_error("clear")
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: hits, misses, stale_served, refreshes, refresh_errors, invalidations,
+        store_errors, plus what the store reports (evictions; the breaker state of a Redis store)."""
+        with self._lock:
+            counts: dict[str, Any] = dict(self._counts)
+        counts.setdefault("evictions", 0)
+        store_stats = getattr(self.store, "stats", None)
+        if callable(store_stats):
+            with contextlib.suppress(StoreUnavailableError):
+                counts.update(store_stats())
+        return counts
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _windows(self, ttl: float | None, stale_ttl: float, error_ttl: float) -> _Windows:
+        ttl = self.default_ttl if ttl is None else ttl
+        for name, seconds in (("ttl", ttl), ("stale_ttl", stale_ttl), ("error_ttl", error_ttl)):
+            if not seconds >= 0:  # also refuses NaN
+                raise ConfigurationError(f"{name} must be >= 0 seconds, not {seconds!r}")
+        return _Windows(float(ttl), float(stale_ttl), float(error_ttl))
+
+    def _read(self, key: str, now: float) -> Hit | None:
+        try:
+            return self.store.get(key, now)
+        except StoreUnavailableError:
+            self._store_error("get")
+            return None
+
+    def _write(self, key: str, value: Any, ticket: Ticket, tags: tuple[str, ...], w: _Windows) -> bool | None:
+        """True stored; False refused by the store (a tag invalidated during the compute); None skipped."""
+        if ticket.started is None:
+            return None
+        now = self._timer()
+        fresh_until = now + w.ttl
+        stale_until = fresh_until + w.stale_ttl
+        error_until = stale_until + w.error_ttl
+        if not now < error_until:
+            return None  # nothing to keep (ttl=0 and no windows)
+        all_tags = ticket.tags + tuple(t for t in tags if t not in ticket.tags)
+        entry = Entry(
+            value, all_tags, ticket.started, fresh_until, stale_until, error_until, max(now - ticket.at, 0.0)
+        )
+        try:
+            return self.store.set(key, entry, now)
+        except StoreUnavailableError:
+            self._store_error("set")
+            return None
+
+    def _compute_and_store(
+        self, key: str, compute: Callable[[], Any], tags: Iterable[str] | str, w: _Windows
+    ) -> tuple[Any, bool]:
+        """Begin, compute, CAS-write; returns the value and whether the store refused it."""
+        ticket = self.begin(tags)
+        value = compute()
+        return value, self._write(key, value, ticket, (), w) is False
+
+    def _load(self, key: str, compute: Callable[[], T], tags: Iterable[str] | str, w: _Windows) -> T:
+        """Compute through single-flight.
+
+        A waiter may have arrived after an invalidation that the leader's compute predates; the
+        leader's write is then refused (CAS), and the waiter must not take that value: it joins
+        a new flight (whose compute begins after it arrived), and after a few refused flights
+        computes on its own. The leader itself may return its value: its call overlapped the write.
+        """
+        for _ in range(_SHARED_ATTEMPTS):
+            (value, refused), leader = self._flights.do(
+                key, lambda: self._compute_and_store(key, compute, tags, w)
+            )
+            if leader or not refused:
+                return value  # type: ignore[no-any-return]
+        return self._compute_and_store(key, compute, tags, w)[0]  # type: ignore[no-any-return]
+
+    def _refresh_early(self, remaining: float, delta: float) -> bool:
+        """XFetch: refresh with probability exp(-remaining / (beta * delta))."""
+        scale = self._beta * delta
+        if scale <= 0 or remaining > 40 * scale:  # exp(-40) ~ 4e-18: skip the draw
+            return False
+        return self._random() < math.exp(-remaining / scale)
+
+    def _refresh_later(
+        self, key: str, compute: Callable[[], Any], tags: Iterable[str] | str, w: _Windows
+    ) -> None:
+        """Start one background refresh of ``key`` unless one (or a load) is already in flight."""
+        call = self._flights.claim(key)
+        if call is None:
+            return
+        self._count("refreshes")
+
+        def job() -> None:
+            try:
+                self._flights.run(key, call, lambda: self._compute_and_store(key, compute, tags, w))
+            except Exception:
+                self._count("refresh_errors")
+                log.warning("background refresh of %r failed; the stale value stays", key, exc_info=True)
+
+        try:
+            self._spawn(job)
+        except Exception:  # could not start a thread: refresh now rather than leave waiters hanging
+            job()
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
+        if self._metrics is not None and name in _EVENTS:
+            self._metrics.event(_EVENTS[name])
+
+    def _store_error(self, operation: str) -> None:
+        log.warning("cache store unavailable during %s; carrying on without it", operation)
+        self._count("store_errors")
+        if self._metrics is not None:
+            self._metrics.event("store_error")
+
+
+class CachedFunction(Generic[P, R]):
+    """A function wrapped by :meth:`TagCache.cached`; also binds as a method."""
+
+    def __init__(
+        self,
+        cache: TagCache,
+        fn: Callable[P, R],
+        *,
+        windows: _Windows,
+        tags: TagSpec,
+        key: KeySpec,
+        ignore: Iterable[str],
+    ) -> None:
+        if inspect.iscoroutinefunction(fn):
+            raise ConfigurationError("@cached does not support async functions; await, then call get_or_set")
+        functools.update_wrapper(self, fn)
+        self.cache = cache
+        self._fn = fn
+        sig = inspect.signature(fn)
+        self._sig = sig
+        self._windows = windows
+        self._key = KeyBuilder(fn, sig, key, ignore)
+        self._tags = TagBuilder(sig, tags)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        arguments = bound_arguments(self._sig, args, kwargs)
+        w = self._windows
+        return self.cache.get_or_set(
+            self._key(args, kwargs, arguments),
+            lambda: self._fn(*args, **kwargs),
+            ttl=w.ttl,
+            tags=_LazyTags(self._tags, args, kwargs, arguments),
+            stale_ttl=w.stale_ttl,
+            error_ttl=w.error_ttl,
+        )
+
+    def key(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """The cache key of a call with these arguments."""
+        return self._key(args, kwargs, bound_arguments(self._sig, args, kwargs))
+
+    def tags(self, *args: P.args, **kwargs: P.kwargs) -> tuple[str, ...]:
+        """The tags of a call with these arguments."""
+        return self._tags(args, kwargs, bound_arguments(self._sig, args, kwargs))
+
+    def delete(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """Forget the cached result of a call with these arguments."""
+        self.cache.delete(self.key(*args, **kwargs))
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        return self if instance is None else types.MethodType(self, instance)
+
+
+class _LazyTags:
+    """Tags built only when a compute needs them, so a hit does not format templates."""
+
+    __slots__ = ("_args", "_arguments", "_builder", "_kwargs")
+
+    def __init__(
+        self, builder: TagBuilder, args: tuple[Any, ...], kwargs: dict[str, Any], arguments: dict[str, Any]
+    ):
+        self._builder = builder
+        self._args = args
+        self._kwargs = kwargs
+        self._arguments = arguments
+
+    def __iter__(self) -> Any:
+        return iter(self._builder(self._args, self._kwargs, self._arguments))
