@@ -56,7 +56,7 @@ def parse_http_date(value: str | None) -> datetime | None:
             int(match["day"]),
             int(match["hour"]),
             int(match["minute"]),
-            min(int(match["second"]), 59),
+            59 if match["second"] == "60" else int(match["second"]),
             tzinfo=UTC,
         )
     except ValueError:  # day 32, hour 25, year 0 ...
