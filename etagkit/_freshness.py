@@ -226,7 +226,8 @@ def decide(freshness: Freshness, request: RequestDirectives, now: float) -> Use:
     if (
         not freshness.must_revalidate
         and request.max_age is None
-        and age < freshness.lifetime + freshness.stale_while_revalidate
+        and not request.min_fresh  # a request that asks for freshness is not served stale
+        and freshness.lifetime <= age < freshness.lifetime + freshness.stale_while_revalidate
     ):
         return Use.STALE_WHILE_REVALIDATE
     return Use.REVALIDATE
