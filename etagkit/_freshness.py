@@ -10,12 +10,13 @@ RFC says (usually ignored; an invalid ``Expires`` means "already expired", §5.3
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from ._dates import parse_http_date
+from ._errors import InvalidETagError
+from ._etag import ETag
 from ._headers import get_header
 from ._policy import delta_seconds, parse_cache_control
 
@@ -66,18 +67,17 @@ _NOT_STORED = frozenset(
 )
 # A 304 does not update these (RFC 9111 §3.2): they describe the stored body, not the new response.
 _NOT_FRESHENED = _NOT_STORED | {"content-length", "content-encoding", "content-range", "content-type"}
-# entity-tag = [ weak ] opaque-tag ; opaque-tag = DQUOTE *etagc DQUOTE   (RFC 9110 §8.8.3)
-_ENTITY_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')
 
 
-def _entity_tag(value: str | None) -> tuple[bool, str] | None:
-    """``(weak, opaque)`` of an ``ETag`` field value, or None if it is not one entity-tag."""
+def _etag_of(headers: Headers) -> ETag | None:
+    """The response's ``ETag`` as a value, or None when absent or not one entity-tag."""
+    value = get_header(headers, "etag")
     if value is None:
         return None
-    match = _ENTITY_TAG.fullmatch(value.strip(" \t"))
-    if match is None:
+    try:
+        return ETag.parse(value)
+    except InvalidETagError:
         return None
-    return match.group(1) is not None, match.group(2)
 
 
 def _seconds_of_date(value: str | None) -> float | None:
@@ -274,9 +274,9 @@ def conditional_headers(stored_headers: Headers) -> tuple[tuple[str, str], ...]:
     """The validators to send for a stored response (RFC 9111 §4.3.1): If-None-Match from its
     ``ETag``, If-Modified-Since from its ``Last-Modified``. Empty when it has no valid validator."""
     result: list[tuple[str, str]] = []
-    etag = get_header(stored_headers, "etag")
-    if etag is not None and _entity_tag(etag) is not None:
-        result.append(("If-None-Match", etag.strip(" \t")))
+    etag = _etag_of(stored_headers)
+    if etag is not None:
+        result.append(("If-None-Match", str(etag)))
     last_modified = get_header(stored_headers, "last-modified")
     if last_modified is not None and parse_http_date(last_modified) is not None:
         result.append(("If-Modified-Since", last_modified.strip(" \t")))
@@ -292,18 +292,18 @@ def select_for_304(candidates: Sequence[tuple[Headers, float]], response_headers
     validator selects the single stored response. Empty means: nothing to freshen, so the request
     must be repeated without a condition.
     """
-    tag = _entity_tag(get_header(response_headers, "etag"))
-    if tag is not None and not tag[0]:
+    new = _etag_of(response_headers)
+    if new is not None and not new.weak:
         return [
             i
             for i, (headers, _) in enumerate(candidates)
-            if _entity_tag(get_header(headers, "etag")) == (False, tag[1])
+            if (stored := _etag_of(headers)) is not None and new.strong_match(stored)
         ]
-    if tag is not None:
+    if new is not None:
         matching = [
             i
             for i, (headers, _) in enumerate(candidates)
-            if (stored := _entity_tag(get_header(headers, "etag"))) is not None and stored[1] == tag[1]
+            if (stored := _etag_of(headers)) is not None and new.weak_match(stored)
         ]
     else:
         last_modified = parse_http_date(get_header(response_headers, "last-modified"))
