@@ -250,11 +250,13 @@ def test_installed_console_script_in_a_subprocess() -> None:
     exe = shutil.which("etagkit", path=str(Path(sys.executable).parent))
     assert exe is not None, "the etagkit console script is not installed next to this Python"
     with serve_waitress(good_app) as url:
-        ok = subprocess.run([exe, "check", url, "--json"], capture_output=True, text=True, timeout=120)
+        ok = subprocess.run(
+            [exe, "check", url, "--json"], capture_output=True, text=True, timeout=120, check=False
+        )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert json.loads(ok.stdout)["ok"] is True
     with serve_wsgiref(broken_app(body_on_304=True)) as url:
-        bad = subprocess.run([exe, "check", url], capture_output=True, text=True, timeout=120)
+        bad = subprocess.run([exe, "check", url], capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 1
     assert "304-no-body" in bad.stdout
 
@@ -262,7 +264,9 @@ def test_installed_console_script_in_a_subprocess() -> None:
 def test_missing_cli_extra_is_one_line_and_exit_2() -> None:
     code = "import sys; sys.modules['rich'] = None; from etagkit.cli import main; main(['check', 'x'])"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         'etagkit: the command line needs click, rich and httpx: pip install "etagkit[cli]"'
