@@ -36,6 +36,7 @@ from ._policy import parse_cache_control
 from ._preconditions import Outcome, evaluate, not_modified_headers, requires_precondition
 
 __all__ = [
+    "CachedResponse",
     "EnvironHeaders",
     "MetricsSink",
     "Reply",
@@ -150,10 +151,12 @@ class EnvironHeaders(Mapping[str, str]):
 
 
 def wants_json(request_headers: HeaderSource, response_headers: HeaderSource = ()) -> bool:
-    """Whether an error document should be JSON: the response is JSON, or the client accepts JSON."""
-    ctype = (get_header(response_headers, "Content-Type") or "").lower()
-    if "json" in ctype.split(";", 1)[0]:
-        return True
+    """Whether an error document should be JSON: the response or the request body is JSON, or the
+    client accepts JSON (and not HTML)."""
+    for source in (response_headers, request_headers):
+        ctype = (get_header(source, "Content-Type") or "").lower()
+        if "json" in ctype.split(";", 1)[0]:
+            return True
     accept = (get_header(request_headers, "Accept") or "").lower()
     return "json" in accept and "text/html" not in accept
 
@@ -335,16 +338,19 @@ def _with_validators(
 # -- stored validators: keys and records (pure) ------------------------------------------------------
 
 
-def representation_key(method: str, path: str, query: str = "", *, scope: str | None = None) -> str:
+def representation_key(
+    method: str, path: str, query: str = "", *, scope: str | None = None, kind: str = "etag"
+) -> str:
     """The stored-validator key of a target before Vary: method class, path, canonical query, scope.
 
     GET and HEAD share one class (HEAD gets GET's ETag); the query's parameters are sorted so
     ``?a=1&b=2`` and ``?b=2&a=1`` are one representation. Stable across processes (sha256).
+    ``kind`` separates what is stored for it (``"etag"``: validators, ``"response"``: whole responses).
     """
     method = method.upper()
     method_class = "GET" if method in ("GET", "HEAD") else method
     pairs = sorted(parse_qsl(query, keep_blank_values=True)) if query else []
-    return _digest("etag", method_class, path, urlencode(pairs), scope)
+    return _digest(kind, method_class, path, urlencode(pairs), scope)
 
 
 def variant_key(base_key: str, request_headers: HeaderSource, vary: Sequence[str]) -> str:
@@ -402,8 +408,7 @@ def _digest(kind: str, *parts: str | None) -> str:
 class StoredValidator:
     """A representation's stored validator and the headers its 304 carries (RFC 9110 §15.4.5).
 
-    With ``vary`` set and no validator it is the *index* record kept under the base key, naming the
-    request fields that select the variant key where the validator itself lives.
+    ``vary`` names the request fields that select the variant (its key is :func:`variant_key`).
     """
 
     etag: ETag | None = None
@@ -411,10 +416,6 @@ class StoredValidator:
     headers: tuple[tuple[str, str], ...] = ()
     vary: tuple[str, ...] = ()
     length: int = 0  # body bytes a 304 from this record does not send
-
-    @property
-    def is_index(self) -> bool:
-        return bool(self.vary) and self.etag is None and self.last_modified is None
 
     @classmethod
     def from_response(
@@ -434,7 +435,7 @@ class StoredValidator:
             return None
         if "no-store" in parse_cache_control(get_header(headers, "Cache-Control")):
             return None
-        vary = tuple(v.strip(" \t") for v in (get_header(headers, "Vary") or "").split(",") if v.strip(" \t"))
+        vary = _vary_names(headers)
         if "*" in vary:
             return None
         if etag is None:
@@ -475,13 +476,62 @@ class StoredValidator:
             length = int(value.get("n", 0))
         except (KeyError, TypeError, ValueError):
             return None
-        record = cls(etag, last_modified, headers, vary, max(length, 0))
-        if etag is None and last_modified is None and not vary:
+        if etag is None and last_modified is None:
             return None
-        return record
+        return cls(etag, last_modified, headers, vary, max(length, 0))
 
     def validator(self) -> Validator:
         return Validator(self.etag, self.last_modified, True)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    """A whole 200 response kept in the cache (response caching), served again with its ETag."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    @classmethod
+    def from_response(
+        cls, status: int, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> CachedResponse | None:
+        """The record for a response that may be served to other requests of the same key: a 200,
+        not ``no-store`` / ``private``, no Set-Cookie (never replay one user's cookie), no ``Vary: *``."""
+        if status != 200 or get_header(headers, "Set-Cookie") is not None:
+            return None
+        directives = parse_cache_control(get_header(headers, "Cache-Control"))
+        if "no-store" in directives or "private" in directives:
+            return None
+        if "*" in _vary_names(headers):
+            return None
+        return cls(status, tuple(headers), bytes(body))
+
+    @property
+    def vary(self) -> tuple[str, ...]:
+        return _vary_names(self.headers)
+
+    def to_value(self) -> dict[str, Any]:
+        return {"s": self.status, "h": [[k, v] for k, v in self.headers], "b": self.body}
+
+    @classmethod
+    def from_value(cls, value: object) -> CachedResponse | None:
+        """Decode :meth:`to_value`'s output; anything else is None."""
+        if not isinstance(value, Mapping):
+            return None
+        try:
+            status, raw_headers, body = int(value["s"]), value["h"], value["b"]
+            headers = tuple((str(k), str(v)) for k, v in raw_headers)
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not isinstance(body, bytes):
+            return None
+        return cls(status, headers, body)
+
+
+def _vary_names(headers: HeaderSource) -> tuple[str, ...]:
+    value = get_header(headers, "Vary") or ""
+    return tuple(name for name in (v.strip(" \t") for v in value.split(",")) if name)
 
 
 # -- the cache glue: calls only the cache object it is given -----------------------------------------
@@ -532,25 +582,29 @@ class ValidatorStore:
             self.metrics.event("store_error", route)
             self.metrics.event("stateless_fallback", route)
 
-    def _get(self, key: str, route: str | None) -> StoredValidator | None:
+    def _get(self, key: str, route: str | None) -> Any:
         try:
-            value = self.cache.get(key, _MISSING)
+            return self.cache.get(key, _MISSING)
         except Exception:  # a store that raises anyway must not break the request
             self._fault(route)
-            return None
-        if value is _MISSING:
-            return None
-        return StoredValidator.from_value(value)
+            return _MISSING
+
+    def lookup_value(self, base_key: str, request_headers: HeaderSource, route: str | None = None) -> Any:
+        """The stored value of the variant this request selects, or None. When the stored response
+        varies, the base key holds an index ``{"vary-index": [field names]}`` (one more read)."""
+        value = self._get(base_key, route)
+        if isinstance(value, Mapping) and "vary-index" in value:
+            names = value["vary-index"]
+            if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+                return None
+            value = self._get(variant_key(base_key, request_headers, names), route)
+        return None if value is _MISSING else value
 
     def lookup(
         self, base_key: str, request_headers: HeaderSource, route: str | None = None
     ) -> StoredValidator | None:
         """The valid stored validator of the variant this request selects, or None."""
-        record = self._get(base_key, route)
-        if record is None or not record.is_index:
-            return record
-        record = self._get(variant_key(base_key, request_headers, record.vary), route)
-        return None if record is None or record.is_index else record
+        return StoredValidator.from_value(self.lookup_value(base_key, request_headers, route))
 
     def begin(self, tags: Iterable[str], route: str | None = None) -> Any:
         """A ticket read BEFORE the handler runs, so an invalidation during it wins (race safety)."""
@@ -565,6 +619,34 @@ class ValidatorStore:
             return None
         return ticket
 
+    def store_value(
+        self,
+        base_key: str,
+        request_headers: HeaderSource,
+        value: Any,
+        *,
+        vary: Sequence[str],
+        ticket: Any,
+        tags: Iterable[str],
+        ttl: float | None = None,
+        route: str | None = None,
+    ) -> bool:
+        """Store ``value`` (and the Vary index when it varies) under ``ticket``; False if refused."""
+        if ticket is None:
+            return False
+        tags = tuple(tags)
+        ttl = self.ttl if ttl is None else ttl
+        try:
+            key = base_key
+            if vary:
+                index = {"vary-index": list(vary)}
+                self.cache.set(base_key, index, ticket=ticket, tags=tags, ttl=ttl)
+                key = variant_key(base_key, request_headers, vary)
+            return bool(self.cache.set(key, value, ticket=ticket, tags=tags, ttl=ttl))
+        except Exception:
+            self._fault(route)
+            return False
+
     def store(
         self,
         base_key: str,
@@ -575,21 +657,16 @@ class ValidatorStore:
         tags: Iterable[str],
         route: str | None = None,
     ) -> bool:
-        """Store ``record`` (and the Vary index when it varies) under the ticket; False if refused."""
-        if ticket is None:
-            return False
-        tags = tuple(tags)
-        try:
-            if record.vary:
-                index = StoredValidator(vary=record.vary).to_value()
-                self.cache.set(base_key, index, ticket=ticket, tags=tags, ttl=self.ttl)
-                key = variant_key(base_key, request_headers, record.vary)
-            else:
-                key = base_key
-            return bool(self.cache.set(key, record.to_value(), ticket=ticket, tags=tags, ttl=self.ttl))
-        except Exception:
-            self._fault(route)
-            return False
+        """Store a validator record under ``ticket`` (taken before the handler ran)."""
+        return self.store_value(
+            base_key,
+            request_headers,
+            record.to_value(),
+            vary=record.vary,
+            ticket=ticket,
+            tags=tags,
+            route=route,
+        )
 
     def invalidate(self, *tags: str, route: str | None = None) -> None:
         """Invalidate tags now (in every process sharing the store)."""

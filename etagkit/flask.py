@@ -1,0 +1,502 @@
+"""``ETagKit``: the Flask extension. ETags, preconditions, stored ETags and response caching per view.
+
+Follows Flask's extension guide: ``ETagKit(app=None, cache=None)`` and ``init_app(app)``, no
+``self.app``, per-app state in ``app.extensions["etagkit"]``, ``ETAGKIT_*`` config keys set with
+``setdefault``; works with app factories and several apps per process. It only translates between
+Flask and the pure decisions of ``etagkit._respond`` (the same ones ``ETagMiddleware`` uses).
+
+Config keys (defaults): ``ETAGKIT_MAX_BUFFER`` (1 MiB: largest body hashed),
+``ETAGKIT_WEAK`` (False: generate strong ETags), ``ETAGKIT_WEAKEN_ENCODED`` (False: a
+content-coded body gets a per-coding strong tag), ``ETAGKIT_REQUIRE_PRECONDITION`` (False: 428 for
+unconditional writes on decorated views), ``ETAGKIT_AUTO_INVALIDATE`` (True: a successful write
+invalidates the view's tags), ``ETAGKIT_STORED_ETAGS`` (True: use stored ETags when a cache is
+given), ``ETAGKIT_JSON_ERRORS`` (None: 412/428 bodies negotiated; True JSON, False text),
+``ETAGKIT_TTL`` (None: stored validators live as long as the cache's default).
+
+Example (the bookstore's shape)::
+
+    kit = ETagKit(cache=TagCache())
+
+    @app.get("/books")
+    @kit.conditional(tags=["books"])          # stored ETag: a revalidation never runs the view
+    def books(): ...
+
+    @app.route("/books/<int:book_id>", methods=["GET", "PUT", "DELETE"])
+    @kit.conditional(
+        etag=lambda book_id: db.version_of(book_id),   # cheap: checked BEFORE the view
+        tags=["books", "book:{book_id}"],              # invalidated after a successful PUT/DELETE
+        require_precondition=True,                     # PUT/DELETE without If-Match -> 428
+    )
+    def book(book_id): ...
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import string
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar, cast
+
+from flask import Flask, current_app, has_app_context, request
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import Headers
+from werkzeug.wrappers import Response
+
+from ._errors import ConfigurationError, InvalidETagError
+from ._etag import ETag, etag_from_version
+from ._policy import CacheControl
+from ._respond import (
+    SAFE_METHODS,
+    CachedResponse,
+    EnvironHeaders,
+    MetricsSink,
+    Reply,
+    StoredValidator,
+    Validator,
+    ValidatorStore,
+    body_needed,
+    check_preconditions,
+    conditional_response,
+    invalidates_target,
+    is_conditional,
+    path_tag,
+    representation_key,
+    shared_lookup_allowed,
+)
+
+__all__ = ["ETagKit", "TagSpec"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+TagSpec = str | Callable[..., "str | Iterable[str]"]
+"""A tag: a literal (``"books"``), a template over the view's arguments (``"book:{book_id}"``) or a
+callable taking the view's arguments and returning a tag or several."""
+
+_DEFAULTS: dict[str, Any] = {
+    "ETAGKIT_MAX_BUFFER": 1 << 20,
+    "ETAGKIT_WEAK": False,
+    "ETAGKIT_WEAKEN_ENCODED": False,
+    "ETAGKIT_REQUIRE_PRECONDITION": False,
+    "ETAGKIT_AUTO_INVALIDATE": True,
+    "ETAGKIT_STORED_ETAGS": True,
+    "ETAGKIT_JSON_ERRORS": None,
+    "ETAGKIT_TTL": None,
+}
+_BOOL_KEYS = (
+    "ETAGKIT_WEAK",
+    "ETAGKIT_WEAKEN_ENCODED",
+    "ETAGKIT_REQUIRE_PRECONDITION",
+    "ETAGKIT_AUTO_INVALIDATE",
+    "ETAGKIT_STORED_ETAGS",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    """What one app's ``init_app`` settled: read once per request from ``app.extensions``."""
+
+    kit: ETagKit
+    store: ValidatorStore | None
+    max_buffer: int
+    weak: bool
+    weaken_encoded: bool
+    require_precondition: bool
+    auto_invalidate: bool
+    stored_etags: bool
+    json_errors: bool | None
+    metrics: MetricsSink | None
+
+
+def _state() -> _State:
+    try:
+        return cast(_State, current_app.extensions["etagkit"])
+    except KeyError:
+        raise ConfigurationError("ETagKit.init_app(app) was not called for this app") from None
+
+
+class ETagKit:
+    """The Flask extension: ``kit = ETagKit(app, cache=TagCache())`` or ``kit.init_app(app)`` later.
+
+    ``cache`` (an ``etagkit.cache.TagCache``) turns on stored ETags and response caching; several
+    apps may share one kit (and so one cache), or pass their own to :meth:`init_app`. ``metrics``
+    (an ``etagkit.metrics.Metrics``) counts 200/304/412/428 per route.
+    """
+
+    def __init__(
+        self, app: Flask | None = None, cache: Any = None, *, metrics: MetricsSink | None = None
+    ) -> None:
+        _check_cache(cache)
+        self.cache = cache
+        self.metrics = metrics
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask, *, cache: Any = None) -> None:
+        """Register on ``app``: config defaults, validated now (a bad value raises ConfigurationError)."""
+        if "etagkit" in app.extensions:
+            raise ConfigurationError(f"ETagKit is already registered on app {app.name!r}")
+        _check_cache(cache)
+        for key, value in _DEFAULTS.items():
+            app.config.setdefault(key, value)
+        config = app.config
+        for key in _BOOL_KEYS:
+            if not isinstance(config[key], bool):
+                raise ConfigurationError(f"{key} must be True or False, not {config[key]!r}")
+        max_buffer = config["ETAGKIT_MAX_BUFFER"]
+        if isinstance(max_buffer, bool) or not isinstance(max_buffer, int) or max_buffer < 0:
+            raise ConfigurationError(f"ETAGKIT_MAX_BUFFER must be a non-negative int, not {max_buffer!r}")
+        if config["ETAGKIT_JSON_ERRORS"] not in (None, True, False):
+            raise ConfigurationError(
+                f"ETAGKIT_JSON_ERRORS must be None, True or False, not {config['ETAGKIT_JSON_ERRORS']!r}"
+            )
+        ttl = config["ETAGKIT_TTL"]
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
+            raise ConfigurationError(f"ETAGKIT_TTL must be None or a positive number, not {ttl!r}")
+        cache = cache if cache is not None else self.cache
+        app.extensions["etagkit"] = _State(
+            kit=self,
+            store=ValidatorStore(cache, ttl=ttl, metrics=self.metrics) if cache is not None else None,
+            max_buffer=max_buffer,
+            weak=config["ETAGKIT_WEAK"],
+            weaken_encoded=config["ETAGKIT_WEAKEN_ENCODED"],
+            require_precondition=config["ETAGKIT_REQUIRE_PRECONDITION"],
+            auto_invalidate=config["ETAGKIT_AUTO_INVALIDATE"],
+            stored_etags=config["ETAGKIT_STORED_ETAGS"],
+            json_errors=config["ETAGKIT_JSON_ERRORS"],
+            metrics=self.metrics,
+        )
+
+    # -- invalidation -----------------------------------------------------------------------------
+
+    def invalidate(self, *tags: str) -> None:
+        """Invalidate tags now, in every process sharing the cache: stored ETags and cached responses
+        carrying any of them are gone (e.g. ``kit.invalidate("books", f"book:{book_id}")``)."""
+        store = _state().store if has_app_context() else None
+        if store is not None:
+            store.invalidate(*tags)
+        elif self.cache is not None:
+            self.cache.invalidate_tags(*tags)
+
+    # -- decorators -------------------------------------------------------------------------------
+
+    def conditional(
+        self,
+        *,
+        etag: Callable[..., Any] | None = None,
+        last_modified: Callable[..., datetime | None] | None = None,
+        tags: Iterable[TagSpec] | str = (),
+        cache_control: CacheControl | str | None = None,
+        scope: Callable[[], str | None] | None = None,
+        require_precondition: bool | None = None,
+        auto_invalidate: bool | None = None,
+        stored: bool | None = None,
+    ) -> Callable[[Callable[P, ResponseReturnValue]], Callable[P, Response]]:
+        """Make a view conditional (RFC 9110 §13): ETags, 304 / 412 / 428, stored ETags.
+
+        * Without ``etag`` / ``last_modified``: a GET/HEAD 200 gets a strong ETag of its body, and
+          with a cache the validator is stored, so the next matching revalidation is a 304 **without
+          running the view** (until one of ``tags`` is invalidated).
+        * ``etag(**view_args)`` / ``last_modified(**view_args)``: the cheap current validator (a
+          version, an ``updated_at``), evaluated **before** the view: a match (304) or a stale
+          If-Match (412) never runs it. ``etag`` may return an ``ETag``, its header string, or any
+          version value(s) (int, str, datetime, or a tuple of them: hashed with
+          ``etag_from_version``); ``None`` means the resource does not exist (``If-Match: *`` fails).
+        * ``tags``: literals, templates over the view's arguments (``"book:{book_id}"``) or callables
+          over them. Stored validators carry them; a successful PUT/PATCH/POST/DELETE on the view
+          invalidates them (``auto_invalidate``, default ``ETAGKIT_AUTO_INVALIDATE``).
+        * ``cache_control``: the Cache-Control of its 2xx GET/HEAD responses (unless the view set one).
+        * ``scope()``: the auth scope (e.g. the user id) of a request with Authorization or Cookie;
+          without it such requests never use stored validators (other users' data).
+        * ``require_precondition``: 428 for a write without If-Match / If-Unmodified-Since.
+        * ``stored``: use stored ETags (default ``ETAGKIT_STORED_ETAGS``, when a cache is given).
+        """
+        return self._decorator(
+            _ViewPolicy(
+                etag=etag,
+                last_modified=last_modified,
+                tags=_tag_specs(tags),
+                cache_control=str(cache_control) if cache_control is not None else None,
+                scope=scope,
+                require_precondition=require_precondition,
+                auto_invalidate=auto_invalidate,
+                stored=stored,
+                cache_ttl=None,
+            )
+        )
+
+    def cached(
+        self,
+        *,
+        ttl: float,
+        tags: Iterable[TagSpec] | str = (),
+        cache_control: CacheControl | str | None = None,
+        scope: Callable[[], str | None] | None = None,
+        etag: Callable[..., Any] | None = None,
+        last_modified: Callable[..., datetime | None] | None = None,
+        require_precondition: bool | None = None,
+        auto_invalidate: bool | None = None,
+    ) -> Callable[[Callable[P, ResponseReturnValue]], Callable[P, Response]]:
+        """:meth:`conditional` plus response caching: a GET/HEAD 200 is kept whole in the cache for
+        ``ttl`` seconds (or until a tag is invalidated) and served from there, with its ETag and
+        304s, without running the view. Responses with Set-Cookie, ``private`` or ``no-store`` are
+        never cached. Needs a cache (raises ConfigurationError at the first request otherwise)."""
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
+            raise ConfigurationError(f"ttl must be a positive number of seconds, not {ttl!r}")
+        return self._decorator(
+            _ViewPolicy(
+                etag=etag,
+                last_modified=last_modified,
+                tags=_tag_specs(tags),
+                cache_control=str(cache_control) if cache_control is not None else None,
+                scope=scope,
+                require_precondition=require_precondition,
+                auto_invalidate=auto_invalidate,
+                stored=True,
+                cache_ttl=float(ttl),
+            )
+        )
+
+    def _decorator(
+        self, policy: _ViewPolicy
+    ) -> Callable[[Callable[P, ResponseReturnValue]], Callable[P, Response]]:
+        def decorate(view: Callable[P, ResponseReturnValue]) -> Callable[P, Response]:
+            policy.check_templates(view)
+
+            @functools.wraps(view)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
+                return _handle(policy, view, args, kwargs)
+
+            return wrapper
+
+        return decorate
+
+
+def _check_cache(cache: Any) -> None:
+    if cache is not None and not all(
+        callable(getattr(cache, m, None)) for m in ("get", "set", "begin", "invalidate_tags")
+    ):
+        raise ConfigurationError(f"cache must be an etagkit.cache.TagCache, not {cache!r}")
+
+
+def _tag_specs(tags: Iterable[TagSpec] | str) -> tuple[TagSpec, ...]:
+    specs = (tags,) if isinstance(tags, str) else tuple(tags)
+    for spec in specs:
+        if not (isinstance(spec, str) or callable(spec)):
+            raise ConfigurationError(f"a tag is a string, a template or a callable, not {spec!r}")
+    return specs
+
+
+@dataclass(frozen=True, slots=True)
+class _ViewPolicy:
+    """One decorated view's settings (None: the app's config decides)."""
+
+    etag: Callable[..., Any] | None
+    last_modified: Callable[..., datetime | None] | None
+    tags: tuple[TagSpec, ...]
+    cache_control: str | None
+    scope: Callable[[], str | None] | None
+    require_precondition: bool | None
+    auto_invalidate: bool | None
+    stored: bool | None
+    cache_ttl: float | None
+
+    def check_templates(self, view: Callable[..., Any]) -> None:
+        """A template naming an argument the view does not take is a mistake: raise now."""
+        try:
+            params = inspect.signature(view).parameters
+        except (TypeError, ValueError):
+            return
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return
+        for spec in self.tags:
+            if not isinstance(spec, str):
+                continue
+            try:
+                fields = [f for _, f, _, _ in string.Formatter().parse(spec) if f is not None]
+            except ValueError as exc:
+                raise ConfigurationError(f"bad tag template {spec!r}: {exc}") from None
+            for field in fields:
+                name = field.split(".", 1)[0].split("[", 1)[0]
+                if name not in params:
+                    raise ConfigurationError(
+                        f"tag template {spec!r} names {name!r}, not an argument of the view"
+                    )
+
+    def resolve_tags(self, view_args: dict[str, Any]) -> list[str]:
+        out: list[str] = []
+        for spec in self.tags:
+            if isinstance(spec, str):
+                out.append(spec.format(**view_args) if "{" in spec else spec)
+            else:
+                produced = spec(**view_args)
+                out.extend([produced] if isinstance(produced, str) else produced)
+        return list(dict.fromkeys(out))
+
+    def validator(self, view_args: dict[str, Any]) -> Validator | None:
+        """The cheap current validator from the view's callables, or None when it has none."""
+        if self.etag is None and self.last_modified is None:
+            return None
+        tag = _to_etag(self.etag(**view_args)) if self.etag is not None else None
+        modified = self.last_modified(**view_args) if self.last_modified is not None else None
+        exists = tag is not None if self.etag is not None else modified is not None
+        return Validator(tag, modified, exists)
+
+
+def _to_etag(value: Any) -> ETag | None:
+    if value is None or isinstance(value, ETag):
+        return value
+    if isinstance(value, str):
+        try:
+            return ETag.parse(value)
+        except InvalidETagError:
+            return etag_from_version(value)
+    if isinstance(value, tuple):
+        return etag_from_version(*value)
+    return etag_from_version(value)
+
+
+def _handle(
+    policy: _ViewPolicy, view: Callable[..., ResponseReturnValue], args: Any, kwargs: Any
+) -> Response:
+    """One request through a decorated view: decide before, run the view, decide after."""
+    state = _state()
+    method = request.method
+    environ = request.environ
+    headers = EnvironHeaders(environ)
+    route = request.url_rule.rule if request.url_rule is not None else request.path
+    view_args = dict(kwargs)
+    validator = policy.validator(view_args)
+    tags = policy.resolve_tags(view_args) if policy.tags else []
+    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    store = state.store
+    if policy.cache_ttl is not None and store is None:
+        raise ConfigurationError("@kit.cached needs ETagKit(cache=TagCache(...))")
+    use_store = store is not None and (policy.stored if policy.stored is not None else state.stored_etags)
+    base_key: str | None = None
+    record: StoredValidator | None = None
+    if use_store and store is not None and method not in ("OPTIONS", "TRACE"):
+        scope = policy.scope() if policy.scope is not None else None
+        if shared_lookup_allowed(headers, scope):
+            base_key = representation_key("GET", path, str(environ.get("QUERY_STRING", "")), scope=scope)
+            if policy.cache_ttl is not None and method in ("GET", "HEAD"):
+                hit = _cached_reply(state, store, base_key, method=method, headers=headers, route=route)
+                if hit is not None:
+                    return hit
+            if validator is None and is_conditional(headers):
+                record = store.lookup(base_key, headers, route)
+    required = policy.require_precondition
+    early = check_preconditions(
+        method,
+        headers,
+        record.validator() if record is not None else validator,
+        response_headers=(
+            record.headers
+            if record is not None
+            else ((("Cache-Control", policy.cache_control),) if policy.cache_control else ())
+        ),
+        require_precondition=(state.require_precondition if required is None else required)
+        and method not in SAFE_METHODS,
+        json_errors=state.json_errors,
+    )
+    if early is not None:
+        stored = record is not None and early.status == 304
+        _count(state, route, early.status, record.length if stored and record is not None else 0, stored)
+        return _flask_reply(early)
+    ticket = None
+    if store is not None and base_key is not None and method in ("GET", "HEAD"):
+        ticket = store.begin([path_tag(path), *tags], route)
+    response = current_app.make_response(view(*args, **kwargs))
+    status = response.status_code
+    if method not in SAFE_METHODS:
+        auto = policy.auto_invalidate if policy.auto_invalidate is not None else state.auto_invalidate
+        if store is not None and invalidates_target(method, status):
+            store.invalidate(path_tag(path), *(tags if auto else ()), route=route)
+        _count(state, route, status, 0, False)
+        return response
+    if policy.cache_control and 200 <= status < 300 and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = policy.cache_control
+    response_headers = response.headers.to_wsgi_list()
+    body: bytes | None = None
+    if validator is None and body_needed(method, status, response_headers) and not response.is_streamed:
+        data = response.get_data()
+        body = data if len(data) <= state.max_buffer else None
+    reply = conditional_response(
+        method,
+        headers,
+        status,
+        response_headers,
+        body,
+        etag=validator.etag if validator is not None else None,
+        last_modified=validator.last_modified if validator is not None else None,
+        weak=state.weak,
+        weaken_encoded=state.weaken_encoded,
+        json_errors=state.json_errors,
+    )
+    if ticket is not None and base_key is not None and store is not None and reply.status != 412:
+        length = len(body) if body is not None else None
+        stored_record = StoredValidator.from_response(status, response_headers, reply.etag, length)
+        all_tags = [path_tag(path), *tags]
+        if stored_record is not None:
+            store.store(base_key, headers, stored_record, ticket=ticket, tags=all_tags, route=route)
+        if policy.cache_ttl is not None and body is not None and reply.etag is not None:
+            full = CachedResponse.from_response(status, _with_etag(response_headers, reply.etag), body)
+            if full is not None:
+                store.store_value(
+                    _response_key(base_key),
+                    headers,
+                    full.to_value(),
+                    vary=full.vary,
+                    ticket=ticket,
+                    tags=all_tags,
+                    ttl=policy.cache_ttl,
+                    route=route,
+                )
+    saved = len(body) if reply.status == 304 and body is not None else 0
+    _count(state, route, reply.status, saved, False)
+    if reply.replaces_body:
+        response.close()
+        return _flask_reply(reply)
+    response.headers = Headers(list(reply.headers))
+    return response
+
+
+def _response_key(base_key: str) -> str:
+    return base_key.replace("etagkit:etag:", "etagkit:response:", 1)
+
+
+def _with_etag(headers: list[tuple[str, str]], etag: ETag) -> list[tuple[str, str]]:
+    return [*((k, v) for k, v in headers if k.lower() != "etag"), ("ETag", str(etag))]
+
+
+def _cached_reply(
+    state: _State, store: ValidatorStore, base_key: str, *, method: str, headers: EnvironHeaders, route: str
+) -> Response | None:
+    """Serve a cached whole response (with its 304 / 412 decisions), or None on a miss."""
+    cached = CachedResponse.from_value(store.lookup_value(_response_key(base_key), headers, route))
+    if cached is None:
+        return None
+    reply = conditional_response(
+        method, headers, cached.status, cached.headers, None, json_errors=state.json_errors
+    )
+    saved = len(cached.body) if reply.status == 304 else 0
+    _count(state, route, reply.status, saved, reply.status == 304)
+    if state.metrics is not None:
+        state.metrics.event("cache_hit", route)
+    if reply.replaces_body:
+        return _flask_reply(reply)
+    return _flask_reply(Reply(reply.status, reply.headers, cached.body, reply.etag))
+
+
+def _flask_reply(reply: Reply) -> Response:
+    """A Flask response carrying exactly the reply's headers (no default Content-Type on a 304)."""
+    response = current_app.response_class(reply.body or b"", status=reply.status)
+    response.headers = Headers(list(reply.headers))
+    return response
+
+
+def _count(state: _State, route: str, status: int, bytes_saved: int, stored: bool) -> None:
+    if state.metrics is not None:
+        state.metrics.response(route, status, bytes_saved=bytes_saved, stored=stored)
