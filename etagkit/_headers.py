@@ -40,13 +40,11 @@ def split_list(value: str, *, limit: int, escapes: bool = False) -> Iterator[str
     MUST accept them (RFC 9110 §5.6.1.2). With ``escapes``, ``\\`` quotes the next character inside a
     quoted-string (Cache-Control arguments); entity-tags have no escapes (§8.8.3).
     """
-    if limit <= 0:
-        return
     count = 0
     for match in (_MEMBER_ESCAPED if escapes else _MEMBER).finditer(value):
         text = match.group(1).strip(OWS)
         if text:
-            yield text
-            count += 1
             if count >= limit:
                 return
+            count += 1
+            yield text
