@@ -18,6 +18,16 @@ from ._errors import (
 from ._etag import ETag, etag_from_version, generate_etag, parse_etags
 from ._policy import CacheControl, ConditionalPolicy, RequestCacheControl, merge_vary, parse_cache_control
 from ._preconditions import Outcome, evaluate, not_modified_headers, range_applies, requires_precondition
+from ._respond import (
+    Reply,
+    StoredValidator,
+    Validator,
+    ValidatorStore,
+    check_preconditions,
+    conditional_response,
+    path_tag,
+    representation_key,
+)
 
 __version__ = "0.1.0"
 
@@ -29,10 +39,16 @@ __all__ = [
     "EtagkitError",
     "InvalidETagError",
     "Outcome",
+    "Reply",
     "RequestCacheControl",
     "SerializationError",
     "StoreUnavailableError",
+    "StoredValidator",
+    "Validator",
+    "ValidatorStore",
     "__version__",
+    "check_preconditions",
+    "conditional_response",
     "etag_from_version",
     "evaluate",
     "format_http_date",
@@ -42,6 +58,8 @@ __all__ = [
     "parse_cache_control",
     "parse_etags",
     "parse_http_date",
+    "path_tag",
     "range_applies",
+    "representation_key",
     "requires_precondition",
 ]
