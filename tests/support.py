@@ -108,3 +108,33 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def counting_connection_class() -> type:
+    """A redis-py Connection class that counts the commands it sends (``cls.sent``): round trips."""
+    import collections
+
+    import redis
+
+    class CountingConnection(redis.Connection):
+        sent: collections.Counter[str] = collections.Counter()  # noqa: RUF012 - shared on purpose
+
+        def send_command(self, *args: object, **kwargs: object) -> None:
+            CountingConnection.sent[str(args[0]).upper()] += 1
+            super().send_command(*args, **kwargs)
+
+    return CountingConnection
+
+
+class FakeTimer:
+    """A clock the test moves by hand (``timer=`` for TagCache / MemoryStore): never sleep for time."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now

@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -153,8 +152,8 @@ for i = 7, #ARGV do
     redis.call('PEXPIRE', mk, ARGV[2])
   end
 end
+redis.call('DEL', KEYS[1])  -- refused: what was there is no newer than this refused value
 if stored == 1 then
-  redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'd', ARGV[4], 't', ARGV[5], 's', ARGV[6])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
@@ -162,7 +161,7 @@ return stored
 """
 )
 
-# KEYS: clock. ARGV: namespace, mark_ttl_ms, field ('h' | 's'), channel, origin, tags... -> clock
+# KEYS: clock. ARGV: namespace, mark_ttl_ms, field ('h' | 's'), channel, tags... -> clock
 _INVALIDATE = (
     _LUA_LIB
     + """
@@ -170,22 +169,22 @@ local c = redis.call('GET', KEYS[1])
 c = math.max((c and tonumber(c) or 0) + 1, now_us())
 redis.call('SET', KEYS[1], fmt(c), 'PX', ARGV[2])
 local tags = {}
-for i = 6, #ARGV do
+for i = 5, #ARGV do
   local mk = ARGV[1] .. 'm:' .. ARGV[i]
   if redis.call('TYPE', mk).ok ~= 'hash' then redis.call('DEL', mk) end
   redis.call('HSET', mk, ARGV[3], fmt(c))
   redis.call('PEXPIRE', mk, ARGV[2])
   tags[#tags + 1] = ARGV[i]
 end
-redis.call('PUBLISH', ARGV[4], cjson.encode({o = ARGV[5], f = ARGV[3], t = tags}))
+redis.call('PUBLISH', ARGV[4], cjson.encode({f = ARGV[3], t = tags}))
 return c
 """
 )
 
-# KEYS: entry. ARGV: channel, origin, key
+# KEYS: entry. ARGV: channel, key
 _DELETE = """
 redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', ARGV[1], cjson.encode({o = ARGV[2], k = ARGV[3]}))
+redis.call('PUBLISH', ARGV[1], cjson.encode({k = ARGV[2]}))
 return 1
 """
 
@@ -234,8 +233,6 @@ class RedisStore:
         self.channel = self.namespace + "inv"
         self.codec = Codec(serializer, pickle_key=pickle_key)
         self.breaker = breaker or CircuitBreaker()
-        self.origin = uuid.uuid4().hex  # lets a two-level store skip its own published invalidations
-        self.errors = 0  # calls that failed or were refused (for stats)
         self._clock_key = self.namespace + "c"
         self._mark_ttl_ms = max(1, int(mark_ttl * 1000))
         self._begin = client.register_script(_BEGIN)
@@ -264,17 +261,14 @@ class RedisStore:
 
     def _guarded(self, fn: Callable[[], T]) -> T:
         if not self.breaker.allow():
-            self.errors += 1
             raise StoreUnavailableError("Redis circuit breaker is open")
         try:
             result = fn()
         except _UNREACHABLE as exc:
             self.breaker.record_failure()
-            self.errors += 1
             raise StoreUnavailableError(f"Redis unreachable: {exc}") from exc
         except redis.exceptions.RedisError as exc:
             self.breaker.record_success()  # Redis answered (an error reply): the link is fine
-            self.errors += 1
             log.warning("Redis refused a cache call: %s", exc)
             raise StoreUnavailableError(f"Redis error reply: {exc}") from exc
         except BaseException:
@@ -293,7 +287,7 @@ class RedisStore:
             log.warning("Redis is back: invalidated everything written before the outage")
 
     def _run_invalidate(self, tags: Sequence[str], field: str) -> int:
-        args: list[_Arg] = [self.namespace, self._mark_ttl_ms, field, self.channel, self.origin, *tags]
+        args: list[_Arg] = [self.namespace, self._mark_ttl_ms, field, self.channel, *tags]
         return int(self._invalidate(keys=[self._clock_key], args=args))
 
     # -- the Store contract ---------------------------------------------------------------------------
@@ -356,7 +350,7 @@ class RedisStore:
 
     def delete(self, key: str) -> None:
         """Remove one entry (and tell two-level stores to drop their copy)."""
-        args = [self.channel, self.origin, key]
+        args = [self.channel, key]
         self._call(lambda: self._delete(keys=[self._entry_key(key)], args=args), mutation=True)
 
     def clear(self) -> None:
@@ -371,11 +365,10 @@ class RedisStore:
         return self.breaker.state
 
     def stats(self) -> dict[str, Any]:
-        """Breaker state, store errors and whether a global invalidation is still owed."""
+        """Breaker state, how often it opened, and whether a global invalidation is still owed."""
         return {
             "breaker_state": self.breaker.state,
             "breaker_opened": self.breaker.opened_count,
-            "store_errors": self.errors,
             "owed_global_invalidation": self._owed_global,
         }
 

@@ -1,0 +1,211 @@
+"""TwoLevelStore: a bounded in-process MemoryStore in front of a RedisStore, kept honest by pub/sub.
+
+A local hit costs what a MemoryStore hit costs. Local entries are only valid while this process
+hears every invalidation: each RedisStore invalidation (and delete) is PUBLISHed on the namespace's
+channel by the same script that performs it, and a listener thread applies it to the local layer's
+own marks. The local layer has its own logical clock; an entry copied from Redis is stored with the
+local clock read *before* the Redis read, so an invalidation that arrives while the copy is in
+flight makes the local write refuse (the same compare-and-set argument as the store contract).
+
+If the subscription is lost (connection error), the listener flushes the local layer and every
+call bypasses it, going to Redis directly, until it has resubscribed and flushed once more: the
+local layer never serves anything it cannot prove was not invalidated in the meantime.
+Invalidations made through this store are applied locally at once, after Redis has them.
+
+Delivery is asynchronous: another process's local layer drops an entry when the message arrives
+(typically well under a millisecond on a LAN), not at the instant Redis applied the invalidation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from ._store import Entry, Hit
+from .memory import MemoryStore
+from .redis import RedisStore
+
+__all__ = ["TwoLevelStore"]
+
+log = logging.getLogger("etagkit.cache.twolevel")
+
+
+class TwoLevelStore:
+    """The ``Store`` contract: a local ``MemoryStore`` layer over ``remote``, invalidated over pub/sub.
+
+    ``local`` defaults to ``MemoryStore(max_entries=..., max_bytes=..., timer=timer)``; give ``timer``
+    the ``TagCache``'s timer. Call :meth:`close` (or use ``with``) to stop the listener thread.
+    """
+
+    def __init__(
+        self,
+        remote: RedisStore,
+        *,
+        local: MemoryStore | None = None,
+        max_entries: int = 1_000,
+        max_bytes: int = 16 * 1024 * 1024,
+        timer: Callable[[], float] = time.time,
+        resubscribe_interval: float = 1.0,
+        ping_interval: float = 5.0,
+    ) -> None:
+        self.remote = remote
+        self.local = local or MemoryStore(max_entries=max_entries, max_bytes=max_bytes, timer=timer)
+        self.resubscribe_interval = resubscribe_interval
+        self.ping_interval = ping_interval
+        self.received = 0  # invalidation messages applied (for stats and tests)
+        self.subscription_losses = 0
+        self._subscribed = False  # read lock-free on the hot path
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._listener = threading.Thread(target=self._listen, name="etagkit-twolevel", daemon=True)
+        self._listener.start()
+
+    # -- the Store contract ---------------------------------------------------------------------------
+
+    def begin(self, tags: Sequence[str]) -> int:
+        """The remote clock (entries are written to Redis first)."""
+        return self.remote.begin(tags)
+
+    def get(self, key: str, now: float) -> Hit | None:
+        """Local hit if subscribed; else Redis (one round trip), copying a valid hit into the local layer."""
+        if not self._subscribed:
+            return self.remote.get(key, now)
+        local = self.local
+        hit = local.get(key, now)
+        if hit is not None:
+            return hit
+        local_started = local.begin(())  # before the remote read: a message in flight refuses the copy
+        hit = self.remote.get(key, now)
+        if hit is not None and not hit.soft_invalidated and self._subscribed:
+            local.begin(hit.entry.tags)
+            local.set(key, replace(hit.entry, started=local_started), now)
+        return hit
+
+    def set(self, key: str, entry: Entry, now: float) -> bool:
+        """Compare-and-set in Redis; on success also keep a local copy (if subscribed)."""
+        local_started = self.local.begin(entry.tags) if self._subscribed else None
+        stored = self.remote.set(key, entry, now)
+        if stored and local_started is not None and self._subscribed:
+            self.local.set(key, replace(entry, started=local_started), now)
+        elif not stored:
+            self.local.delete(key)
+        return stored
+
+    def invalidate(self, tags: Sequence[str], *, soft: bool = False) -> None:
+        """Invalidate in Redis (published to every process), then locally, even if Redis failed."""
+        try:
+            self.remote.invalidate(tags, soft=soft)
+        finally:
+            self.local.invalidate(tags, soft=soft)
+
+    def delete(self, key: str) -> None:
+        """Delete in Redis (published) and locally."""
+        try:
+            self.remote.delete(key)
+        finally:
+            self.local.delete(key)
+
+    def clear(self) -> None:
+        """Invalidate everything in Redis (published) and locally."""
+        try:
+            self.remote.clear()
+        finally:
+            self.local.clear()
+
+    # -- the listener -----------------------------------------------------------------------------------
+
+    @property
+    def subscribed(self) -> bool:
+        """True while invalidations are being received, i.e. while the local layer is used."""
+        return self._subscribed
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Block until subscribed (or ``timeout`` seconds pass); returns :attr:`subscribed`."""
+        self._ready.wait(timeout)
+        return self._subscribed
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._listen_once()
+            except Exception as exc:  # any failure of the subscription: flush, bypass, retry
+                if not self._stop.is_set():
+                    log.warning("cache invalidation subscription lost (%s): local layer flushed", exc)
+            finally:
+                self._lose_subscription()
+            self._stop.wait(self.resubscribe_interval)
+
+    def _listen_once(self) -> None:
+        client: Any = self.remote.client  # redis.Redis or RedisCluster (whose pubsub() is untyped)
+        pubsub = client.pubsub()
+        try:
+            pubsub.subscribe(self.remote.channel)
+            last_traffic = time.monotonic()
+            while not self._stop.is_set():
+                message = pubsub.get_message(timeout=0.2)
+                if message is None:
+                    if time.monotonic() - last_traffic > self.ping_interval:
+                        pubsub.ping()  # a dead peer shows up as an error here
+                        last_traffic = time.monotonic()
+                    continue
+                last_traffic = time.monotonic()
+                kind = message.get("type")
+                if kind == "subscribe":
+                    self.local.clear()  # whatever was missed before this moment is gone
+                    self._subscribed = True
+                    self._ready.set()
+                elif kind == "message":
+                    self._apply(message.get("data"))
+        finally:
+            pubsub.close()
+
+    def _lose_subscription(self) -> None:
+        if self._subscribed:
+            self.subscription_losses += 1
+        self._subscribed = False
+        self._ready.clear()
+        self.local.clear()
+
+    def _apply(self, data: Any) -> None:
+        try:
+            message = json.loads(data)
+            key = message.get("k")
+            tags = message.get("t")
+        except (TypeError, ValueError, AttributeError):
+            log.warning("ignored a malformed message on the cache invalidation channel: %r", data)
+            return
+        if isinstance(key, str):
+            self.local.delete(key)
+        if isinstance(tags, list) and tags:
+            self.local.invalidate([str(t) for t in tags], soft=message.get("f") == "s")
+        self.received += 1
+
+    # -- lifecycle and stats ----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """The remote's stats (breaker), the local layer's (evictions, sizes) and the subscription's."""
+        stats: dict[str, Any] = {f"local_{k}": v for k, v in self.local.stats().items()}
+        stats["evictions"] = stats.pop("local_evictions")
+        stats.update(self.remote.stats())
+        stats["subscribed"] = self._subscribed
+        stats["subscription_losses"] = self.subscription_losses
+        stats["invalidations_received"] = self.received
+        return stats
+
+    def close(self) -> None:
+        """Stop the listener thread and close the remote client."""
+        self._stop.set()
+        self._listener.join(timeout=5)
+        self._lose_subscription()
+        self.remote.close()
+
+    def __enter__(self) -> TwoLevelStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
