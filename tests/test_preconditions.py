@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -185,7 +187,7 @@ def test_one_second_resolution() -> None:
 
 
 def test_last_modified_in_any_zone() -> None:
-    local = LM.astimezone(__import__("datetime").timezone(timedelta(hours=-5)))
+    local = LM.astimezone(timezone(timedelta(hours=-5)))
     assert status("GET", {"If-Modified-Since": SAME}, last_modified=local) == 304
 
 
@@ -411,3 +413,11 @@ def test_format_http_date_feeds_evaluate() -> None:
 )
 def test_requires_precondition(method: str, headers: dict[str, str], expected: bool) -> None:
     assert requires_precondition(method, headers) is expected
+
+
+def test_readme_direct_use_snippet_runs() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Direct use of the core") :]
+    snippet = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert snippet is not None
+    exec(compile(snippet.group(1), "README.md", "exec"), {})  # its asserts check the outcomes
