@@ -17,12 +17,14 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support import free_port
 from waitress.server import create_server
 
-from etagkit import parse_http_date
+from etagkit import __version__, parse_http_date
 from etagkit._preconditions import Outcome, evaluate, not_modified_headers
-from etagkit.cli import build_cli
+from etagkit.cli import CheckError, _parse_wire, build_cli
 
 Environ = dict[str, Any]
 BODY = b'{"title": "Dune", "year": 1965}'
@@ -271,3 +273,31 @@ def test_missing_cli_extra_is_one_line_and_exit_2() -> None:
     assert out.stderr.strip().splitlines() == [
         'etagkit: the command line needs click, rich and httpx: pip install "etagkit[cli]"'
     ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=200)
+    | st.builds(
+        lambda s, rest: b"HTTP/1.1 " + s + b"\r\n" + rest, st.binary(max_size=8), st.binary(max_size=80)
+    )
+)
+def test_wire_parser_never_raises_anything_but_check_error(data: bytes) -> None:
+    try:
+        answer = _parse_wire(data, "127.0.0.1:1", "HEAD")
+    except CheckError as exc:
+        assert "not an HTTP answer" in str(exc)
+    else:
+        assert 100 <= answer.status <= 999
+
+
+def test_wire_parser_keeps_bytes_after_the_header_section() -> None:
+    data = b'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 304 Not Modified\r\nETag: "a"\r\nbad line\r\n\r\n0\r\n\r\n'
+    answer = _parse_wire(data, "h:1", "GET")
+    assert (answer.status, answer.headers, answer.body) == (304, (("ETag", '"a"'),), b"0\r\n\r\n")
+
+
+def test_help_and_version() -> None:
+    runner = CliRunner()
+    assert "check" in runner.invoke(build_cli(), ["--help"]).stdout
+    assert __version__ in runner.invoke(build_cli(), ["--version"]).stdout
