@@ -72,7 +72,7 @@ _STATUS_CLASSES = {int(s.value): s for s in StatusClass if s is not StatusClass.
 # A counter key: (kind, route, label). Kinds: "responses" (label = status class), "bytes_saved",
 # "stored_304" (label ""), "events" (label = event name). Route "" means "not tied to a route".
 _Key = tuple[str, str, str]
-Gauge = float | Callable[[], float]
+_Gauge = float | Callable[[], float]
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -96,7 +96,7 @@ class Metrics:
             raise ConfigurationError(f"flush_interval must be >= 0, not {flush_interval!r}")
         self._lock = threading.Lock()
         self._counts: Counter[_Key] = Counter()
-        self._gauges: dict[str, Gauge] = {}
+        self._gauges: dict[str, _Gauge] = {}
         self._share_dir = Path(share_dir) if share_dir is not None else None
         self._flush_interval = flush_interval
         self._timer = timer
@@ -109,7 +109,8 @@ class Metrics:
     # -- counting ---------------------------------------------------------------------------------
 
     def response(self, route: str, status: int, *, bytes_saved: int = 0, stored: bool = False) -> None:
-        """Count one response on ``route``.
+        """Count one response on ``route``: the route's template (``/books/<id>``), not the raw path,
+        so that the number of series stays bounded.
 
         ``bytes_saved`` is the body length a 304 did not send; ``stored`` says the 304 came from a
         stored validator without running the view.
@@ -131,7 +132,7 @@ class Metrics:
             self._counts["events", route or "", str(name)] += 1
         self._maybe_flush()
 
-    def set_gauge(self, name: str, value: Gauge) -> None:
+    def set_gauge(self, name: str, value: _Gauge) -> None:
         """Set gauge ``etagkit_<name>`` to a number, or to a callable read at every snapshot/scrape
         (e.g. breaker state: 0 closed, 1 half-open, 2 open)."""
         if not _NAME.fullmatch(name) or name in _RESERVED:
