@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import REQUIRE_REDIS, RedisServer, redis_answers
@@ -67,3 +68,33 @@ def conformance_dir() -> Path:
     if not (CONFORMANCE / "preconditions.json").is_file():
         pytest.fail(f"conformance vectors not found at {CONFORMANCE}")
     return CONFORMANCE
+
+
+# -- the store contract suite (tests/test_store_contract.py) ------------------------------------------
+# One factory per store kind: factory(request, timer, **options) -> a fresh, empty store that is
+# cleaned up by the test's end (use request.getfixturevalue / request.addfinalizer for that).
+# To run the whole contract suite on another store, add one entry here.
+
+
+def _memory_store(request: pytest.FixtureRequest, timer: Callable[[], float], **options: Any) -> Any:
+    from etagkit.cache import MemoryStore
+
+    return MemoryStore(timer=timer, **options)
+
+
+STORE_FACTORIES: dict[str, Callable[..., Any]] = {
+    "memory": _memory_store,
+}
+
+
+@pytest.fixture(params=list(STORE_FACTORIES))
+def make_store(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """``make_store(timer=..., **options)``: a new store of the kind under test (one param per kind)."""
+    import time
+
+    factory = STORE_FACTORIES[request.param]
+
+    def make(timer: Callable[[], float] = time.time, **options: Any) -> Any:
+        return factory(request, timer, **options)
+
+    return make

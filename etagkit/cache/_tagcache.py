@@ -130,14 +130,22 @@ class TagCache:
         every caller waiting for it and is not cached.
         """
         now = self._timer()
-        hit = self._read(key, now)
+        try:
+            hit = self.store.get(key, now)
+        except StoreUnavailableError:
+            self._store_error("get")
+            hit = None
         if hit is None:
             self._count("misses")
             return self._load(key, compute, tags, self._windows(ttl, stale_ttl, error_ttl))
         entry = hit.entry
         if now < entry.fresh_until and not hit.soft_invalidated:
-            self._count("hits")
-            if entry.delta > 0 and self._refresh_early(entry.fresh_until - now, entry.delta):
+            with self._lock:  # inlined _count: this is the hot path
+                self._counts["hits"] += 1
+            if self._metrics is not None:
+                self._metrics.event("cache_hit")
+            remaining, scale = entry.fresh_until - now, self._beta * entry.delta
+            if remaining < 40 * scale and self._refresh_early(remaining, scale):  # exp(-40): never
                 self._refresh_later(key, compute, tags, self._windows(ttl, stale_ttl, error_ttl))
             return entry.value  # type: ignore[no-any-return]
         windows = self._windows(ttl, stale_ttl, error_ttl)
@@ -188,7 +196,10 @@ class TagCache:
         if hit is None or hit.soft_invalidated or not now < hit.entry.fresh_until:
             self._count("misses")
             return default
-        self._count("hits")
+        with self._lock:  # inlined _count: this is the hot path
+            self._counts["hits"] += 1
+        if self._metrics is not None:
+            self._metrics.event("cache_hit")
         return hit.entry.value
 
     def begin(self, tags: Iterable[str] | str = ()) -> Ticket:
@@ -322,11 +333,8 @@ class TagCache:
                 return value  # type: ignore[no-any-return]
         return self._compute_and_store(key, compute, tags, w)[0]  # type: ignore[no-any-return]
 
-    def _refresh_early(self, remaining: float, delta: float) -> bool:
-        """XFetch: refresh with probability exp(-remaining / (beta * delta))."""
-        scale = self._beta * delta
-        if scale <= 0 or remaining > 40 * scale:  # exp(-40) ~ 4e-18: skip the draw
-            return False
+    def _refresh_early(self, remaining: float, scale: float) -> bool:
+        """XFetch: refresh with probability exp(-remaining / scale), scale = beta * delta."""
         return self._random() < math.exp(-remaining / scale)
 
     def _refresh_later(

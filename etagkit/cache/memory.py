@@ -59,7 +59,17 @@ def estimate_size(value: object) -> int:
     return total
 
 
-class _Entries(TLRUCache[str, Hit, float]):
+class _Slot:
+    """What the entry cache holds: the entry's Hit, and the epoch at which its marks were checked."""
+
+    __slots__ = ("checked", "hit")
+
+    def __init__(self, hit: Hit) -> None:
+        self.hit = hit
+        self.checked = -1
+
+
+class _Entries(TLRUCache[str, _Slot, float]):
     """A TLRU cache (per-entry expiry = the entry's ``error_until``) bounded by bytes and by count."""
 
     def __init__(self, max_entries: int, max_bytes: int, timer: Callable[[], float]) -> None:
@@ -67,24 +77,24 @@ class _Entries(TLRUCache[str, Hit, float]):
         self.max_entries = max_entries
         self.evictions = 0
 
-    def popitem(self) -> tuple[str, Hit]:
+    def popitem(self) -> tuple[str, _Slot]:
         # cachetools calls this to make room: least recently used among live entries (it expires first)
         item = super().popitem()
         self.evictions += 1
         return item
 
-    def __setitem__(self, key: str, value: Hit) -> None:
+    def __setitem__(self, key: str, value: _Slot) -> None:
         super().__setitem__(key, value)
         while len(self) > self.max_entries:
             self.popitem()
 
 
-def _expires_at(_key: str, hit: Hit, _now: float) -> float:
-    return float(hit.entry.error_until)
+def _expires_at(_key: str, slot: _Slot, _now: float) -> float:
+    return float(slot.hit.entry.error_until)
 
 
-def _size_of(hit: Hit) -> float:
-    return hit.entry.size
+def _size_of(slot: _Slot) -> float:
+    return slot.hit.entry.size
 
 
 class MemoryStore:
@@ -114,6 +124,9 @@ class MemoryStore:
         self._clock = 0
         self._global: _Mark = (0, 0)  # GLOBAL_TAG's mark is never evicted
         self._mark_evictions = 0
+        # Bumped whenever a mark moves (invalidation, clear, mark eviction): a hit whose marks were
+        # checked at the current epoch is still valid without checking them again.
+        self._epoch = 0
 
     # -- the Store contract -----------------------------------------------------------------------
 
@@ -130,14 +143,20 @@ class MemoryStore:
         """The entry if present, ``now < error_until`` and no tag was hard-invalidated since it began."""
         with self._lock:
             try:
-                hit = self._entries[key]
+                slot = self._entries[key]
             except KeyError:
                 return None
+            hit = slot.hit
+            if not now < hit.entry.error_until:
+                self._drop(key)
+                return None
+            if slot.checked == self._epoch:  # no mark moved since the last check: still valid
+                return hit
             entry = hit.entry
             started = entry.started
             hard, soft = self._global
             soft_invalidated = soft > started
-            if hard > started or not now < entry.error_until:
+            if hard > started:
                 self._drop(key)
                 return None
             marks = self._marks
@@ -149,7 +168,10 @@ class MemoryStore:
                 marks.move_to_end(tag)
                 if mark[1] > started:
                     soft_invalidated = True
-            return Hit(entry, True) if soft_invalidated else hit
+            if soft_invalidated and not hit.soft_invalidated:
+                slot.hit = hit = Hit(entry, True)  # marks only grow: soft stays soft
+            slot.checked = self._epoch
+            return hit
 
     def set(self, key: str, entry: Entry, now: float) -> bool:
         """Store unless a tag lost its mark or was hard-invalidated after ``entry.started``."""
@@ -169,7 +191,7 @@ class MemoryStore:
                         valid = False
             if valid and now < entry.error_until:
                 try:
-                    self._entries[key] = Hit(entry)
+                    self._entries[key] = _Slot(Hit(entry))
                 except ValueError:  # larger than max_bytes
                     pass
                 else:
@@ -180,6 +202,7 @@ class MemoryStore:
     def invalidate(self, tags: Sequence[str], *, soft: bool = False) -> None:
         """Advance the clock once and mark every tag with it: O(1) per tag, entries untouched."""
         with self._lock:
+            self._epoch += 1
             before = self._clock
             self._clock = now = before + 1
             for tag in tags:
@@ -200,6 +223,7 @@ class MemoryStore:
     def clear(self) -> None:
         """Invalidate everything (``GLOBAL_TAG``) and drop every entry."""
         with self._lock:
+            self._epoch += 1
             self._clock += 1
             self._global = (self._clock, self._global[1])
             self._entries.clear()
@@ -228,3 +252,4 @@ class MemoryStore:
         if len(marks) > self._max_marks:
             marks.popitem(last=False)
             self._mark_evictions += 1
+            self._epoch += 1
