@@ -12,10 +12,11 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
+from typing import Literal
 
 from ._dates import parse_http_date, to_utc_seconds
 from ._errors import InvalidETagError
-from ._etag import ETag, ETagList, coerce_etag, parse_etags
+from ._etag import ETag, coerce_etag, parse_etags
 from ._headers import OWS, HeaderSource, get_header
 from ._policy import ConditionalPolicy, RequestCacheControl
 
@@ -58,11 +59,13 @@ def _seconds(last_modified: datetime | None) -> int | None:
     return None if last_modified is None else to_utc_seconds(last_modified)
 
 
-def _matches(members: ETagList, current: ETag | None, exists: bool, *, strong: bool) -> bool:
+def _matches(
+    members: tuple[ETag, ...] | Literal["*"], current: ETag | None, exists: bool, *, strong: bool
+) -> bool:
     """Whether a parsed, present If-Match / If-None-Match list matches the current representation."""
     if members == "*":
         return exists
-    if current is None or members is None:
+    if current is None:
         return False
     if strong:
         return any(member.strong_match(current) for member in members)
