@@ -1,0 +1,231 @@
+"""RedisStore under faults, on a private redis-server the test kills, pauses or poisons: the app
+keeps answering (misses, skipped writes, never an exception), the breaker opens and closes again, and
+nothing written before an outage with a lost invalidation is ever served afterwards."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from support import RedisServer, counting_connection_class
+
+from etagkit import StoreUnavailableError
+from etagkit.cache import TagCache
+from etagkit.cache._serialize import Codec
+from etagkit.cache._store import Entry
+from etagkit.cache.breaker import CircuitBreaker
+from etagkit.cache.redis import RedisStore
+
+pytestmark = pytest.mark.redis
+
+NOW = 1_800_000_000.0
+CountingConnection: Any = counting_connection_class()
+
+
+class FakeTimer:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def entry(started: int, value: Any = "v", tags: tuple[str, ...] = ("a",)) -> Entry:
+    return Entry(value, tags, started, NOW + 10, NOW + 20, NOW + 30)
+
+
+def make_store(url: str, timer: FakeTimer, **kwargs: Any) -> RedisStore:
+    breaker = CircuitBreaker(failure_threshold=2, reset_timeout=5, timer=timer)
+    return RedisStore(url, prefix="f:", socket_timeout=0.05, connect_timeout=0.05, breaker=breaker, **kwargs)
+
+
+@pytest.fixture
+def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private server whose data survives a SIGKILL (AOF, fsync always): an outage, not a wipe."""
+    with RedisServer(tmp_path / "aof", "--appendonly", "yes", "--appendfsync", "always") as server:
+        yield server
+
+
+def test_killed_redis_gives_misses_and_opens_the_breaker(private_redis: RedisServer) -> None:
+    timer = FakeTimer()
+    store = make_store(private_redis.url, timer)
+    cache = TagCache(store, timer=lambda: NOW)
+    calls: list[int] = []
+
+    def compute() -> str:
+        calls.append(1)
+        return f"computed {len(calls)}"
+
+    assert cache.get_or_set("k", compute, tags=["a"]) == "computed 1"
+    assert cache.get_or_set("k", compute, tags=["a"]) == "computed 1"
+    private_redis.stop()
+    assert cache.get_or_set("k", compute, tags=["a"]) == "computed 2"  # no exception, recomputed
+    assert store.breaker_state == "open"
+    cache.invalidate_tags("a")  # not delivered: remembered, no exception
+    cache.delete("k")
+    cache.clear()
+    stats = cache.stats()
+    assert stats["breaker_state"] == "open" and stats["store_errors"] > 0
+    assert stats["owed_global_invalidation"] is True
+    private_redis.restart()
+    timer.now += 5  # half-open: the next call is the probe
+    assert cache.get_or_set("k", compute, tags=["a"]) == "computed 3"
+    assert store.breaker_state == "closed"
+    assert cache.get_or_set("k", compute, tags=["a"]) == "computed 3"
+    store.close()
+
+
+def test_open_breaker_does_not_touch_redis(private_redis: RedisServer) -> None:
+    timer = FakeTimer()
+    client = redis.Redis.from_url(private_redis.url, socket_timeout=0.05, connection_class=CountingConnection)
+    store = RedisStore(client, prefix="f:", breaker=CircuitBreaker(failure_threshold=1, timer=timer))
+    private_redis.stop()
+    with pytest.raises(StoreUnavailableError):
+        store.get("k", NOW)
+    assert store.breaker_state == "open"
+    CountingConnection.sent.clear()
+    for call in (
+        lambda: store.get("k", NOW),
+        lambda: store.set("k", entry(1), NOW),
+        lambda: store.begin(["a"]),
+        lambda: store.invalidate(["a"]),
+        lambda: store.delete("k"),
+    ):
+        with pytest.raises(StoreUnavailableError):
+            call()
+    assert sum(CountingConnection.sent.values()) == 0
+    store.close()
+
+
+def test_paused_redis_times_out_and_opens_the_breaker(private_redis: RedisServer) -> None:
+    timer = FakeTimer()
+    store = make_store(private_redis.url, timer)
+    cache = TagCache(store, timer=lambda: NOW)
+    assert cache.get_or_set("k", lambda: "v1", tags=["a"]) == "v1"
+    admin = redis.Redis.from_url(private_redis.url, socket_timeout=30)
+    # Every client's commands hang for 2 s (CLIENT UNPAUSE would hang too, so the pause expires).
+    admin.execute_command("CLIENT", "PAUSE", 2000, "ALL")
+    assert cache.get_or_set("k", lambda: "v2", tags=["a"]) == "v2"  # timed out: a miss
+    assert store.breaker_state == "open"
+    assert cache.get_or_set("k", lambda: "v3", tags=["a"]) == "v3"  # refused by the breaker at once
+    assert admin.ping()  # answered once the pause is over
+    admin.close()
+    timer.now += 5
+    assert cache.get_or_set("k", lambda: "v4", tags=["a"]) == "v1"  # back: the stored value again
+    assert store.breaker_state == "closed"
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [
+        pytest.param(lambda c, k, s: c.set(k, b"\x00not etagkit"), id="foreign-string-key"),
+        pytest.param(lambda c, k, s: c.rpush(k, b"x"), id="foreign-list-key"),
+        pytest.param(
+            lambda c, k, s: c.hset(k, mapping={"d": b"\xe7\x01mgarbage", "t": '["*"]', "s": s}),
+            id="corrupt-record",
+        ),
+        pytest.param(lambda c, k, s: c.hset(k, mapping={"d": b"x", "t": "not json", "s": s}), id="bad-tags"),
+        pytest.param(
+            lambda c, k, s: c.hset(
+                k,
+                mapping={"d": Codec(pickle_key=b"someone else's key!!").dumps([1]), "t": '["*"]', "s": s},
+            ),
+            id="wrong-hmac",
+        ),
+    ],
+)
+def test_garbage_in_a_key_is_a_logged_miss(
+    private_redis: RedisServer, caplog: pytest.LogCaptureFixture, poison: Any
+) -> None:
+    store = make_store(private_redis.url, FakeTimer(), pickle_key=b"our secret key, 32 bytes long..!")
+    cache = TagCache(store, timer=lambda: NOW)
+    started = store.begin([])  # the global mark exists, so only the record itself can make this a miss
+    poison(store.client, store.namespace + "e:k", started)
+    with caplog.at_level(logging.WARNING, logger="etagkit.cache.redis"):
+        assert store.get("k", NOW) is None
+        assert cache.get_or_set("k", lambda: "fresh", tags=["a"]) == "fresh"  # recomputed, overwrites
+    assert any("'k'" in record.getMessage() for record in caplog.records)
+    assert cache.get_or_set("k", lambda: "again", tags=["a"]) == "fresh"
+    assert store.breaker_state == "closed"
+    store.close()
+
+
+def test_garbage_in_a_mark_is_invalidated_not_an_error(private_redis: RedisServer) -> None:
+    store = make_store(private_redis.url, FakeTimer())
+    assert store.set("k", entry(store.begin(["a"])), NOW)
+    store.client.set(store.namespace + "m:a", b"garbage")
+    assert store.get("k", NOW) is None
+    store.invalidate(["a"])  # repairs the mark
+    assert store.set("k", entry(store.begin(["a"])), NOW)
+    assert store.get("k", NOW) is not None
+    store.close()
+
+
+def test_lost_invalidation_forces_a_global_one_after_recovery(durable_redis: RedisServer) -> None:
+    timer = FakeTimer()
+    store = make_store(durable_redis.url, timer)
+    other = RedisStore(durable_redis.url, prefix="f:")  # another process, which saw no outage
+    assert store.set("k", entry(store.begin(["a"])), NOW)
+    assert store.set("unrelated", entry(store.begin(["b"]), tags=("b",)), NOW)
+    durable_redis.stop()
+    with pytest.raises(StoreUnavailableError):
+        store.invalidate(["a"])  # the write that invalidated "a" happened; Redis never heard of it
+    assert store.stats()["owed_global_invalidation"]
+    durable_redis.restart()
+    assert other.get("k", NOW) is not None  # the data survived the outage...
+    timer.now += 5
+    assert store.get("k", NOW) is None  # ...but the first call after recovery invalidates everything
+    assert store.get("unrelated", NOW) is None
+    assert other.get("k", NOW) is None  # in every process
+    assert not store.stats()["owed_global_invalidation"]
+    assert store.set("k", entry(store.begin(["a"]), "new"), NOW)
+    hit = other.get("k", NOW)
+    assert hit is not None and hit.entry.value == "new"
+    store.close()
+    other.close()
+
+
+def test_write_begun_before_outage_is_refused_after_it(durable_redis: RedisServer) -> None:
+    timer = FakeTimer()
+    store = make_store(durable_redis.url, timer)
+    started = store.begin(["a"])  # a compute begins...
+    durable_redis.stop()
+    with pytest.raises(StoreUnavailableError):
+        store.invalidate(["a"])  # ...an invalidation is lost during the outage...
+    durable_redis.restart()
+    timer.now += 5
+    assert not store.set("k", entry(started), NOW)  # ...so its result is never stored
+    store.close()
+
+
+def test_concurrent_callers_during_an_outage_never_raise_through_tagcache(private_redis: RedisServer) -> None:
+    timer = FakeTimer()
+    cache = TagCache(make_store(private_redis.url, timer), timer=lambda: NOW)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def worker(n: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(50):
+                assert cache.get_or_set(f"k{i % 5}", lambda: n, tags=["a"]) is not None
+                if i % 10 == 0:
+                    cache.invalidate_tags("a")
+                if n == 0 and i == 10:
+                    private_redis.stop()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert cache.stats()["breaker_state"] in ("open", "half_open")
