@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 REQUIRE_REDIS = os.environ.get("ETAGKIT_REQUIRE_REDIS", "") not in ("", "0")
@@ -31,6 +32,47 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> 
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s") from None
             time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def serve_process(
+    argv: Sequence[str],
+    port: int,
+    *,
+    log: Path,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``argv``, a server that will listen on 127.0.0.1:``port``; yield once it accepts.
+
+    Its output goes to ``log`` (quoted in the error if it exits or never listens). On exit it gets
+    SIGTERM, then SIGKILL after 10 s, and is always reaped.
+    """
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            list(argv), cwd=cwd, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{argv[0]} exited ({proc.returncode}):\n{log.read_text()}")
+            try:
+                wait_for_port(port, timeout=0.5)
+                break
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"nothing on {port} after {timeout}s:\n{log.read_text()}") from None
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def redis_answers(url: str) -> bool:
