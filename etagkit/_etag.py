@@ -133,10 +133,6 @@ def parse_etags(header: str | None, *, policy: ConditionalPolicy = _DEFAULT_POLI
     return tuple(tags)
 
 
-def _hashlib_digest(name: str) -> Callable[[bytes], bytes]:
-    return lambda data: hashlib.new(name, data).digest()
-
-
 def _blake2b(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=_DIGEST_BYTES).digest()
 
@@ -162,8 +158,8 @@ def _xxh3(data: bytes) -> bytes:
 
 
 _DIGESTS: dict[str, Callable[[bytes], bytes]] = {
-    "sha256": _hashlib_digest("sha256"),
-    "sha1": _hashlib_digest("sha1"),
+    "sha256": lambda data: hashlib.sha256(data).digest(),
+    "sha1": lambda data: hashlib.sha1(data).digest(),
     "blake2b": _blake2b,
     "blake3": _blake3,
     "xxh3": _xxh3,
