@@ -121,7 +121,7 @@ class ETagKit:
     """The Flask extension: ``kit = ETagKit(app, cache=TagCache())`` or ``kit.init_app(app)`` later.
 
     ``cache`` (an ``etagkit.cache.TagCache``) turns on stored ETags and response caching; several
-    apps may share one kit (and so one cache), or pass their own to :meth:`init_app`. ``metrics``
+    apps may share one kit (and so one cache), or each use a kit of its own. ``metrics``
     (an ``etagkit.metrics.Metrics``) counts 200/304/412/428 per route.
     """
 
@@ -134,11 +134,10 @@ class ETagKit:
         if app is not None:
             self.init_app(app)
 
-    def init_app(self, app: Flask, *, cache: Any = None) -> None:
+    def init_app(self, app: Flask) -> None:
         """Register on ``app``: config defaults, validated now (a bad value raises ConfigurationError)."""
         if "etagkit" in app.extensions:
             raise ConfigurationError(f"ETagKit is already registered on app {app.name!r}")
-        _check_cache(cache)
         for key, value in _DEFAULTS.items():
             app.config.setdefault(key, value)
         config = app.config
@@ -155,7 +154,7 @@ class ETagKit:
         ttl = config["ETAGKIT_TTL"]
         if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
             raise ConfigurationError(f"ETAGKIT_TTL must be None or a positive number, not {ttl!r}")
-        cache = cache if cache is not None else self.cache
+        cache = self.cache
         app.extensions["etagkit"] = _State(
             kit=self,
             store=ValidatorStore(cache, ttl=ttl, metrics=self.metrics) if cache is not None else None,
@@ -242,7 +241,9 @@ class ETagKit:
         """:meth:`conditional` plus response caching: a GET/HEAD 200 is kept whole in the cache for
         ``ttl`` seconds (or until a tag is invalidated) and served from there, with its ETag and
         304s, without running the view. Responses with Set-Cookie, ``private`` or ``no-store`` are
-        never cached. Needs a cache (raises ConfigurationError at the first request otherwise)."""
+        never cached. Needs the kit's cache (ConfigurationError here otherwise)."""
+        if self.cache is None:
+            raise ConfigurationError("@kit.cached needs ETagKit(cache=TagCache(...))")
         if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
             raise ConfigurationError(f"ttl must be a positive number of seconds, not {ttl!r}")
         return self._decorator(
@@ -372,8 +373,6 @@ def _handle(
     tags = policy.resolve_tags(view_args) if policy.tags else []
     path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
     store = state.store
-    if policy.cache_ttl is not None and store is None:
-        raise ConfigurationError("@kit.cached needs ETagKit(cache=TagCache(...))")
     use_store = store is not None and (policy.stored if policy.stored is not None else state.stored_etags)
     base_key: str | None = None
     record: StoredValidator | None = None

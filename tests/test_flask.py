@@ -1,0 +1,333 @@
+"""ETagKit, the Flask extension: extension-guide behaviour, decorators, stored ETags, writes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from flask import Flask, request
+
+from etagkit import ConfigurationError, ETag, etag_from_version, generate_etag
+from etagkit.cache import TagCache
+from etagkit.flask import ETagKit
+from etagkit.metrics import Metrics
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Shop:
+    """A tiny catalog with a version per book, and a call counter per view."""
+
+    def __init__(self) -> None:
+        self.books: dict[int, dict[str, Any]] = {1: {"id": 1, "title": "Dune", "version": 1}}
+        self.calls: Counter[str] = Counter()
+
+
+def make_app(kit: ETagKit, shop: Shop, **config: Any) -> Flask:
+    """An app factory: the kit is created once, ``init_app`` per app."""
+    app = Flask(__name__)
+    app.config.update(config)
+    kit.init_app(app)
+
+    @app.get("/books")
+    @kit.conditional(tags=["books"], cache_control="no-cache")
+    def books() -> Any:
+        shop.calls["books"] += 1
+        return {"books": sorted(shop.books)}
+
+    @app.route("/books/<int:book_id>", methods=["GET", "PUT", "DELETE"])
+    @kit.conditional(
+        etag=lambda book_id: shop.books[book_id]["version"] if book_id in shop.books else None,
+        tags=["books", "book:{book_id}", lambda book_id: [f"author-of:{book_id}"]],
+        require_precondition=True,
+    )
+    def book(book_id: int) -> Any:
+        shop.calls["book"] += 1
+        if request.method == "PUT":
+            shop.books[book_id]["version"] += 1
+            return {"ok": True}
+        if request.method == "DELETE":
+            shop.books.pop(book_id, None)
+            return "", 204
+        if book_id not in shop.books:
+            return {"error": "not found"}, 404
+        return shop.books[book_id]
+
+    @app.get("/covers/<int:book_id>")
+    @kit.cached(ttl=60, tags=["book:{book_id}"])
+    def cover(book_id: int) -> Any:
+        shop.calls["cover"] += 1
+        return f"cover of {book_id}"
+
+    @app.get("/me")
+    @kit.conditional(tags=["me"], scope=lambda: request.headers.get("Authorization"))
+    def me() -> Any:
+        shop.calls["me"] += 1
+        return {"user": request.headers.get("Authorization")}
+
+    @app.get("/news")
+    @kit.conditional(last_modified=lambda: datetime(2024, 1, 1, tzinfo=UTC))
+    def news() -> Any:
+        shop.calls["news"] += 1
+        return "news"
+
+    return app
+
+
+@pytest.fixture
+def shop() -> Shop:
+    return Shop()
+
+
+@pytest.fixture
+def cache() -> TagCache:
+    return TagCache(timer=FakeClock())
+
+
+@pytest.fixture
+def kit(cache: TagCache) -> ETagKit:
+    return ETagKit(cache=cache, metrics=Metrics())
+
+
+# -- the extension guide ----------------------------------------------------------------------------
+
+
+def test_init_app_state_config_and_several_apps(kit: ETagKit, shop: Shop) -> None:
+    one = make_app(kit, shop, ETAGKIT_WEAK=True)
+    two = make_app(kit, shop)
+    assert not hasattr(kit, "app")
+    assert one.extensions["etagkit"] is not two.extensions["etagkit"]
+    assert one.config["ETAGKIT_WEAK"] is True and two.config["ETAGKIT_WEAK"] is False
+    assert two.config["ETAGKIT_MAX_BUFFER"] == 1 << 20
+    weak = one.test_client().get("/books").headers["ETag"]
+    strong = two.test_client().get("/books").headers["ETag"]
+    assert weak.startswith("W/") and not strong.startswith("W/")
+
+
+def test_eager_registration_works_too(cache: TagCache) -> None:
+    app = Flask(__name__)
+    kit = ETagKit(app, cache=cache)
+
+    @app.get("/")
+    @kit.conditional()
+    def index() -> str:
+        return "hi"
+
+    assert app.test_client().get("/").headers["ETag"] == str(generate_etag(b"hi"))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"ETAGKIT_WEAK": "yes"},
+        {"ETAGKIT_MAX_BUFFER": -5},
+        {"ETAGKIT_JSON_ERRORS": "maybe"},
+        {"ETAGKIT_TTL": 0},
+        {"ETAGKIT_AUTO_INVALIDATE": 1},
+    ],
+)
+def test_misconfiguration_raises_at_init_app(config: dict[str, Any]) -> None:
+    app = Flask(__name__)
+    app.config.update(config)
+    with pytest.raises(ConfigurationError):
+        ETagKit().init_app(app)
+
+
+def test_other_mistakes_raise_early(kit: ETagKit) -> None:
+    app = Flask(__name__)
+    kit.init_app(app)
+    with pytest.raises(ConfigurationError, match="already registered"):
+        kit.init_app(app)
+    with pytest.raises(ConfigurationError):
+        ETagKit(cache=object())
+    with pytest.raises(ConfigurationError, match="not an argument"):
+
+        @kit.conditional(tags=["book:{bookid}"])
+        def view(book_id: int) -> str:
+            return ""
+
+    with pytest.raises(ConfigurationError):
+        kit.cached(ttl=0)
+
+
+def test_a_cached_view_without_a_cache_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="needs"):
+        ETagKit().cached(ttl=5)
+
+
+# -- GET: content ETags, stored ETags, cheap validators ---------------------------------------------
+
+
+def test_content_etag_and_stored_etag_skip_the_view(kit: ETagKit, shop: Shop) -> None:
+    client = make_app(kit, shop).test_client()
+    first = client.get("/books")
+    tag = first.headers["ETag"]
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "no-cache"
+    assert tag == str(generate_etag(first.data))
+    again = client.get("/books", headers={"If-None-Match": tag})
+    assert again.status_code == 304 and shop.calls["books"] == 1  # the view did not run
+    assert dict(again.headers) == {"Cache-Control": "no-cache", "ETag": tag}
+    assert client.head("/books", headers={"If-None-Match": tag}).status_code == 304
+    assert shop.calls["books"] == 1
+    kit.invalidate("books")
+    assert client.get("/books", headers={"If-None-Match": tag}).status_code == 304
+    assert shop.calls["books"] == 2  # ran again after the invalidation
+
+
+def test_invalidate_works_inside_and_outside_an_app_context(kit: ETagKit, shop: Shop) -> None:
+    app = make_app(kit, shop)
+    client = app.test_client()
+    tag = client.get("/books").headers["ETag"]
+    with app.app_context():
+        kit.invalidate("books")
+    client.get("/books", headers={"If-None-Match": tag})
+    assert shop.calls["books"] == 2
+    kit.invalidate("books")
+    client.get("/books", headers={"If-None-Match": tag})
+    assert shop.calls["books"] == 3
+
+
+def test_the_cheap_validator_runs_before_the_view(kit: ETagKit, shop: Shop) -> None:
+    client = make_app(kit, shop).test_client()
+    first = client.get("/books/1")
+    expected = etag_from_version(1)
+    assert first.headers["ETag"] == str(expected) and shop.calls["book"] == 1
+    hit = client.get("/books/1", headers={"If-None-Match": str(expected)})
+    assert hit.status_code == 304 and shop.calls["book"] == 1
+    assert "Content-Type" not in hit.headers and "Content-Length" not in hit.headers
+    news = client.get("/news", headers={"If-Modified-Since": "Tue, 02 Jan 2024 00:00:00 GMT"})
+    assert news.status_code == 304 and shop.calls["news"] == 0
+    assert client.get("/news").headers["Last-Modified"] == "Mon, 01 Jan 2024 00:00:00 GMT"
+
+
+def test_missing_resources_pass_through(kit: ETagKit, shop: Shop) -> None:
+    client = make_app(kit, shop).test_client()
+    missing = client.get("/books/9", headers={"If-None-Match": "*"})
+    assert missing.status_code == 404 and "ETag" not in missing.headers
+
+
+def test_response_caching_serves_the_whole_response(kit: ETagKit, shop: Shop) -> None:
+    client = make_app(kit, shop).test_client()
+    first = client.get("/covers/1")
+    second = client.get("/covers/1")
+    assert second.status_code == 200 and second.data == b"cover of 1" and shop.calls["cover"] == 1
+    assert second.headers["ETag"] == first.headers["ETag"] == str(generate_etag(b"cover of 1"))
+    assert client.get("/covers/1", headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    assert shop.calls["cover"] == 1
+    kit.invalidate("book:1")
+    assert client.get("/covers/1").status_code == 200 and shop.calls["cover"] == 2
+
+
+def test_credentialed_requests_need_a_scope(kit: ETagKit, shop: Shop) -> None:
+    client = make_app(kit, shop).test_client(use_cookies=False)  # send the Cookie header as given
+    tag = client.get("/books").headers["ETag"]
+    client.get("/books", headers={"If-None-Match": tag, "Cookie": "s=1"})
+    assert shop.calls["books"] == 2  # not answered from the shared stored validator
+    alice = {"Authorization": "Bearer alice"}
+    own = client.get("/me", headers=alice).headers["ETag"]
+    assert client.get("/me", headers={**alice, "If-None-Match": own}).status_code == 304
+    assert shop.calls["me"] == 1
+    bob = client.get("/me", headers={"Authorization": "Bearer bob", "If-None-Match": own})
+    assert bob.status_code == 200 and shop.calls["me"] == 2
+
+
+# -- writes -----------------------------------------------------------------------------------------
+
+
+def test_stale_if_match_is_412_and_missing_precondition_428_without_running_the_view(
+    kit: ETagKit, shop: Shop
+) -> None:
+    client = make_app(kit, shop).test_client()
+    tag = client.get("/books/1").headers["ETag"]
+    calls = shop.calls["book"]
+    assert client.put("/books/1", json={}).status_code == 428
+    stale = client.put("/books/1", json={}, headers={"If-Match": '"old"'})
+    assert stale.status_code == 412 and stale.json is not None and stale.json["status"] == 412
+    assert shop.calls["book"] == calls
+    ok = client.put("/books/1", json={}, headers={"If-Match": tag})
+    assert ok.status_code == 200 and shop.calls["book"] == calls + 1
+    assert client.put("/books/1", json={}, headers={"If-Match": tag}).status_code == 412  # lost update
+    gone = client.delete("/books/1", headers={"If-Match": str(etag_from_version(2))})
+    assert gone.status_code == 204
+    assert client.put("/books/1", json={}, headers={"If-Match": "*"}).status_code == 412
+
+
+def test_a_successful_write_invalidates_the_views_tags(kit: ETagKit, shop: Shop) -> None:
+    client = make_app(kit, shop).test_client()
+    listing = client.get("/books").headers["ETag"]
+    cover = client.get("/covers/1").headers["ETag"]
+    client.put("/books/1", headers={"If-Match": str(etag_from_version(1))})
+    client.get("/books", headers={"If-None-Match": listing})
+    client.get("/covers/1", headers={"If-None-Match": cover})
+    assert shop.calls["books"] == 2 and shop.calls["cover"] == 2
+
+
+def test_auto_invalidation_can_be_turned_off(kit: ETagKit, shop: Shop) -> None:
+    client = make_app(kit, shop, ETAGKIT_AUTO_INVALIDATE=False).test_client()
+    listing = client.get("/books").headers["ETag"]
+    client.put("/books/1", headers={"If-Match": str(etag_from_version(1))})
+    client.get("/books", headers={"If-None-Match": listing})
+    assert shop.calls["books"] == 1
+
+
+def test_app_wide_428(cache: TagCache) -> None:
+    app = Flask(__name__)
+    app.config["ETAGKIT_REQUIRE_PRECONDITION"] = True
+    app.config["ETAGKIT_JSON_ERRORS"] = False
+    kit = ETagKit(app, cache=cache)
+
+    @app.post("/things")
+    @kit.conditional()
+    def create() -> tuple[str, int]:
+        return "made", 201
+
+    refused = app.test_client().post("/things")
+    assert refused.status_code == 428 and refused.data.startswith(b"428")
+    assert app.test_client().post("/things", headers={"If-None-Match": "*"}).status_code == 201
+
+
+def test_metrics_per_route(cache: TagCache, shop: Shop) -> None:
+    metrics = Metrics()
+    client = make_app(ETagKit(cache=cache, metrics=metrics), shop).test_client()
+    tag = client.get("/books").headers["ETag"]
+    client.get("/books", headers={"If-None-Match": tag})
+    client.put("/books/1")
+    counts = metrics.counts()
+    assert counts[("responses", "/books", "200")] == 1
+    assert counts[("responses", "/books", "304")] == 1
+    assert counts[("stored_304", "/books", "")] == 1
+    assert counts[("responses", "/books/<int:book_id>", "428")] == 1
+
+
+def test_version_values_of_several_shapes() -> None:
+    app = Flask(__name__)
+    kit = ETagKit(app)
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+
+    @app.get("/a")
+    @kit.conditional(etag=lambda: ETag("x"))
+    def a() -> str:
+        return "a"
+
+    @app.get("/b")
+    @kit.conditional(etag=lambda: '"y"')
+    def b() -> str:
+        return "b"
+
+    @app.get("/c")
+    @kit.conditional(etag=lambda: (3, when))
+    def c() -> str:
+        return "c"
+
+    client = app.test_client()
+    assert client.get("/a").headers["ETag"] == '"x"'
+    assert client.get("/b").headers["ETag"] == '"y"'
+    assert client.get("/c").headers["ETag"] == str(etag_from_version(3, when))
