@@ -1,0 +1,639 @@
+"""The async revalidating client against a real origin on loopback (aiohttp, same event loop).
+
+The origin counts requests and can hold any request at a gate (asyncio events), so orderings such as
+"the old response arrives after the new one" are arranged deterministically, never with sleeps.
+Freshness runs on a fake clock that the origin's ``Date`` header follows too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from support import free_port
+
+from etagkit._dates import format_http_date
+from etagkit.client import ETagClient, ETagTransport, Source
+
+# ---- the origin ---------------------------------------------------------------------------------
+
+
+class Clock:
+    """A fake wall clock (POSIX seconds) that tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Resource:
+    """What the origin serves at one path; a request answers with the state it found on arrival."""
+
+    body: bytes = b"one"
+    etag: str | None = '"v1"'
+    cache_control: str | None = "max-age=60"
+    headers: dict[str, str] = field(default_factory=dict)
+    status: int = 200
+    by_language: dict[str, bytes] | None = None  # Vary: Accept-Language bodies
+
+
+@dataclass
+class Gate:
+    """Holds one request: ``arrived`` is set when it reaches the origin; it answers on ``release``."""
+
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    abort: bool = False  # drop the connection instead of answering
+
+
+@dataclass(frozen=True)
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+class Origin:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.base = ""
+        self.resources: dict[str, Resource] = {}
+        self.unsafe: dict[str, tuple[int, dict[str, str]]] = {}  # path -> status, headers
+        self.seen: list[Seen] = []
+        self.gates: dict[str, deque[Gate]] = {}
+        self.every_gate: list[Gate] = []  # released at shutdown, so no handler is left waiting
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def hold(self, path: str, *, abort: bool = False) -> Gate:
+        """Make the next request to ``path`` wait at a gate."""
+        gate = Gate(abort=abort)
+        self.gates.setdefault(path, deque()).append(gate)
+        self.every_gate.append(gate)
+        return gate
+
+    def requests(self, path: str, method: str = "GET") -> list[Seen]:
+        return [s for s in self.seen if s.path == path and s.method == method]
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        self.seen.append(Seen(request.method, path, {k.lower(): v for k, v in request.headers.items()}))
+        if request.method not in ("GET", "HEAD"):
+            status, headers = self.unsafe.get(path, (204, {}))
+            if request.method == "PUT" and path in self.resources:
+                body = await request.read()
+                self.resources[path] = dataclasses.replace(
+                    self.resources[path], body=body, etag=f'"{body.decode()}"'
+                )
+            return web.Response(status=status, headers=headers)
+        state = dataclasses.replace(self.resources[path])  # what this request sees on arrival
+        date = format_http_date(self.clock())
+        gates = self.gates.get(path)
+        if gates:
+            gate = gates.popleft()
+            gate.arrived.set()
+            await gate.release.wait()
+            if gate.abort:
+                assert request.transport is not None
+                request.transport.abort()
+                raise ConnectionResetError("origin dropped the connection")
+        headers = {"Date": date, **state.headers}
+        if state.etag is not None:
+            headers["ETag"] = state.etag
+        if state.cache_control is not None:
+            headers["Cache-Control"] = state.cache_control
+        body = state.body
+        if state.by_language is not None:
+            headers["Vary"] = "Accept-Language"
+            body = state.by_language[request.headers.get("Accept-Language", "en")]
+        if state.etag is not None and request.headers.get("If-None-Match") == state.etag:
+            headers.pop("Content-Type", None)
+            return web.Response(status=304, headers=headers)
+        return web.Response(status=state.status, body=body, headers=headers)
+
+
+@contextlib.asynccontextmanager
+async def origin_running(clock: Clock) -> AsyncIterator[Origin]:
+    origin = Origin(clock)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", origin.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    origin.base = f"http://127.0.0.1:{port}"
+    try:
+        yield origin
+    finally:
+        for gate in origin.every_gate:
+            gate.release.set()
+        await runner.cleanup()
+
+
+Scenario = Callable[[Origin, ETagClient, Clock], Awaitable[None]]
+
+
+def run(scenario: Scenario, **client_options: Any) -> None:
+    """Run a scenario against a fresh origin and client; afterwards nothing may be left in flight."""
+
+    async def main() -> None:
+        clock = Clock()
+        async with origin_running(clock) as origin, ETagClient(now=clock, **client_options) as client:
+            await scenario(origin, client, clock)
+            await eventually(lambda: client.etag_transport.inflight == 0)
+
+    asyncio.run(main())
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    """Wait for a condition that background work makes true (bounded; never a timing assertion)."""
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition never became true")
+
+
+async def arrived(gate: Gate) -> None:
+    await asyncio.wait_for(gate.arrived.wait(), 10)
+
+
+def source(response: httpx.Response) -> Source:
+    value = response.extensions["etagkit"]
+    assert isinstance(value, Source)
+    return value
+
+
+# ---- freshness ----------------------------------------------------------------------------------
+
+
+def test_fresh_hits_send_nothing_then_stale_revalidates_with_304() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource(body=b"x" * 1000, cache_control="max-age=60")
+        first = await client.get(origin.url("/r"))
+        assert (first.status_code, source(first), first.content) == (200, Source.NETWORK, b"x" * 1000)
+        for _ in range(5):
+            clock.advance(10)
+            hit = await client.get(origin.url("/r"))
+            assert (hit.status_code, source(hit), hit.content) == (200, Source.CACHE, b"x" * 1000)
+            assert hit.headers["Age"] == str(int(clock() - first_time))
+        assert len(origin.requests("/r")) == 1
+        clock.advance(11)  # age 61 > max-age 60
+        again = await client.get(origin.url("/r"))
+        assert (again.status_code, source(again), again.content) == (200, Source.REVALIDATED, b"x" * 1000)
+        revalidation = origin.requests("/r")[1]
+        assert revalidation.headers["if-none-match"] == '"v1"'
+        stats = client.stats()
+        assert (stats.requests_sent, stats.responses_200, stats.responses_304, stats.fresh_hits) == (
+            2,
+            1,
+            1,
+            5,
+        )
+        assert stats.bytes_not_downloaded == 6000
+        assert stats.ratio_304_to_200 == 1.0
+        # the 304 freshened the stored response: fresh again, nothing sent
+        assert source(await client.get(origin.url("/r"))) is Source.CACHE
+        assert len(origin.requests("/r")) == 2
+
+    first_time = float(int(time.time()))  # the Clock's start
+    run(scenario)
+
+
+def test_the_age_header_counts() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource(cache_control="max-age=60", headers={"Age": "50"})
+        await client.get(origin.url("/r"))
+        clock.advance(9)
+        assert source(await client.get(origin.url("/r"))) is Source.CACHE
+        clock.advance(2)  # 50 + 11 > 60
+        assert source(await client.get(origin.url("/r"))) is Source.REVALIDATED
+        assert len(origin.requests("/r")) == 2
+
+    run(scenario)
+
+
+def test_no_store_is_not_stored() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource(cache_control="no-store")
+        for _ in range(3):
+            response = await client.get(origin.url("/r"))
+            assert (response.content, source(response)) == (b"one", Source.NETWORK)
+        assert [s.headers.get("if-none-match") for s in origin.requests("/r")] == [None] * 3
+        assert client.stats().entries == 0
+
+    run(scenario)
+
+
+def test_no_cache_revalidates_every_use_with_both_validators() -> None:
+    last_modified = "Mon, 01 Jan 2024 00:00:00 GMT"
+
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource(
+            cache_control="no-cache", headers={"Last-Modified": last_modified, "Content-Type": "text/plain"}
+        )
+        await client.get(origin.url("/r"))
+        for _ in range(3):
+            response = await client.get(origin.url("/r"))
+            assert (response.status_code, source(response), response.text) == (200, Source.REVALIDATED, "one")
+            assert response.headers["Content-Type"] == "text/plain"
+        for seen in origin.requests("/r")[1:]:
+            assert seen.headers["if-none-match"] == '"v1"'
+            assert seen.headers["if-modified-since"] == last_modified
+        # a 304 that brings a new Cache-Control freshens the stored headers (RFC 9111 §4.3.4)
+        origin.resources["/r"].cache_control = "max-age=60"
+        assert source(await client.get(origin.url("/r"))) is Source.REVALIDATED
+        assert source(await client.get(origin.url("/r"))) is Source.CACHE
+        assert len(origin.requests("/r")) == 5
+
+    run(scenario)
+
+
+def test_a_changed_resource_replaces_the_stored_body() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource(cache_control="no-cache")
+        await client.get(origin.url("/r"))
+        origin.resources["/r"] = Resource(body=b"two", etag='"v2"', cache_control="no-cache")
+        changed = await client.get(origin.url("/r"))
+        assert (changed.content, source(changed)) == (b"two", Source.NETWORK)
+        assert origin.requests("/r")[-1].headers["if-none-match"] == '"v1"'
+        again = await client.get(origin.url("/r"))
+        assert (again.content, source(again)) == (b"two", Source.REVALIDATED)
+        assert origin.requests("/r")[-1].headers["if-none-match"] == '"v2"'
+
+    run(scenario)
+
+
+# ---- single-flight ------------------------------------------------------------------------------
+
+
+def test_twenty_concurrent_gets_make_one_request_also_for_revalidations() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource(cache_control="max-age=60")
+        url = origin.url("/r")
+        gate = origin.hold("/r")
+        tasks = [asyncio.create_task(client.get(url)) for _ in range(20)]
+        await arrived(gate)
+        assert client.etag_transport.inflight == 1
+        gate.release.set()
+        cold = await asyncio.gather(*tasks)
+        assert {(r.status_code, r.content, source(r)) for r in cold} == {(200, b"one", Source.NETWORK)}
+        assert len(origin.requests("/r")) == 1
+
+        clock.advance(61)  # now stale: 20 concurrent revalidations become one conditional request
+        gate = origin.hold("/r")
+        tasks = [asyncio.create_task(client.get(url)) for _ in range(20)]
+        await arrived(gate)
+        gate.release.set()
+        warm = await asyncio.gather(*tasks)
+        assert {(r.status_code, r.content, source(r)) for r in warm} == {(200, b"one", Source.REVALIDATED)}
+        assert len(origin.requests("/r")) == 2
+        assert origin.requests("/r")[1].headers["if-none-match"] == '"v1"'
+
+    run(scenario)
+
+
+def test_an_error_reaches_every_waiter_and_the_table_is_empty_after() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource()
+        gate = origin.hold("/r", abort=True)
+        tasks = [asyncio.create_task(client.get(origin.url("/r"))) for _ in range(20)]
+        await arrived(gate)
+        gate.release.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(r, httpx.TransportError) for r in results), results
+        assert len(origin.requests("/r")) == 1
+        assert client.etag_transport.inflight == 0
+        # the next request goes out again (errors are not cached)
+        assert (await client.get(origin.url("/r"))).content == b"one"
+
+    run(scenario)
+
+
+def test_cancelled_waiters_leave_nothing_in_flight() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource()
+        gate = origin.hold("/r")
+        tasks = [asyncio.create_task(client.get(origin.url("/r"))) for _ in range(5)]
+        await arrived(gate)
+        tasks[0].cancel()  # one waiter gives up: the others still get the answer
+        await asyncio.gather(tasks[0], return_exceptions=True)
+        assert client.etag_transport.inflight == 1
+        for task in tasks[1:]:
+            task.cancel()  # the last one gives up: the request itself is cancelled
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(r, asyncio.CancelledError) for r in results)
+        await eventually(lambda: client.etag_transport.inflight == 0)
+        gate.release.set()
+        response = await client.get(origin.url("/r"))
+        assert (response.content, source(response)) == (b"one", Source.NETWORK)
+
+    run(scenario)
+
+
+def test_one_cancelled_waiter_does_not_cancel_the_others() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource()
+        gate = origin.hold("/r")
+        tasks = [asyncio.create_task(client.get(origin.url("/r"))) for _ in range(3)]
+        await arrived(gate)
+        tasks[1].cancel()
+        gate.release.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(results[1], asyncio.CancelledError)
+        assert [r.content for r in (results[0], results[2]) if isinstance(r, httpx.Response)] == [b"one"] * 2
+        assert len(origin.requests("/r")) == 1
+
+    run(scenario)
+
+
+def test_different_vary_selections_do_not_share_a_request() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource(by_language={"en": b"hello", "fr": b"bonjour"})
+        url = origin.url("/r")
+        en, fr = await asyncio.gather(
+            client.get(url, headers={"Accept-Language": "en"}),
+            client.get(url, headers={"Accept-Language": "fr"}),
+        )
+        assert (en.content, fr.content) == (b"hello", b"bonjour")
+        assert len(origin.requests("/r")) == 2
+
+    run(scenario)
+
+
+# ---- latest wins --------------------------------------------------------------------------------
+
+
+def test_a_slow_old_response_cannot_overwrite_a_newer_one() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        url = origin.url("/r")
+        origin.resources["/r"] = Resource(body=b"old", etag='"old"', cache_control="max-age=60")
+        gate = origin.hold("/r")
+        slow = asyncio.create_task(client.get(url))
+        await arrived(gate)  # the old request has seen "old" and is held
+        origin.resources["/r"] = Resource(body=b"new", etag='"new"', cache_control="max-age=60")
+        newer = await client.refresh(url)  # does not join the old request: its own, newer one
+        assert (newer.content, source(newer)) == (b"new", Source.NETWORK)
+        gate.release.set()
+        old = await slow
+        assert old.content == b"old"  # the old request's own answer ...
+        hit = await client.get(url)  # ... but it did not replace the newer stored response
+        assert (hit.content, source(hit)) == (b"new", Source.CACHE)
+        assert len(origin.requests("/r")) == 2
+
+    run(scenario)
+
+
+def test_a_superseded_request_can_be_cancelled_and_its_waiters_get_the_newer_answer() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        url = origin.url("/r")
+        origin.resources["/r"] = Resource(body=b"old", etag='"old"')
+        gate = origin.hold("/r")
+        waiters = [asyncio.create_task(client.get(url)) for _ in range(3)]
+        await arrived(gate)
+        origin.resources["/r"] = Resource(body=b"new", etag='"new"')
+        newer = await client.refresh(url, cancel_older=True)
+        assert newer.content == b"new"
+        results = await asyncio.gather(*waiters)
+        assert {r.content for r in results} == {b"new"}
+        assert source(await client.get(url)) is Source.CACHE
+
+    run(scenario)
+
+
+def test_a_get_in_flight_during_an_unsafe_request_does_not_store_its_older_answer() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        url = origin.url("/r")
+        origin.resources["/r"] = Resource(body=b"v1", etag='"v1"')
+        gate = origin.hold("/r")
+        reading = asyncio.create_task(client.get(url))
+        await arrived(gate)  # it saw v1
+        put = await client.put(url, content=b"v2")
+        assert put.status_code == 204
+        gate.release.set()
+        assert (await reading).content == b"v1"
+        after = await client.get(url)
+        assert (after.content, source(after)) == (b"v2", Source.NETWORK)
+
+    run(scenario)
+
+
+# ---- the record: validator and body together ----------------------------------------------------
+
+
+def test_a_304_for_an_entry_evicted_during_revalidation_is_retried_unconditionally() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/a"] = Resource(body=b"A", cache_control="no-cache")
+        origin.resources["/b"] = Resource(body=b"B", cache_control="no-cache")
+        await client.get(origin.url("/a"))
+        gate = origin.hold("/a")
+        revalidating = asyncio.create_task(client.get(origin.url("/a")))
+        await arrived(gate)
+        await client.get(origin.url("/b"))  # max_entries=1: /a is evicted while its 304 is on the way
+        gate.release.set()
+        response = await revalidating
+        assert (response.status_code, response.content, source(response)) == (200, b"A", Source.NETWORK)
+        conditions = [s.headers.get("if-none-match") for s in origin.requests("/a")]
+        assert conditions == [None, '"v1"', None]
+
+    run(scenario, max_entries=1)
+
+
+def test_set_cookie_is_never_replayed_from_the_cache() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource(cache_control="max-age=10", headers={"Set-Cookie": "session=abc"})
+        first = await client.get(origin.url("/r"))
+        assert first.headers["Set-Cookie"] == "session=abc"  # from the network: the caller sees it
+        hit = await client.get(origin.url("/r"))
+        assert source(hit) is Source.CACHE
+        assert "set-cookie" not in hit.headers
+        clock.advance(11)
+        origin.resources["/r"].headers = {}
+        revalidated = await client.get(origin.url("/r"))
+        assert source(revalidated) is Source.REVALIDATED
+        assert "set-cookie" not in revalidated.headers
+
+    run(scenario)
+
+
+def test_memory_is_bounded_by_entries_and_bytes_lru() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        for i in range(10):
+            origin.resources[f"/r{i}"] = Resource(body=bytes(1000))
+        await client.get(origin.url("/r0"))
+        for i in range(1, 10):
+            await client.get(origin.url(f"/r{i}"))
+            await client.get(origin.url("/r0"))  # used often: stays
+            stats = client.stats()
+            assert stats.entries <= 3
+            assert stats.stored_bytes <= 3000
+        assert source(await client.get(origin.url("/r0"))) is Source.CACHE
+        assert source(await client.get(origin.url("/r9"))) is Source.CACHE
+        assert source(await client.get(origin.url("/r1"))) is Source.NETWORK
+
+    run(scenario, max_entries=5, max_bytes=3000)
+
+
+def test_a_body_larger_than_the_store_is_not_stored() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/big"] = Resource(body=bytes(5000))
+        await client.get(origin.url("/big"))
+        assert client.stats().entries == 0
+        assert len((await client.get(origin.url("/big"))).content) == 5000
+        assert len(origin.requests("/big")) == 2
+
+    run(scenario, max_bytes=3000)
+
+
+# ---- Vary, invalidation -------------------------------------------------------------------------
+
+
+def test_vary_keeps_one_variant_per_selection() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource(by_language={"en": b"hello", "fr": b"bonjour"})
+        url = origin.url("/r")
+        for _ in range(2):
+            en = await client.get(url, headers={"Accept-Language": "en"})
+            fr = await client.get(url, headers={"Accept-Language": "fr"})
+            assert (en.content, fr.content) == (b"hello", b"bonjour")
+        assert (source(en), source(fr)) == (Source.CACHE, Source.CACHE)
+        assert len(origin.requests("/r")) == 2
+        assert client.stats().entries == 2
+
+    run(scenario)
+
+
+def test_unsafe_methods_invalidate_the_target_and_same_origin_locations() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        for path in ("/books", "/books/7", "/other"):
+            origin.resources[path] = Resource()
+            await client.get(origin.url(path))
+        origin.unsafe["/books"] = (201, {"Location": "/books/7", "Content-Location": "http://example.com/x"})
+        created = await client.post(origin.url("/books"), content=b"{}")
+        assert created.status_code == 201
+        assert source(await client.get(origin.url("/books"))) is Source.NETWORK
+        assert source(await client.get(origin.url("/books/7"))) is Source.NETWORK
+        assert source(await client.get(origin.url("/other"))) is Source.CACHE
+        origin.unsafe["/other"] = (500, {})
+        await client.delete(origin.url("/other"))  # an error does not invalidate
+        assert source(await client.get(origin.url("/other"))) is Source.CACHE
+
+    run(scenario)
+
+
+# ---- stale-while-revalidate, stale-if-error -----------------------------------------------------
+
+
+def test_stale_while_revalidate_serves_stale_and_revalidates_once_in_the_background() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource(cache_control="max-age=10, stale-while-revalidate=60")
+        url = origin.url("/r")
+        await client.get(url)
+        clock.advance(20)
+        gate = origin.hold("/r")
+        stale = await asyncio.gather(*(client.get(url) for _ in range(20)))
+        assert {(r.content, source(r)) for r in stale} == {(b"one", Source.STALE)}
+        await arrived(gate)  # one background revalidation is at the origin
+        gate.release.set()
+        await eventually(lambda: client.etag_transport.inflight == 0)
+        assert len(origin.requests("/r")) == 2
+        assert origin.requests("/r")[1].headers["if-none-match"] == '"v1"'
+        assert source(await client.get(url)) is Source.CACHE  # freshened by the background 304
+
+    run(scenario)
+
+
+def test_stale_if_error_on_5xx_and_on_a_dead_origin() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource(cache_control="max-age=10, stale-if-error=60")
+        url = origin.url("/r")
+        await client.get(url)
+        clock.advance(30)
+        origin.resources["/r"] = Resource(status=503, etag=None, cache_control=None, body=b"down")
+        served = await client.get(url)
+        assert (served.status_code, served.content, source(served)) == (200, b"one", Source.STALE)
+        gate = origin.hold("/r", abort=True)
+        failing = asyncio.create_task(client.get(url))
+        await arrived(gate)
+        gate.release.set()
+        served = await failing
+        assert (served.content, source(served)) == (b"one", Source.STALE)
+        clock.advance(60)  # beyond the window: the error reaches the caller
+        error = await client.get(url)
+        assert (error.status_code, source(error)) == (503, Source.NETWORK)
+
+    run(scenario)
+
+
+def test_only_if_cached_without_an_entry_is_504() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource()
+        response = await client.get(origin.url("/r"), headers={"Cache-Control": "only-if-cached"})
+        assert response.status_code == 504
+        assert origin.requests("/r") == []
+
+    run(scenario)
+
+
+def test_caller_conditions_pass_through_untouched() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource()
+        await client.get(origin.url("/r"))
+        response = await client.get(origin.url("/r"), headers={"If-None-Match": '"v1"'})
+        assert (response.status_code, source(response)) == (304, Source.NETWORK)
+
+    run(scenario)
+
+
+def test_credentials_are_never_shared() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource(cache_control="private, max-age=60")
+        await client.get(origin.url("/r"), headers={"Authorization": "Bearer alice"})
+        bob = await client.get(origin.url("/r"), headers={"Authorization": "Bearer bob"})
+        alice = await client.get(origin.url("/r"), headers={"Authorization": "Bearer alice"})
+        assert (source(bob), source(alice)) == (Source.NETWORK, Source.CACHE)
+
+    run(scenario)
+
+
+# ---- as a transport; configuration --------------------------------------------------------------
+
+
+def test_an_existing_async_client_gains_the_behaviour_through_the_transport() -> None:
+    async def main() -> None:
+        clock = Clock()
+        async with origin_running(clock) as origin:
+            origin.resources["/r"] = Resource()
+            transport = ETagTransport(httpx.AsyncHTTPTransport(), now=clock)
+            async with httpx.AsyncClient(transport=transport, base_url=origin.base) as client:
+                assert source(await client.get("/r")) is Source.NETWORK
+                assert source(await client.get("/r")) is Source.CACHE
+            assert transport.stats().fresh_hits == 1
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "options", [{"max_entries": 0}, {"max_bytes": -1}, {"heuristic": 2.0}, {"max_entries": True}]
+)
+def test_bad_configuration_raises_at_construction(options: dict[str, Any]) -> None:
+    from etagkit import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        ETagTransport(httpx.AsyncHTTPTransport(), **options)
