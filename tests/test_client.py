@@ -10,11 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
+import subprocess
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -637,3 +643,73 @@ def test_bad_configuration_raises_at_construction(options: dict[str, Any]) -> No
 
     with pytest.raises(ConfigurationError):
         ETagTransport(httpx.AsyncHTTPTransport(), **options)
+
+
+# ---- the README example, against a bookstore-like origin ----------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_example() -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## The async client") :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```", start)]
+
+
+class _Books(BaseHTTPRequestHandler):
+    """GET /books as the bookstore serves it: JSON, a strong ETag, max-age=5, must-revalidate."""
+
+    body = json.dumps([{"id": 1, "title": "Dune"}]).encode()
+    seen: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append(self.headers.get("If-None-Match"))
+        headers = {"ETag": '"books-1"', "Cache-Control": "max-age=5, must-revalidate"}
+        if self.headers.get("If-None-Match") == '"books-1"':
+            self.send_response(304)
+        else:
+            self.send_response(200)
+            headers |= {"Content-Type": "application/json", "Content-Length": str(len(self.body))}
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if headers.get("Content-Type"):
+            self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_the_readme_example_runs_against_a_bookstore_like_origin() -> None:
+    code = readme_example()
+    assert 'base_url="http://127.0.0.1:8000"' in code
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Books)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        code = code.replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}")
+        done = subprocess.run(
+            [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "Source.REVALIDATED"
+    assert "responses_200=1" in lines[1]
+    seen = _Books.seen
+    assert seen[0] is None
+    assert seen[-4:] == ['"books-1"'] * 4  # the no-cache GET and three refreshes: all conditional
+
+
+def test_without_httpx_the_import_error_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['httpx'] = None\n"
+        "try:\n    import etagkit.client\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert "etagkit[client]" in out
