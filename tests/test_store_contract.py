@@ -235,11 +235,12 @@ def test_ticket_write_refused_for_tags_learned_after_the_compute(make_store: Mak
 @pytest.mark.slow
 def test_stress_no_stale_read_under_concurrent_invalidation(make_store: MakeStore) -> None:
     """Readers (two TagCaches = two processes) race a writer; no read may return a value older
-    than the version current when the read started."""
+    than the last version whose write (database, then invalidation) had completed when it started."""
     store = make_store()
     caches = [TagCache(store, default_ttl=3600), TagCache(store, default_ttl=3600)]
     items = 4
     db = [0] * items
+    done = [0] * items  # versions whose invalidation has returned
     rounds, readers = 2500, 4
     errors: list[str] = []
     stop = threading.Event()
@@ -248,7 +249,7 @@ def test_stress_no_stale_read_under_concurrent_invalidation(make_store: MakeStor
         cache = caches[n % 2]
         for r in range(rounds):
             i = (r + n) % items
-            before = db[i]
+            before = done[i]
             got = cache.get_or_set(f"item:{i}", lambda i=i: db[i], tags=[f"item:{i}", "items"])
             if got < before:
                 errors.append(f"reader {n} round {r}: item {i} read {got} after version {before}")
@@ -260,6 +261,7 @@ def test_stress_no_stale_read_under_concurrent_invalidation(make_store: MakeStor
             i = w % items
             db[i] += 1  # write the "database" first, then invalidate
             caches[w % 2].invalidate_tags(f"item:{i}")
+            done[i] = db[i]
             w += 1
 
     threads = [threading.Thread(target=reader, args=(n,)) for n in range(readers)]

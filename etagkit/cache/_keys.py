@@ -64,7 +64,7 @@ def _encode(value: object, out: bytearray) -> None:
         out += b"d%d{" % len(pairs) + b"".join(k + v for k, v in pairs) + b"}"
     elif isinstance(value, set | frozenset):
         members = sorted(canonical(item) for item in value)
-        out += b"S%d{" % len(members) + b"".join(members) + b"}"
+        out += (b"S" if isinstance(value, set) else b"Z") + b"%d{" % len(members) + b"".join(members) + b"}"
     elif isinstance(value, dt.datetime | dt.date | dt.time):
         _tagged(b"D", f"{type(value).__name__}:{value.isoformat()}", out)
     elif isinstance(value, dt.timedelta):
