@@ -1,0 +1,87 @@
+"""ETagMiddleware around a plain WSGI app (no framework): ETags, 304s, stored ETags, safe writes.
+
+Run it::
+
+    python examples/plain_wsgi.py --port 8001
+    curl -i http://127.0.0.1:8001/notes/1                       # 200 with an ETag
+    curl -i http://127.0.0.1:8001/notes/1 -H 'If-None-Match: "<that etag>"'   # 304, app not called
+    curl -i -X PUT http://127.0.0.1:8001/notes/1 -d 'new text' -H 'If-Match: "<that etag>"'
+
+The app below knows nothing about ETags. It only names the cache tags of what it renders in a
+``Cache-Tag`` response header; the middleware hashes bodies, answers revalidations from stored
+validators without calling the app, and invalidates them after a successful write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from collections.abc import Iterable
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.types import StartResponse, WSGIEnvironment
+
+from etagkit.cache import TagCache
+from etagkit.wsgi import ETagMiddleware
+
+NOTES: dict[str, str] = {"1": "Buy milk", "2": "Call Ada"}
+CALLS = {"app": 0}  # how often the app itself ran: GET /calls shows it
+_lock = threading.Lock()
+
+
+def notes_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    """A plain WSGI app: GET /notes, GET /notes/<id>, PUT /notes/<id>, GET /calls."""
+    method = environ["REQUEST_METHOD"]
+    parts = [p for p in environ.get("PATH_INFO", "").split("/") if p]
+    if parts == ["calls"]:
+        return _send(start_response, "200 OK", {"app_calls": CALLS["app"]}, [("Cache-Control", "no-store")])
+    with _lock:
+        CALLS["app"] += 1
+    if parts == ["notes"] and method == "GET":
+        return _send(start_response, "200 OK", NOTES, [("Cache-Tag", "notes")])
+    if len(parts) == 2 and parts[0] == "notes":
+        note_id = parts[1]
+        if method == "GET" and note_id in NOTES:
+            body = {"id": note_id, "text": NOTES[note_id]}
+            return _send(start_response, "200 OK", body, [("Cache-Tag", f"notes note:{note_id}")])
+        if method == "PUT":
+            size = int(environ.get("CONTENT_LENGTH") or 0)
+            text = environ["wsgi.input"].read(size).decode("utf-8", "replace")
+            with _lock:
+                NOTES[note_id] = text
+            # a successful write: the middleware invalidates this path and the tags named here
+            return _send(start_response, "200 OK", {"id": note_id, "text": text}, [("Cache-Tag", "notes")])
+    return _send(start_response, "404 Not Found", {"error": "not found"}, [])
+
+
+def _send(
+    start_response: StartResponse, status: str, data: object, extra: list[tuple[str, str]]
+) -> list[bytes]:
+    body = json.dumps(data).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *extra]
+    start_response(status, headers)
+    return [body]
+
+
+# The whole integration: one line. Stored validators live in an in-process TagCache here; give it
+# a RedisStore (etagkit.cache.redis) to share them between workers.
+app = ETagMiddleware(notes_app, cache=TagCache())
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # keep the example's output short
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    args = parser.parse_args()
+    with make_server(args.host, args.port, app, handler_class=_QuietHandler) as server:
+        print(f"serving on http://{args.host}:{args.port}", flush=True)
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

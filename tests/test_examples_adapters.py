@@ -1,0 +1,87 @@
+"""The adapter examples run for real: started on a free loopback port, driven over HTTP, stopped."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from support import free_port, wait_for_port
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _start(script: str) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / script), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.fixture
+def plain_wsgi() -> Iterator[str]:
+    yield from _start("plain_wsgi.py")
+
+
+@pytest.fixture
+def custom_server() -> Iterator[str]:
+    yield from _start("custom_server.py")
+
+
+def test_plain_wsgi_example(plain_wsgi: str) -> None:
+    with httpx.Client(base_url=plain_wsgi, timeout=10) as client:
+        first = client.get("/notes/1")
+        assert first.status_code == 200 and first.json() == {"id": "1", "text": "Buy milk"}
+        assert "cache-tag" not in first.headers
+        tag = client.get("/notes/1").headers["etag"]  # a new tag is stored from its second response
+        assert tag == first.headers["etag"]
+        calls = client.get("/calls").json()["app_calls"]
+        hit = client.get("/notes/1", headers={"If-None-Match": tag})
+        assert hit.status_code == 304 and hit.content == b""
+        assert client.get("/calls").json()["app_calls"] == calls  # answered without the app
+        written = client.put("/notes/1", content=b"Buy oat milk")
+        assert written.status_code == 200
+        fresh = client.get("/notes/1", headers={"If-None-Match": tag})
+        assert fresh.status_code == 200 and fresh.json()["text"] == "Buy oat milk"
+        assert fresh.headers["etag"] != tag
+
+
+def test_custom_server_example(custom_server: str) -> None:
+    with httpx.Client(base_url=custom_server, timeout=10) as client:
+        first = client.get("/items/1")
+        assert first.status_code == 200 and first.json()["name"] == "lamp"
+        tag = first.headers["etag"]
+        renders = client.get("/renders").json()["count"]
+        hit = client.get("/items/1", headers={"If-None-Match": tag})
+        assert hit.status_code == 304 and hit.headers["etag"] == tag
+        head = client.head("/items/1", headers={"If-None-Match": tag})
+        assert head.status_code == 304
+        assert client.get("/renders").json()["count"] == renders  # nothing rendered
+        assert client.put("/items/1", content=b"chair").status_code == 428
+        assert client.put("/items/1", content=b"chair", headers={"If-Match": '"old"'}).status_code == 412
+        current = client.put("/items/1", content=b"chair", headers={"If-Match": tag})
+        assert current.status_code == 204
+        assert client.put("/items/1", content=b"sofa", headers={"If-Match": tag}).status_code == 412
+        updated = client.get("/items/1", headers={"If-None-Match": tag})
+        assert updated.status_code == 200 and updated.json()["name"] == "chair"
+        assert updated.headers["etag"] == current.headers["etag"]
+        assert client.put("/items/7", content=b"new", headers={"If-None-Match": "*"}).status_code == 204
+        assert client.get("/items/9").status_code == 404
