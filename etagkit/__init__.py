@@ -28,6 +28,7 @@ from ._respond import (
     path_tag,
     representation_key,
 )
+from .cache import MemoryStore, TagCache
 
 __version__ = "0.1.0"
 
@@ -38,12 +39,14 @@ __all__ = [
     "ETag",
     "EtagkitError",
     "InvalidETagError",
+    "MemoryStore",
     "Outcome",
     "Reply",
     "RequestCacheControl",
     "SerializationError",
     "StoreUnavailableError",
     "StoredValidator",
+    "TagCache",
     "Validator",
     "ValidatorStore",
     "__version__",
