@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import REQUIRE_REDIS, RedisServer, redis_answers
+from support import REQUIRE_REDIS, LocalRedisCluster, RedisServer, redis_answers
 
 CONFORMANCE = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance"
 
@@ -63,6 +63,15 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A local three-master Redis Cluster on free loopback ports, started once per session."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        _no_redis("redis-server and redis-cli are needed on PATH for the local cluster")
+    with LocalRedisCluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
 def conformance_dir() -> Path:
     """The shared RFC conformance vectors; missing means a broken checkout, so fail, never skip."""
     if not (CONFORMANCE / "preconditions.json").is_file():
@@ -82,8 +91,47 @@ def _memory_store(request: pytest.FixtureRequest, timer: Callable[[], float], **
     return MemoryStore(timer=timer, **options)
 
 
+def _redis_store(request: pytest.FixtureRequest, timer: Callable[[], float], **options: Any) -> Any:
+    from etagkit.cache.redis import RedisStore
+
+    # generous timeouts: the contract suite tests semantics; tests/test_redis_faults.py tests timeouts
+    url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+    store = RedisStore(url, prefix=prefix, socket_timeout=5, connect_timeout=5, **options)
+    request.addfinalizer(store.close)
+    return store
+
+
+def _twolevel_store(request: pytest.FixtureRequest, timer: Callable[[], float], **options: Any) -> Any:
+    from etagkit.cache.twolevel import TwoLevelStore
+
+    store = TwoLevelStore(_redis_store(request, timer), timer=timer, resubscribe_interval=0.05, **options)
+    request.addfinalizer(store.close)
+    if not store.wait_subscribed(10):
+        pytest.fail("the two-level store did not subscribe to its invalidation channel")
+    return store
+
+
+def _cluster_store(request: pytest.FixtureRequest, timer: Callable[[], float], **options: Any) -> Any:
+    from redis.cluster import ClusterNode, RedisCluster
+
+    from etagkit.cache.redis import RedisStore
+
+    cluster = request.getfixturevalue("redis_cluster")
+    client = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in cluster.startup_nodes],
+        socket_timeout=5,
+        socket_connect_timeout=5,
+    )
+    store = RedisStore(client, prefix=f"contract:{uuid.uuid4().hex[:12]}:", **options)
+    request.addfinalizer(store.close)
+    return store
+
+
 STORE_FACTORIES: dict[str, Callable[..., Any]] = {
     "memory": _memory_store,
+    "redis": _redis_store,
+    "twolevel": _twolevel_store,
+    "cluster": _cluster_store,
 }
 
 

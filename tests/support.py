@@ -180,3 +180,88 @@ class FakeTimer:
     def advance(self, seconds: float) -> float:
         self.now += seconds
         return self.now
+
+
+def _free_cluster_port() -> int:
+    """A free port whose cluster-bus companion (port + 10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
+class LocalRedisCluster:
+    """Three ``redis-server --cluster-enabled yes`` masters on loopback, joined by ``redis-cli --cluster
+    create``; ``stop()`` kills them (their files live under ``workdir``, which the caller owns)."""
+
+    def __init__(self, workdir: Path, masters: int = 3) -> None:
+        self.nodes = [
+            RedisServer(
+                workdir / f"node{i}",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "5000",
+            )
+            for i in range(masters)
+        ]
+        for node in self.nodes:
+            node.port = _free_cluster_port()
+
+    @property
+    def startup_nodes(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", node.port) for node in self.nodes]
+
+    def start(self) -> LocalRedisCluster:
+        import redis
+
+        try:
+            for node in self.nodes:
+                node.start()
+            subprocess.run(
+                [
+                    shutil.which("redis-cli") or "redis-cli",
+                    "--cluster",
+                    "create",
+                    *(f"127.0.0.1:{node.port}" for node in self.nodes),
+                    "--cluster-replicas",
+                    "0",
+                    "--cluster-yes",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=60,
+            )
+            deadline = time.monotonic() + 30
+            for node in self.nodes:
+                client = redis.Redis(port=node.port)
+                try:
+                    while client.cluster("info").get("cluster_state") != "ok":
+                        if time.monotonic() > deadline:
+                            raise RuntimeError("the local Redis Cluster did not reach cluster_state:ok")
+                        time.sleep(0.05)
+                finally:
+                    client.close()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> LocalRedisCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

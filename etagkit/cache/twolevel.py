@@ -3,9 +3,10 @@
 A local hit costs what a MemoryStore hit costs. Local entries are only valid while this process
 hears every invalidation: each RedisStore invalidation (and delete) is PUBLISHed on the namespace's
 channel by the same script that performs it, and a listener thread applies it to the local layer's
-own marks. The local layer has its own logical clock; an entry copied from Redis is stored with the
-local clock read *before* the Redis read, so an invalidation that arrives while the copy is in
-flight makes the local write refuse (the same compare-and-set argument as the store contract).
+own marks. The local layer has its own logical clock; an entry copied from Redis is stored (wrapped,
+so reads return the remote entry unchanged) with the local clock read *before* the Redis read, so an
+invalidation that arrives while the copy is in flight makes the local write refuse (the same
+compare-and-set argument as the store contract).
 
 If the subscription is lost (connection error), the listener flushes the local layer and every
 call bypasses it, going to Redis directly, until it has resubscribed and flushed once more: the
@@ -27,12 +28,18 @@ from dataclasses import replace
 from typing import Any
 
 from ._store import Entry, Hit
-from .memory import MemoryStore
+from .memory import ENTRY_OVERHEAD, MemoryStore, estimate_size
 from .redis import RedisStore
 
 __all__ = ["TwoLevelStore"]
 
 log = logging.getLogger("etagkit.cache.twolevel")
+
+
+def _local_copy(entry: Entry, local_started: int) -> Entry:
+    """The local layer's entry: valid on the local clock; its value is the remote ``Hit`` to return."""
+    size = (entry.size or estimate_size(entry.value)) + ENTRY_OVERHEAD
+    return replace(entry, value=Hit(entry), started=local_started, size=size)
 
 
 class TwoLevelStore:
@@ -76,14 +83,15 @@ class TwoLevelStore:
         if not self._subscribed:
             return self.remote.get(key, now)
         local = self.local
-        hit = local.get(key, now)
-        if hit is not None:
-            return hit
+        copy = local.get(key, now)
+        if copy is not None:
+            remote_hit: Hit = copy.entry.value
+            return Hit(remote_hit.entry, True) if copy.soft_invalidated else remote_hit
         local_started = local.begin(())  # before the remote read: a message in flight refuses the copy
         hit = self.remote.get(key, now)
         if hit is not None and not hit.soft_invalidated and self._subscribed:
             local.begin(hit.entry.tags)
-            local.set(key, replace(hit.entry, started=local_started), now)
+            local.set(key, _local_copy(hit.entry, local_started), now)
         return hit
 
     def set(self, key: str, entry: Entry, now: float) -> bool:
@@ -91,7 +99,7 @@ class TwoLevelStore:
         local_started = self.local.begin(entry.tags) if self._subscribed else None
         stored = self.remote.set(key, entry, now)
         if stored and local_started is not None and self._subscribed:
-            self.local.set(key, replace(entry, started=local_started), now)
+            self.local.set(key, _local_copy(entry, local_started), now)
         elif not stored:
             self.local.delete(key)
         return stored
