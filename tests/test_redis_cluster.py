@@ -1,0 +1,141 @@
+"""RedisStore on a local three-master Redis Cluster: one namespace = one hash tag = one slot, so a
+read (entry + tag marks) is one EVALSHA on one node; namespaces spread over the masters; the
+two-level store hears invalidations over cluster pub/sub. (The contract suite runs here too: the
+``cluster`` kind of ``make_store``.)"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from redis.cluster import ClusterNode, RedisCluster
+from support import LocalRedisCluster
+
+from etagkit.cache import TagCache
+from etagkit.cache._store import Entry
+from etagkit.cache.redis import RedisStore
+from etagkit.cache.twolevel import TwoLevelStore
+
+pytestmark = [pytest.mark.redis, pytest.mark.cluster]
+
+NOW = 1_800_000_000.0
+
+
+def entry(started: int, value: Any = "v", tags: tuple[str, ...] = ("a", "b")) -> Entry:
+    return Entry(value, tags, started, NOW + 10, NOW + 20, NOW + 30)
+
+
+@pytest.fixture
+def connect(redis_cluster: LocalRedisCluster) -> Iterator[Callable[..., RedisCluster]]:
+    clients: list[RedisCluster] = []
+
+    def make(**kwargs: Any) -> RedisCluster:
+        nodes = [ClusterNode(host, port) for host, port in redis_cluster.startup_nodes]
+        client = RedisCluster(startup_nodes=nodes, socket_timeout=5, socket_connect_timeout=5, **kwargs)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def test_cluster_has_three_masters(connect: Callable[..., RedisCluster]) -> None:
+    assert len(connect().get_primaries()) == 3
+
+
+def test_a_namespace_lives_in_one_slot(connect: Callable[..., RedisCluster]) -> None:
+    client = connect()
+    store = RedisStore(client, prefix="slot-test:")
+    started = store.begin(["a", "b"])
+    assert store.set("k1", entry(started), NOW)
+    assert store.set("k2", entry(started, tags=("c",)), NOW) is False  # creates c's mark
+    store.invalidate(["d"], soft=True)
+    keys = [
+        k
+        for node in client.get_primaries()
+        for k in client.scan_iter(match="{slot-test:}*", target_nodes=node)
+    ]
+    assert len(keys) >= 7  # clock, global mark, marks a b c d, entry k1
+    slots = {client.keyslot(key) for key in keys}
+    assert slots == {client.keyslot("{slot-test:}")}
+
+
+def test_an_explicit_hash_tag_in_the_prefix_is_kept(connect: Callable[..., RedisCluster]) -> None:
+    client = connect()
+    store = RedisStore(client, prefix="app:{tenant-1}:")
+    assert store.set("k", entry(store.begin(["a", "b"])), NOW)
+    assert client.keyslot("app:{tenant-1}:e:k") == client.keyslot("tenant-1")
+    assert client.exists("app:{tenant-1}:e:k") == 1
+
+
+def test_namespaces_spread_over_the_masters(connect: Callable[..., RedisCluster]) -> None:
+    client = connect()
+    owners = set()
+    for n in range(12):
+        store = RedisStore(client, prefix=f"tenant{n}:")
+        assert store.set("k", entry(store.begin(["a", "b"]), n), NOW)
+        hit = store.get("k", NOW)
+        assert hit is not None and hit.entry.value == n
+        owners.add(client.get_node_from_key(store.namespace + "e:k").name)
+    assert len(owners) == 3
+
+
+def test_a_read_is_one_command_on_one_node(connect: Callable[..., RedisCluster]) -> None:
+    client = connect()
+    store = RedisStore(client, prefix="count:")
+    assert store.set("k", entry(store.begin(["a", "b"])), NOW)
+    assert store.get("k", NOW) is not None  # warm (script loaded on that node)
+    sent: list[str] = []
+    execute = client.execute_command
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        return execute(*args, **kwargs)
+
+    client.config_resetstat(target_nodes=RedisCluster.PRIMARIES)
+    client.execute_command = counting  # type: ignore[method-assign]
+    for _ in range(10):
+        assert store.get("k", NOW) is not None
+    client.execute_command = execute  # type: ignore[method-assign]
+    assert sent == ["EVALSHA"] * 10
+    evalsha_calls = {
+        node.name: client.info("commandstats", target_nodes=node).get("cmdstat_evalsha", {}).get("calls", 0)
+        for node in client.get_primaries()
+    }
+    owner = client.get_node_from_key(store.namespace + "e:k").name
+    assert evalsha_calls == {name: (10 if name == owner else 0) for name in evalsha_calls}
+
+
+def test_race_safety_on_the_cluster(connect: Callable[..., RedisCluster]) -> None:
+    store = RedisStore(connect(), prefix="race:")
+    cache = TagCache(store, timer=lambda: NOW)
+    ticket = cache.begin(["book:1"])  # a compute begins...
+    cache.invalidate_tags("book:1")  # ...the book changes meanwhile...
+    assert cache.set("book", "old title", ticket=ticket) is False  # ...its result is refused
+    assert cache.get("book") is None
+    assert cache.get_or_set("book", lambda: "new title", tags=["book:1"]) == "new title"
+    cache.invalidate_tags("book:1")
+    assert cache.get("book") is None
+
+
+def test_two_level_over_cluster_pubsub(connect: Callable[..., RedisCluster]) -> None:
+    a = TwoLevelStore(RedisStore(connect(), prefix="tl:"), resubscribe_interval=0.05)
+    b = TwoLevelStore(RedisStore(connect(), prefix="tl:"), resubscribe_interval=0.05)
+    try:
+        assert a.wait_subscribed(10) and b.wait_subscribed(10)
+        assert a.set("k", entry(a.begin(["a", "b"])), NOW)
+        assert b.get("k", NOW) is not None
+        assert b.local.get("k", NOW) is not None
+        seen = b.received
+        a.invalidate(["b"])
+        deadline = time.monotonic() + 10
+        while b.received == seen and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert b.received > seen
+        assert b.get("k", NOW) is None
+    finally:
+        a.close()
+        b.close()
