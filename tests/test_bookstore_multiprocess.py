@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import gunicorn
 import httpx
 import pytest
 from support import free_port, serve_process
@@ -16,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = 12
 READERS = 8  # concurrent fresh connections per batch of reads
 MAX_BATCHES = 50  # batches sent until the worker that did not write has answered one
+
+# gunicorn >= 25 opens a control socket under $HOME by default: a test leaves nothing behind.
+NO_CONTROL_SOCKET = ["--no-control-socket"] if gunicorn.version_info >= (25,) else []
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -29,6 +33,7 @@ def gunicorn_bookstore(tmp_path: Path, redis_url: str, redis_prefix: str) -> Ite
         f"redis_prefix={redis_prefix + '{bookstore}:'!r}, metrics_dir={str(tmp_path / 'metrics')!r})"
     )
     argv = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT)]
+    argv += NO_CONTROL_SOCKET
     with serve_process([*argv, factory], port, log=tmp_path / "gunicorn.log", cwd=ROOT):
         yield f"http://127.0.0.1:{port}"
 
