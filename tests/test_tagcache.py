@@ -3,6 +3,7 @@ begin/get/set API, a store that is down, and the @cached decorator with its stab
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 import math
@@ -533,12 +534,6 @@ def test_decoration_errors_are_raised_at_decoration_time() -> None:
         def h(book_id: int) -> int:
             return book_id
 
-    with pytest.raises(ConfigurationError):
-
-        @cache.cached()
-        async def a(book_id: int) -> int:
-            return book_id
-
 
 def test_default_key_distinguishes_values_and_types_but_not_spelling() -> None:
     cache, _, _ = make()
@@ -644,3 +639,160 @@ json_values = st.recursive(
 def test_canonical_encoding_is_deterministic_and_injective(a: Any, b: Any) -> None:
     assert canonical(a) == canonical(a)
     assert (canonical(a) == canonical(b)) == (a == b)
+
+
+# -- the async face -------------------------------------------------------------------------------
+
+
+class ThreadRecordingStore(MemoryStore):
+    """A MemoryStore that is not one for TagCache's purposes (so calls go off the loop) and
+    records which threads its reads ran on."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.threads: set[int] = set()
+
+    def get(self, key: str, now: float) -> Hit | None:
+        self.threads.add(threading.get_ident())
+        return super().get(key, now)
+
+
+def test_aget_or_set_caches_values_including_none() -> None:
+    async def main() -> None:
+        cache, _, _ = make()
+        calls: list[int] = []
+
+        async def compute() -> None:
+            calls.append(1)
+
+        assert await cache.aget_or_set("k", compute, tags=["t"]) is None
+        assert await cache.aget_or_set("k", compute, tags=["t"]) is None
+        assert calls == [1]
+        cache.invalidate_tags("t")
+        await cache.aget_or_set("k", compute, tags=["t"])
+        assert calls == [1, 1]
+
+    asyncio.run(main())
+
+
+def test_async_store_calls_never_run_on_the_event_loop_thread() -> None:
+    async def main() -> None:
+        store = ThreadRecordingStore()
+        cache = TagCache(store)
+
+        async def compute() -> str:
+            return "v"
+
+        assert await cache.aget_or_set("k", compute) == "v"
+        assert await cache.aget_or_set("k", compute) == "v"
+        assert store.threads and threading.get_ident() not in store.threads
+
+    asyncio.run(main())
+
+
+def test_async_single_flight_and_shared_exception() -> None:
+    async def main() -> None:
+        cache, _, _ = make()
+        started, release = asyncio.Event(), asyncio.Event()
+        calls: list[int] = []
+
+        async def compute() -> str:
+            calls.append(1)
+            started.set()
+            await release.wait()
+            if len(calls) == 2:
+                raise LookupError("down")
+            return "v"
+
+        tasks = [asyncio.create_task(cache.aget_or_set("k", compute)) for _ in range(5)]
+        await started.wait()
+        for _ in range(5):
+            await asyncio.sleep(0)  # let the other tasks reach the flight (a yield, not a timing)
+        release.set()
+        assert await asyncio.gather(*tasks) == ["v"] * 5
+        assert calls == [1]
+
+        started.clear()
+        release.clear()
+        failing = [asyncio.create_task(cache.aget_or_set("other", compute)) for _ in range(3)]
+        await started.wait()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        release.set()
+        outcomes = await asyncio.gather(*failing, return_exceptions=True)
+        assert calls == [1, 1]
+        assert all(isinstance(o, LookupError) for o in outcomes)
+
+    asyncio.run(main())
+
+
+def test_async_waiter_survives_a_cancelled_leader() -> None:
+    async def main() -> None:
+        cache, _, _ = make()
+        started, release = asyncio.Event(), asyncio.Event()
+        calls: list[int] = []
+
+        async def compute() -> str:
+            calls.append(1)
+            if len(calls) == 1:
+                started.set()
+                await release.wait()
+            return f"v{len(calls)}"
+
+        leader = asyncio.create_task(cache.aget_or_set("k", compute))
+        await started.wait()
+        waiter = asyncio.create_task(cache.aget_or_set("k", compute))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        leader.cancel()
+        assert await waiter == "v2"
+        with pytest.raises(asyncio.CancelledError):
+            await leader
+
+    asyncio.run(main())
+
+
+def test_async_windows_serve_stale_and_refresh_in_a_task() -> None:
+    async def main() -> None:
+        cache, timer, _ = make()
+        values = iter(["v1", "v2", "v3"])
+        fail = [False]
+
+        async def compute() -> str:
+            if fail[0]:
+                raise RuntimeError("down")
+            return next(values)
+
+        assert await cache.aget_or_set("k", compute, ttl=10, stale_ttl=10, error_ttl=10) == "v1"
+        timer.advance(15)
+        assert await cache.aget_or_set("k", compute, ttl=10, stale_ttl=10, error_ttl=10) == "v1"
+        assert await cache.aget_or_set("k", compute, ttl=10, stale_ttl=10, error_ttl=10) == "v1"
+        assert len(cache._tasks) == 1  # exactly one background refresh
+        await asyncio.gather(*cache._tasks)
+        assert cache.get("k") == "v2"
+        timer.advance(25)  # stale-if-error window of v2
+        fail[0] = True
+        assert await cache.aget_or_set("k", compute, ttl=10, stale_ttl=10, error_ttl=10) == "v2"
+        fail[0] = False
+        assert await cache.aget_or_set("k", compute, ttl=10, stale_ttl=10, error_ttl=10) == "v3"
+
+    asyncio.run(main())
+
+
+def test_async_functions_can_be_decorated() -> None:
+    async def main() -> None:
+        cache, _, _ = make()
+        calls: list[int] = []
+
+        @cache.cached(tags="book:{book_id}")
+        async def title(book_id: int) -> str:
+            calls.append(book_id)
+            return f"title {book_id}"
+
+        assert await title(1) == "title 1"
+        assert await title(book_id=1) == "title 1"
+        assert calls == [1]
+        cache.invalidate_tags("book:1")
+        assert await title(1) == "title 1" and calls == [1, 1]
+
+    asyncio.run(main())

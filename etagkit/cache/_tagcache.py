@@ -7,6 +7,9 @@ A fresh entry may be refreshed early by the XFetch rule: with probability ``exp(
 time left, δ the measured compute time. Soft invalidation makes an entry stale at once (served
 while exactly one refresh runs); hard invalidation makes it unreadable everywhere at once.
 
+``aget_or_set`` (and ``@cached`` on an ``async def``) is the async face of the same rules: computes
+are awaited, store calls run in a worker thread so the event loop never waits on the network.
+
 The store is never a reason to fail: when it is unreachable (``StoreUnavailableError``) reads are
 misses, writes are skipped and invalidations are left to the store's own catch-up (the Redis
 breaker remembers them); each such event is counted in ``stats()["store_errors"]``.
@@ -14,7 +17,9 @@ breaker remembers them); each such event is counted in ``stats()["store_errors"]
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import enum
 import functools
 import inspect
 import logging
@@ -23,9 +28,9 @@ import random
 import threading
 import time
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
 from .._errors import ConfigurationError, StoreUnavailableError
 from ._keys import KeyBuilder, KeySpec, TagBuilder, TagSpec, bound_arguments, normalize_tags
@@ -41,7 +46,6 @@ T = TypeVar("T")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_MISS: Any = object()
 _SHARED_ATTEMPTS = 3  # flights joined before a waiter computes on its own (see _load)
 _COUNTERS = ("hits", "misses", "stale_served", "refreshes", "refresh_errors", "invalidations", "store_errors")
 _EVENTS = {"hits": "cache_hit", "misses": "cache_miss", "stale_served": "stale_serve", "refreshes": "refresh"}
@@ -65,11 +69,24 @@ class Ticket:
     tags: tuple[str, ...] = ()
 
 
+class _Plan(enum.Enum):
+    FRESH = "fresh"  # serve
+    EARLY = "early"  # serve, and refresh in the background (XFetch)
+    STALE = "stale"  # serve stale, and refresh in the background
+    REFRESH = "refresh"  # refresh now; serve stale only if that raises
+
+
 @dataclass(frozen=True, slots=True)
 class _Windows:
     ttl: float
     stale_ttl: float
     error_ttl: float
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Mark a flight's exception as retrieved even when no caller waited for it."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _spawn_thread(job: Callable[[], None]) -> None:
@@ -109,6 +126,9 @@ class TagCache:
         self._random = random
         self._spawn = spawn
         self._flights = SingleFlight()
+        self._aflights: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Any]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # background refreshes of the async face
+        self._store_inline = type(self.store) is MemoryStore  # never waits on I/O (a subclass might)
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(_COUNTERS, 0)
 
@@ -138,6 +158,53 @@ class TagCache:
         if hit is None:
             self._count("misses")
             return self._load(key, compute, tags, self._windows(ttl, stale_ttl, error_ttl))
+        plan = self._plan(hit, now)
+        if plan is _Plan.FRESH:
+            return hit.entry.value  # type: ignore[no-any-return]
+        windows = self._windows(ttl, stale_ttl, error_ttl)
+        if plan is not _Plan.REFRESH:  # fresh but refreshed early, or stale-while-revalidate
+            self._refresh_later(key, compute, tags, windows)
+            return hit.entry.value  # type: ignore[no-any-return]
+        try:
+            return self._load(key, compute, tags, windows)
+        except Exception:
+            return self._serve_stale_after_error(key, hit)  # type: ignore[no-any-return]
+
+    async def aget_or_set(
+        self,
+        key: str,
+        compute: Callable[[], Awaitable[T]],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | str = (),
+        stale_ttl: float = 0.0,
+        error_ttl: float = 0.0,
+    ) -> T:
+        """The async face of :meth:`get_or_set`: the same windows and rules, ``compute`` awaited.
+
+        Store calls run in a worker thread (``asyncio.to_thread``) so a remote store never blocks
+        the event loop; an in-process MemoryStore is called directly (it never waits on I/O).
+        Single-flight is per event loop; background refreshes are tasks of the running loop.
+        """
+        now = self._timer()
+        hit = await self._off_loop(self._read, key, now)
+        windows = self._windows(ttl, stale_ttl, error_ttl)
+        if hit is None:
+            self._count("misses")
+            return await self._aload(key, compute, tags, windows)
+        plan = self._plan(hit, now)
+        if plan is _Plan.FRESH:
+            return hit.entry.value  # type: ignore[no-any-return]
+        if plan is not _Plan.REFRESH:
+            self._arefresh_later(key, compute, tags, windows)
+            return hit.entry.value  # type: ignore[no-any-return]
+        try:
+            return await self._aload(key, compute, tags, windows)
+        except Exception:
+            return self._serve_stale_after_error(key, hit)  # type: ignore[no-any-return]
+
+    def _plan(self, hit: Hit, now: float) -> _Plan:
+        """Which window a found entry is in (and count it): serve, serve and refresh, or refresh."""
         entry = hit.entry
         if now < entry.fresh_until and not hit.soft_invalidated:
             with self._lock:  # inlined _count: this is the hot path
@@ -146,21 +213,19 @@ class TagCache:
                 self._metrics.event("cache_hit")
             remaining, scale = entry.fresh_until - now, self._beta * entry.delta
             if remaining < 40 * scale and self._refresh_early(remaining, scale):  # exp(-40): never
-                self._refresh_later(key, compute, tags, self._windows(ttl, stale_ttl, error_ttl))
-            return entry.value  # type: ignore[no-any-return]
-        windows = self._windows(ttl, stale_ttl, error_ttl)
+                return _Plan.EARLY
+            return _Plan.FRESH
         if now < entry.stale_until:  # stale-while-revalidate (or soft-invalidated)
             self._count("stale_served")
-            self._refresh_later(key, compute, tags, windows)
-            return entry.value  # type: ignore[no-any-return]
+            return _Plan.STALE
         self._count("refreshes")  # stale-if-error window: refresh now, fall back on the stale value
-        try:
-            return self._load(key, compute, tags, windows)
-        except Exception:
-            log.warning("refresh of %r failed; serving the stale value", key, exc_info=True)
-            self._count("refresh_errors")
-            self._count("stale_served")
-            return entry.value  # type: ignore[no-any-return]
+        return _Plan.REFRESH
+
+    def _serve_stale_after_error(self, key: str, hit: Hit) -> Any:
+        log.warning("refresh of %r failed; serving the stale value", key, exc_info=True)
+        self._count("refresh_errors")
+        self._count("stale_served")
+        return hit.entry.value
 
     def cached(
         self,
@@ -358,6 +423,87 @@ class TagCache:
         except Exception:  # could not start a thread: refresh now rather than leave waiters hanging
             job()
 
+    # -- the async face's internals -----------------------------------------------------------------
+
+    async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a (sync) store call without blocking the event loop."""
+        if self._store_inline:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    async def _acompute_and_store(
+        self, key: str, compute: Callable[[], Awaitable[Any]], tags: Iterable[str] | str, w: _Windows
+    ) -> tuple[Any, bool]:
+        ticket = await self._off_loop(self.begin, tags)
+        value = await compute()
+        return value, await self._off_loop(self._write, key, value, ticket, (), w) is False
+
+    async def _aload(
+        self, key: str, compute: Callable[[], Awaitable[T]], tags: Iterable[str] | str, w: _Windows
+    ) -> T:
+        """As :meth:`_load`, with flights per event loop."""
+        for _ in range(_SHARED_ATTEMPTS):
+            flight = self._aclaim(key)
+            if flight is None:
+                joined = self._aflights[asyncio.get_running_loop(), key]
+                try:
+                    value, refused = await asyncio.shield(joined)  # our cancellation is not the leader's
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if joined.cancelled() and task is not None and not task.cancelling():
+                        continue  # the leader was cancelled, not this caller: try again
+                    raise
+                if not refused:
+                    return value  # type: ignore[no-any-return]
+                continue
+            value, _ = await self._alead(key, flight, self._acompute_and_store(key, compute, tags, w))
+            return value  # type: ignore[no-any-return]
+        return (await self._acompute_and_store(key, compute, tags, w))[0]  # type: ignore[no-any-return]
+
+    def _aclaim(self, key: str) -> asyncio.Future[Any] | None:
+        """A new flight for ``key`` on the running loop, or None if one is in flight."""
+        loop = asyncio.get_running_loop()
+        if (loop, key) in self._aflights:
+            return None
+        flight = self._aflights[loop, key] = loop.create_future()
+        flight.add_done_callback(_consume)
+        return flight
+
+    async def _alead(self, key: str, flight: asyncio.Future[Any], work: Coroutine[Any, Any, Any]) -> Any:
+        """Run ``work`` as the leader of ``flight``; its waiters get the outcome."""
+        try:
+            result = await work
+        except asyncio.CancelledError:
+            flight.cancel()
+            raise
+        except BaseException as exc:
+            flight.set_exception(exc)
+            raise
+        else:
+            flight.set_result(result)
+            return result
+        finally:
+            self._aflights.pop((asyncio.get_running_loop(), key), None)
+
+    def _arefresh_later(
+        self, key: str, compute: Callable[[], Awaitable[Any]], tags: Iterable[str] | str, w: _Windows
+    ) -> None:
+        flight = self._aclaim(key)
+        if flight is None:
+            return
+        self._count("refreshes")
+
+        async def job() -> None:
+            try:
+                await self._alead(key, flight, self._acompute_and_store(key, compute, tags, w))
+            except Exception:
+                self._count("refresh_errors")
+                log.warning("background refresh of %r failed; the stale value stays", key, exc_info=True)
+
+        task = asyncio.get_running_loop().create_task(job())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _count(self, name: str) -> None:
         with self._lock:
             self._counts[name] += 1
@@ -372,7 +518,8 @@ class TagCache:
 
 
 class CachedFunction(Generic[P, R]):
-    """A function wrapped by :meth:`TagCache.cached`; also binds as a method."""
+    """A function wrapped by :meth:`TagCache.cached`; also binds as a method. An ``async def``
+    function is cached through :meth:`TagCache.aget_or_set` (calling it returns a coroutine)."""
 
     def __init__(
         self,
@@ -384,9 +531,8 @@ class CachedFunction(Generic[P, R]):
         key: KeySpec,
         ignore: Iterable[str],
     ) -> None:
-        if inspect.iscoroutinefunction(fn):
-            raise ConfigurationError("@cached does not support async functions; await, then call get_or_set")
         functools.update_wrapper(self, fn)
+        self._is_async = inspect.iscoroutinefunction(fn)
         self.cache = cache
         self._fn = fn
         sig = inspect.signature(fn)
@@ -398,6 +544,18 @@ class CachedFunction(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         arguments = bound_arguments(self._sig, args, kwargs)
         w = self._windows
+        if self._is_async:  # an async def: the call returns a coroutine, as the function's would
+            return cast(
+                R,
+                self.cache.aget_or_set(
+                    self._key(args, kwargs, arguments),
+                    lambda: cast(Awaitable[Any], self._fn(*args, **kwargs)),
+                    ttl=w.ttl,
+                    tags=_LazyTags(self._tags, args, kwargs, arguments),
+                    stale_ttl=w.stale_ttl,
+                    error_ttl=w.error_ttl,
+                ),
+            )
         return self.cache.get_or_set(
             self._key(args, kwargs, arguments),
             lambda: self._fn(*args, **kwargs),
