@@ -25,6 +25,7 @@ __all__ = [
     "Headers",
     "RequestDirectives",
     "Use",
+    "age_value",
     "assess",
     "conditional_headers",
     "decide",
@@ -36,7 +37,6 @@ __all__ = [
     "usable_on_error",
     "vary_names",
     "vary_selection",
-    "with_age",
 ]
 
 Headers = Sequence[tuple[str, str]]
@@ -99,11 +99,17 @@ class RequestDirectives:
     @classmethod
     def parse(cls, request_headers: Headers) -> RequestDirectives:
         """Read Cache-Control (or, without it, ``Pragma: no-cache``, RFC 9111 §5.4)."""
-        value = get_header(request_headers, "cache-control")
-        if value is None:
-            pragma = get_header(request_headers, "pragma") or ""
-            return cls(no_cache="no-cache" in pragma.lower())
-        d = parse_cache_control(value)
+        cache_control: list[str] = []
+        pragma: list[str] = []
+        for name, value in request_headers:  # one pass: this runs on every request, hits included
+            lname = name.lower()
+            if lname == "cache-control":
+                cache_control.append(value)
+            elif lname == "pragma":
+                pragma.append(value)
+        if not cache_control:
+            return _NO_DIRECTIVES if not pragma else cls(no_cache="no-cache" in ",".join(pragma).lower())
+        d = parse_cache_control(", ".join(cache_control))
         return cls(
             no_cache="no-cache" in d,
             no_store="no-store" in d,
@@ -112,6 +118,9 @@ class RequestDirectives:
             stale_if_error=delta_seconds(d.get("stale-if-error")),
             only_if_cached="only-if-cached" in d,
         )
+
+
+_NO_DIRECTIVES = RequestDirectives()
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,12 +343,10 @@ def freshen_headers(stored: Headers, response_304: Headers) -> tuple[tuple[str, 
     return (*kept, *((name, value) for name, value in replacing if name.lower() in replaced))
 
 
-def with_age(headers: Headers, age: float) -> tuple[tuple[str, str], ...]:
-    """The headers of a response served from the cache, with its ``Age`` (RFC 9111 §5.1)."""
-    return (
-        *((name, value) for name, value in headers if name.lower() != "age"),
-        ("Age", str(min(int(age), 2**31))),
-    )
+def age_value(age: float) -> str:
+    """The ``Age`` field value of a response served from the cache (RFC 9111 §5.1): whole
+    seconds, saturating at 2**31 (§1.2.2)."""
+    return str(min(int(age), 2**31))
 
 
 def _origin(url: str) -> tuple[str, str, int | None] | None:

@@ -15,8 +15,8 @@ import dataclasses
 import enum
 import itertools
 import time
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Hashable
+from dataclasses import dataclass, field
 from typing import Any
 
 try:
@@ -34,6 +34,7 @@ from ._freshness import (
     Freshness,
     RequestDirectives,
     Use,
+    age_value,
     assess,
     conditional_headers,
     decide,
@@ -45,14 +46,15 @@ from ._freshness import (
     usable_on_error,
     vary_names,
     vary_selection,
-    with_age,
 )
 
 __all__ = ["ClientStats", "ETagClient", "ETagTransport", "Source"]
 
 EXTENSION = "etagkit"  # response.extensions key holding the Source
 REFRESH = "etagkit.refresh"  # request extension: "new" (own request) or "cancel" (also cancel older)
-_CALLER_CONDITIONS = ("if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range")
+_CALLER_CONDITIONS = frozenset(
+    {"if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range", "range"}
+)
 _ENTRY_OVERHEAD = 256  # bytes charged per entry on top of its body and headers
 
 Pairs = tuple[tuple[str, str], ...]
@@ -84,9 +86,15 @@ class ClientStats:
     ratio_304_to_200: float
 
 
+Identity = tuple[str, str, int, tuple[str, ...], tuple[tuple[str, str | None], ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class _Stored:
-    """One stored response: its validators and its body are one record, stored and evicted together."""
+    """One stored response: its validators and its body are one record, stored and evicted together.
+
+    ``wire`` is ``headers`` without ``Age``, already in httpx's form, so that a hit only copies it.
+    """
 
     url: str
     scope: str
@@ -96,11 +104,30 @@ class _Stored:
     vary: tuple[str, ...]
     selection: tuple[tuple[str, str | None], ...]
     freshness: Freshness
-    size: int
+    size: int = field(compare=False)
+    wire: httpx.Headers = field(compare=False, repr=False)
+
+    @classmethod
+    def make(cls, identity: Identity, headers: Pairs, body: bytes, freshness: Freshness) -> _Stored:
+        """A record from its identity (url, scope, status, vary, selection) and its content."""
+        url, scope, status, vary, selection = identity
+        size = len(body) + sum(len(n) + len(v) for n, v in headers) + _ENTRY_OVERHEAD
+        wire = httpx.Headers([(n, v) for n, v in headers if n.lower() != "age"])
+        return cls(url, scope, status, headers, body, vary, selection, freshness, size, wire)
+
+    @property
+    def identity(self) -> Identity:
+        return self.url, self.scope, self.status, self.vary, self.selection
 
     @property
     def key(self) -> StoreKey:
         return self.url, self.scope, self.selection
+
+    def answer(self, source: Source, now: float) -> _Answer:
+        """This record as a response from the cache, with its current ``Age`` (RFC 9111 §5.1)."""
+        headers = httpx.Headers(self.wire)
+        headers["Age"] = age_value(self.freshness.current_age(now))
+        return _Answer(self.status, headers, self.body, source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +135,26 @@ class _Answer:
     """What one network exchange (or the cache) produced; shared by every waiter of a flight."""
 
     status: int
-    headers: Pairs
+    headers: httpx.Headers  # never mutated: each waiter's response copies it
     body: bytes
     source: Source
+
+    def response(self) -> httpx.Response:
+        return httpx.Response(
+            self.status, headers=self.headers, stream=_Body(self.body), extensions={EXTENSION: self.source}
+        )
+
+
+class _Body(httpx.AsyncByteStream):
+    """A stored body as a response stream (read lazily, unlike ``content=``, which decodes at once)."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._body
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,15 +168,10 @@ class _Ask:
     directives: RequestDirectives
 
     @classmethod
-    def of(cls, request: httpx.Request) -> _Ask:
-        headers = tuple(request.headers.multi_items())
-        return cls(
-            request,
-            str(request.url),
-            request.headers.get("authorization", ""),
-            headers,
-            RequestDirectives.parse(headers),
-        )
+    def of(cls, request: httpx.Request, headers: Pairs) -> _Ask:
+        """Read a request once; ``headers`` are its fields with lower-case names."""
+        scope = next((value for name, value in headers if name == "authorization"), "")
+        return cls(request, str(request.url), scope, headers, RequestDirectives.parse(headers))
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +184,7 @@ class _Received:
     generation: int
     request_time: float
     response_time: float
+    wire: httpx.Headers  # the same fields as httpx received them
 
 
 @dataclass(slots=True)
@@ -246,12 +286,13 @@ class ETagTransport(httpx.AsyncBaseTransport):
         method = request.method
         if method not in ("GET", "HEAD"):
             return await self._unsafe(request)
-        if any(name in request.headers for name in (*_CALLER_CONDITIONS, "range")):
+        headers = tuple(request.headers.multi_items())  # names come lower-cased
+        if any(name in _CALLER_CONDITIONS for name, _ in headers):
             # The caller validates by itself: pass through, store nothing.
             response = await self._inner.handle_async_request(request)
             response.extensions = {**response.extensions, EXTENSION: Source.NETWORK}
             return response
-        ask = _Ask.of(request)
+        ask = _Ask.of(request, headers)
         directives = ask.directives
         stored = self._lookup(ask) if method == "GET" else None
         key: FlightKey = (method, ask.url, ask.scope, self._selection_for_key(stored, ask.headers))
@@ -262,13 +303,13 @@ class ETagTransport(httpx.AsyncBaseTransport):
             if use is Use.FRESH:
                 self._counters.fresh += 1
                 self._counters.saved += len(stored.body)
-                return self._from_cache(stored, Source.CACHE, now)
+                return stored.answer(Source.CACHE, now).response()
             if use is Use.STALE_WHILE_REVALIDATE:
                 self._counters.stale += 1
                 self._counters.saved += len(stored.body)
                 if key not in self._inflight:
                     self._start(key, ask, background=True)
-                return self._from_cache(stored, Source.STALE, now)
+                return stored.answer(Source.STALE, now).response()
         if directives.only_if_cached:  # RFC 9111 §5.2.1.7
             return httpx.Response(504, extensions={EXTENSION: Source.CACHE})
         flight = self._inflight.get(key)
@@ -280,9 +321,7 @@ class ETagTransport(httpx.AsyncBaseTransport):
                 older.successor = flight
                 older.task.cancel()
         answer = await self._wait(flight)
-        return httpx.Response(
-            answer.status, headers=answer.headers, content=answer.body, extensions={EXTENSION: answer.source}
-        )
+        return answer.response()
 
     async def aclose(self) -> None:
         """Cancel background revalidations, then close the inner transport."""
@@ -420,7 +459,7 @@ class ETagTransport(httpx.AsyncBaseTransport):
             now = self._now()
             if stored is not None and usable_on_error(stored.freshness, ask.directives, now):
                 self._counters.stale += 1
-                return self._answer_from(stored, Source.STALE, now)
+                return stored.answer(Source.STALE, now)
             raise
         if answer is None:  # only a conditional request can be answered by a stored body
             raise httpx.RemoteProtocolError(
@@ -430,7 +469,7 @@ class ETagTransport(httpx.AsyncBaseTransport):
             now = self._now()
             if usable_on_error(stored.freshness, ask.directives, now):
                 self._counters.stale += 1
-                return self._answer_from(stored, Source.STALE, now)
+                return stored.answer(Source.STALE, now)
         return answer
 
     async def _exchange(self, ask: _Ask, conditions: Pairs) -> _Answer | None:
@@ -457,6 +496,7 @@ class ETagTransport(httpx.AsyncBaseTransport):
             generation,
             request_time,
             self._now(),
+            response.headers,
         )
         self._counters.sent += 1
         if received.status == 304:
@@ -466,7 +506,7 @@ class ETagTransport(httpx.AsyncBaseTransport):
             self._counters.ok += 1
         if ask.request.method == "GET":
             self._maybe_store(ask, received)
-        return _Answer(received.status, received.headers, body, Source.NETWORK)
+        return _Answer(received.status, received.wire, body, Source.NETWORK)
 
     def _maybe_store(self, ask: _Ask, received: _Received) -> None:
         """Store a full response (RFC 9111 §3) unless a newer one for its key completed first."""
@@ -484,10 +524,8 @@ class ETagTransport(httpx.AsyncBaseTransport):
         freshness = assess(
             received.status, kept, received.request_time, received.response_time, heuristic=self._heuristic
         )
-        size = len(received.body) + sum(len(n) + len(v) for n, v in kept) + _ENTRY_OVERHEAD
-        self._put(
-            _Stored(ask.url, ask.scope, received.status, kept, received.body, names, key[2], freshness, size)
-        )
+        identity = (ask.url, ask.scope, received.status, names, key[2])
+        self._put(_Stored.make(identity, kept, received.body, freshness))
 
     def _not_modified(self, ask: _Ask, received: _Received) -> _Answer | None:
         """Freshen the stored responses a 304 selects (RFC 9111 §4.3.4); None if none is held."""
@@ -510,15 +548,18 @@ class ETagTransport(httpx.AsyncBaseTransport):
                     received.response_time,
                     heuristic=self._heuristic,
                 )
-                stored = dataclasses.replace(stored, headers=headers, freshness=freshness)
+                stored = _Stored.make(stored.identity, headers, stored.body, freshness)
                 self._put(stored)
             answer = answer or stored
         assert answer is not None
         self._counters.saved += len(answer.body)
         # The caller gets the stored body with the freshened headers, plus this 304's own cookies
         # (they come from the network, not from the cache).
-        cookies = tuple((n, v) for n, v in received.headers if n.lower() == "set-cookie")
-        return _Answer(answer.status, answer.headers + cookies, answer.body, Source.REVALIDATED)
+        served = answer.answer(Source.REVALIDATED, received.response_time)
+        cookies = [(n, v) for n, v in received.headers if n.lower() == "set-cookie"]
+        if not cookies:
+            return served
+        return dataclasses.replace(served, headers=httpx.Headers([*served.headers.multi_items(), *cookies]))
 
     async def _unsafe(self, request: httpx.Request) -> httpx.Response:
         response = await self._inner.handle_async_request(request)
@@ -530,19 +571,6 @@ class ETagTransport(httpx.AsyncBaseTransport):
             self._invalidate(targets)
         response.extensions = {**response.extensions, EXTENSION: Source.NETWORK}
         return response
-
-    # ---- answers from the cache -----------------------------------------------------------------
-
-    def _answer_from(self, stored: _Stored, source: Source, now: float) -> _Answer:
-        return _Answer(
-            stored.status, with_age(stored.headers, stored.freshness.current_age(now)), stored.body, source
-        )
-
-    def _from_cache(self, stored: _Stored, source: Source, now: float) -> httpx.Response:
-        answer = self._answer_from(stored, source, now)
-        return httpx.Response(
-            answer.status, headers=answer.headers, content=answer.body, extensions={EXTENSION: source}
-        )
 
 
 class ETagClient(httpx.AsyncClient):

@@ -11,6 +11,7 @@ from etagkit._freshness import (
     Freshness,
     RequestDirectives,
     Use,
+    age_value,
     assess,
     conditional_headers,
     decide,
@@ -22,7 +23,6 @@ from etagkit._freshness import (
     usable_on_error,
     vary_names,
     vary_selection,
-    with_age,
 )
 
 T0 = 1_700_000_000.0  # a whole second, so HTTP-dates round-trip exactly
@@ -284,8 +284,9 @@ def test_freshen_replaces_metadata_but_keeps_what_describes_the_body() -> None:
     }
 
 
-def test_with_age_replaces_the_age_field() -> None:
-    assert with_age([("Age", "3"), ("ETag", '"a"')], 12.7) == (("ETag", '"a"'), ("Age", "12"))
+def test_age_value_is_whole_seconds_and_saturates() -> None:
+    assert age_value(12.7) == "12"
+    assert age_value(1e20) == str(2**31)
 
 
 # ---- §4.4 invalidation --------------------------------------------------------------------------
@@ -342,5 +343,5 @@ def test_the_core_never_raises_on_arbitrary_header_text(
     chosen = select_for_304([(response, response_time), (other, request_time)], other)
     assert set(chosen) <= {0, 1}
     freshen_headers(response, other)
-    with_age(response, fresh.current_age(now))
+    age_value(fresh.current_age(now))
     invalidation_targets("POST", status, "http://127.0.0.1:8000/x", response)
