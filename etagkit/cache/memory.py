@@ -62,10 +62,11 @@ def estimate_size(value: object) -> int:
 class _Slot:
     """What the entry cache holds: the entry's Hit, and the epoch at which its marks were checked."""
 
-    __slots__ = ("checked", "hit")
+    __slots__ = ("checked", "hit", "until")
 
     def __init__(self, hit: Hit) -> None:
         self.hit = hit
+        self.until = hit.entry.error_until
         self.checked = -1
 
 
@@ -90,7 +91,7 @@ class _Entries(TLRUCache[str, _Slot, float]):
 
 
 def _expires_at(_key: str, slot: _Slot, _now: float) -> float:
-    return float(slot.hit.entry.error_until)
+    return float(slot.until)
 
 
 def _size_of(slot: _Slot) -> float:
@@ -146,12 +147,12 @@ class MemoryStore:
                 slot = self._entries[key]
             except KeyError:
                 return None
-            hit = slot.hit
-            if not now < hit.entry.error_until:
+            if not now < slot.until:
                 self._drop(key)
                 return None
             if slot.checked == self._epoch:  # no mark moved since the last check: still valid
-                return hit
+                return slot.hit
+            hit = slot.hit
             entry = hit.entry
             started = entry.started
             hard, soft = self._global
