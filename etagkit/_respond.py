@@ -52,6 +52,7 @@ __all__ = [
     "is_conditional",
     "path_tag",
     "representation_key",
+    "request_fields",
     "shared_lookup_allowed",
     "split_tags",
     "variant_key",
@@ -65,6 +66,9 @@ CONDITIONAL_FIELDS = ("If-None-Match", "If-Match", "If-Modified-Since", "If-Unmo
 _IDENTITY = frozenset({"", "identity"})
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
 _KEY_VERSION = "v1"
+_RECORD_VERSION = "etagkit-validator-1"
+_UNIT, _RECORD = "\x1f", "\x1e"  # ASCII unit / record separators: never in a field (RFC 9110 §5.5)
+_SEPARATORS = frozenset(_UNIT + _RECORD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +151,33 @@ class EnvironHeaders(Mapping[str, str]):
         return sum(1 for _ in self)
 
 
+# The request fields the decisions read (RFC 9110 §13.1 preconditions, the error format, the
+# credentials that keep a request off shared stored validators).
+_DECISION_FIELDS = (
+    ("If-Match", "HTTP_IF_MATCH"),
+    ("If-None-Match", "HTTP_IF_NONE_MATCH"),
+    ("If-Modified-Since", "HTTP_IF_MODIFIED_SINCE"),
+    ("If-Unmodified-Since", "HTTP_IF_UNMODIFIED_SINCE"),
+    ("If-Range", "HTTP_IF_RANGE"),
+    ("Range", "HTTP_RANGE"),
+    ("Accept", "HTTP_ACCEPT"),
+    ("Content-Type", "CONTENT_TYPE"),
+    ("Authorization", "HTTP_AUTHORIZATION"),
+    ("Cookie", "HTTP_COOKIE"),
+)
+
+
+def request_fields(environ: Mapping[str, Any]) -> dict[str, str]:
+    """The few request fields the decisions read, from a WSGI environ: a small dict, so every lookup
+    is cheap (use :class:`EnvironHeaders` for arbitrary fields, e.g. those named in Vary)."""
+    fields: dict[str, str] = {}
+    for name, key in _DECISION_FIELDS:
+        value = environ.get(key)
+        if value and isinstance(value, str):
+            fields[name] = value
+    return fields
+
+
 # -- decisions ---------------------------------------------------------------------------------------
 
 
@@ -199,10 +230,8 @@ def check_preconditions(
     ...); a 304 keeps those RFC 9110 §15.4.5 names. ``require_precondition`` answers 428 to an
     unsafe request that carries neither If-Match nor If-Unmodified-Since (RFC 6585 §3).
     """
-    if json_errors is None:
-        json_errors = wants_json(request_headers, ())
     if require_precondition and requires_precondition(method, request_headers):
-        return error_reply(428, json_body=json_errors)
+        return error_reply(428, json_body=wants_json(request_headers) if json_errors is None else json_errors)
     if validator is None:
         return None
     etag = _as_etag(validator.etag)
@@ -218,7 +247,7 @@ def check_preconditions(
     if outcome is Outcome.NOT_MODIFIED:
         headers = _with_validators(list(response_headers), etag, validator.last_modified)
         return Reply(304, tuple(not_modified_headers(headers)), b"", etag)
-    return error_reply(412, json_body=json_errors)
+    return error_reply(412, json_body=wants_json(request_headers) if json_errors is None else json_errors)
 
 
 def conditional_response(
@@ -248,18 +277,20 @@ def conditional_response(
     method = method.upper()
     if method not in SAFE_METHODS or not 200 <= status < 300:
         return Reply(status, tuple(headers))
-    if "no-store" in parse_cache_control(get_header(headers, "Cache-Control")):
+    fields = _index(headers)
+    if _no_store(fields):
         return Reply(status, tuple(headers))
-    tag = _as_etag(etag) if etag is not None else _header_etag(headers)
-    if tag is None and etag is None and get_header(headers, "ETag") is not None:
+    tag = _as_etag(etag if etag is not None else fields.get("etag"))
+    if tag is None and etag is None and "etag" in fields:
         return Reply(status, tuple(headers))  # the app's ETag is malformed: leave it alone
     if tag is None and body is not None and status == 200:
         tag = generate_etag(body, weak=weak)
     if tag is not None:
-        tag = coded_etag(tag, get_header(headers, "Content-Encoding"), weaken=weaken_encoded)
-    headers = _with_validators(headers, tag, last_modified)
+        tag = coded_etag(tag, fields.get("content-encoding"), weaken=weaken_encoded)
+    if tag is not None or last_modified is not None:
+        headers = _with_validators(headers, tag, last_modified)
     if last_modified is None:
-        last_modified = parse_http_date(get_header(headers, "Last-Modified"))
+        last_modified = parse_http_date(fields.get("last-modified"))
     if tag is None and last_modified is None:
         return Reply(status, tuple(headers))
     outcome = evaluate(method, request_headers, etag=tag, last_modified=last_modified, exists=True)
@@ -273,14 +304,28 @@ def conditional_response(
     return Reply(status, tuple(headers), None, tag)
 
 
+def _index(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Lower-cased field name -> value (repeated fields joined by ", ", RFC 9110 §5.3): one pass."""
+    index: dict[str, str] = {}
+    for name, value in headers:
+        key = name.lower()
+        index[key] = f"{index[key]}, {value}" if key in index else value
+    return index
+
+
+def _no_store(fields: dict[str, str]) -> bool:
+    value = fields.get("cache-control")
+    return value is not None and "no-store" in parse_cache_control(value)
+
+
 def body_needed(method: str, status: int, response_headers: HeaderSource) -> bool:
     """Whether :func:`conditional_response` needs the body to tag this response: a safe method's
     200 without ETag or Last-Modified and not ``no-store``. Anything else streams through as is."""
     if method.upper() not in SAFE_METHODS or status != 200:
         return False
-    if get_header(response_headers, "ETag") is not None or get_header(response_headers, "Last-Modified"):
-        return False
-    return "no-store" not in parse_cache_control(get_header(response_headers, "Cache-Control"))
+    items = response_headers.items() if isinstance(response_headers, Mapping) else response_headers
+    fields = _index(items)
+    return "etag" not in fields and "last-modified" not in fields and not _no_store(fields)
 
 
 def invalidates_target(method: str, status: int) -> bool:
@@ -400,7 +445,8 @@ def split_tags(value: str | None) -> tuple[str, ...]:
 
 
 def _digest(kind: str, *parts: str | None) -> str:
-    raw = json.dumps([_KEY_VERSION, kind, *parts], ensure_ascii=False, separators=(",", ":"))
+    # length-prefixed parts (None as "-"): no two part lists share an encoding
+    raw = "|".join("-" if p is None else f"{len(p)}:{p}" for p in (_KEY_VERSION, kind, *parts))
     return f"etagkit:{kind}:" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
@@ -433,52 +479,60 @@ class StoredValidator:
         """
         if not 200 <= status < 300:
             return None
-        if "no-store" in parse_cache_control(get_header(headers, "Cache-Control")):
+        fields = _index(headers)
+        if _no_store(fields):
             return None
-        vary = _vary_names(headers)
+        vary = _vary_names(fields)
         if "*" in vary:
             return None
         if etag is None:
-            etag = _header_etag(headers)
-        last_modified = parse_http_date(get_header(headers, "Last-Modified"))
+            etag = _as_etag(fields.get("etag"))
+        last_modified = parse_http_date(fields.get("last-modified"))
         if etag is None and last_modified is None:
             return None
         if length is None:
-            declared = get_header(headers, "Content-Length") or ""
+            declared = fields.get("content-length", "")
             length = int(declared) if declared.isascii() and declared.isdigit() else 0
         with_tag = _with_validators(list(headers), etag, None)
         kept = tuple((k, v) for k, v in not_modified_headers(with_tag) if k.lower() != "date")
+        if any(_SEPARATORS & set(k + v) for k, v in kept):
+            return None  # control characters have no place in a field (RFC 9110 §5.5): do not store
         return cls(etag, last_modified, kept, vary, length)
 
-    def to_value(self) -> dict[str, Any]:
-        """A plain JSON/msgpack-safe value for the cache."""
-        return {
-            "e": None if self.etag is None else str(self.etag),
-            "m": None if self.last_modified is None else format_http_date(self.last_modified),
-            "h": [[k, v] for k, v in self.headers],
-            "v": list(self.vary),
-            "n": self.length,
-        }
+    def to_value(self) -> str:
+        """One compact string for the cache (cheap to size, to copy and to serialize anywhere)."""
+        return _UNIT.join(
+            (
+                _RECORD_VERSION,
+                "" if self.etag is None else str(self.etag),
+                "" if self.last_modified is None else format_http_date(self.last_modified),
+                str(self.length),
+                ",".join(self.vary),
+                _RECORD.join(f"{k}: {v}" for k, v in self.headers),
+            )
+        )
 
     @classmethod
     def from_value(cls, value: object) -> StoredValidator | None:
         """Decode :meth:`to_value`'s output; anything else (garbage, another version) is None."""
-        if isinstance(value, StoredValidator):
-            return value
-        if not isinstance(value, Mapping):
+        if not isinstance(value, str):
             return None
-        try:
-            e, m, h, v = value["e"], value["m"], value["h"], value["v"]
-            etag = None if e is None else ETag.parse(e)
-            last_modified = None if m is None else parse_http_date(m)
-            headers = tuple((str(k), str(val)) for k, val in h)
-            vary = tuple(str(x) for x in v)
-            length = int(value.get("n", 0))
-        except (KeyError, TypeError, ValueError):
+        parts = value.split(_UNIT)
+        if len(parts) != 6 or parts[0] != _RECORD_VERSION or not parts[3].isdigit():
             return None
+        _, e, m, n, v, h = parts
+        etag = _as_etag(e) if e else None
+        last_modified = parse_http_date(m) if m else None
         if etag is None and last_modified is None:
             return None
-        return cls(etag, last_modified, headers, vary, max(length, 0))
+        headers: list[tuple[str, str]] = []
+        for field in h.split(_RECORD) if h else ():
+            name, sep, field_value = field.partition(": ")
+            if not sep:
+                return None
+            headers.append((name, field_value))
+        vary = tuple(x for x in v.split(",") if x)
+        return cls(etag, last_modified, tuple(headers), vary, int(n))
 
     def validator(self) -> Validator:
         return Validator(self.etag, self.last_modified, True)
@@ -530,7 +584,7 @@ class CachedResponse:
 
 
 def _vary_names(headers: HeaderSource) -> tuple[str, ...]:
-    value = get_header(headers, "Vary") or ""
+    value = (headers.get("vary") if isinstance(headers, dict) else get_header(headers, "Vary")) or ""
     return tuple(name for name in (v.strip(" \t") for v in value.split(",")) if name)
 
 

@@ -64,6 +64,7 @@ from ._respond import (
     is_conditional,
     path_tag,
     representation_key,
+    request_fields,
     shared_lookup_allowed,
 )
 
@@ -366,7 +367,8 @@ def _handle(
     state = _state()
     method = request.method
     environ = request.environ
-    headers = EnvironHeaders(environ)
+    headers = request_fields(environ)
+    all_headers = EnvironHeaders(environ)  # for the fields a stored response names in Vary
     route = request.url_rule.rule if request.url_rule is not None else request.path
     view_args = dict(kwargs)
     validator = policy.validator(view_args)
@@ -376,16 +378,22 @@ def _handle(
     use_store = store is not None and (policy.stored if policy.stored is not None else state.stored_etags)
     base_key: str | None = None
     record: StoredValidator | None = None
-    if use_store and store is not None and method not in ("OPTIONS", "TRACE"):
+    conditional = is_conditional(headers)
+    caching = policy.cache_ttl is not None and method in ("GET", "HEAD")
+    # Only conditional requests (and cached views) touch the store: a miss stores the validator for
+    # the next revalidation; first visits cost no cache read or write.
+    if use_store and store is not None and (conditional or caching) and method not in ("OPTIONS", "TRACE"):
         scope = policy.scope() if policy.scope is not None else None
         if shared_lookup_allowed(headers, scope):
             base_key = representation_key("GET", path, str(environ.get("QUERY_STRING", "")), scope=scope)
-            if policy.cache_ttl is not None and method in ("GET", "HEAD"):
-                hit = _cached_reply(state, store, base_key, method=method, headers=headers, route=route)
+            if caching:
+                hit = _cached_reply(
+                    state, store, base_key, method=method, fields=headers, headers=all_headers, route=route
+                )
                 if hit is not None:
                     return hit
-            if validator is None and is_conditional(headers):
-                record = store.lookup(base_key, headers, route)
+            if validator is None and conditional:
+                record = store.lookup(base_key, all_headers, route)
     required = policy.require_precondition
     early = check_preconditions(
         method,
@@ -439,13 +447,13 @@ def _handle(
         stored_record = StoredValidator.from_response(status, response_headers, reply.etag, length)
         all_tags = [path_tag(path), *tags]
         if stored_record is not None:
-            store.store(base_key, headers, stored_record, ticket=ticket, tags=all_tags, route=route)
+            store.store(base_key, all_headers, stored_record, ticket=ticket, tags=all_tags, route=route)
         if policy.cache_ttl is not None and body is not None and reply.etag is not None:
             full = CachedResponse.from_response(status, _with_etag(response_headers, reply.etag), body)
             if full is not None:
                 store.store_value(
                     _response_key(base_key),
-                    headers,
+                    all_headers,
                     full.to_value(),
                     vary=full.vary,
                     ticket=ticket,
@@ -471,14 +479,21 @@ def _with_etag(headers: list[tuple[str, str]], etag: ETag) -> list[tuple[str, st
 
 
 def _cached_reply(
-    state: _State, store: ValidatorStore, base_key: str, *, method: str, headers: EnvironHeaders, route: str
+    state: _State,
+    store: ValidatorStore,
+    base_key: str,
+    *,
+    method: str,
+    fields: dict[str, str],
+    headers: EnvironHeaders,
+    route: str,
 ) -> Response | None:
     """Serve a cached whole response (with its 304 / 412 decisions), or None on a miss."""
     cached = CachedResponse.from_value(store.lookup_value(_response_key(base_key), headers, route))
     if cached is None:
         return None
     reply = conditional_response(
-        method, headers, cached.status, cached.headers, None, json_errors=state.json_errors
+        method, fields, cached.status, cached.headers, None, json_errors=state.json_errors
     )
     saved = len(cached.body) if reply.status == 304 else 0
     _count(state, route, reply.status, saved, reply.status == 304)

@@ -38,6 +38,7 @@ from ._respond import (
     is_conditional,
     path_tag,
     representation_key,
+    request_fields,
     shared_lookup_allowed,
     split_tags,
 )
@@ -128,7 +129,7 @@ class ETagMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
-        headers = EnvironHeaders(environ)
+        headers = request_fields(environ)
         route = self.route(environ) if self.route is not None else ""
         validator = self.validator(environ) if self.validator is not None else None
         record: StoredValidator | None = None
@@ -137,7 +138,9 @@ class ETagMiddleware:
         )
         if validator is not None:
             exchange.validator = validator
-        elif self.store is not None and method not in ("OPTIONS", "TRACE"):
+        elif self.store is not None and method not in ("OPTIONS", "TRACE") and is_conditional(headers):
+            # Only conditional requests touch the store: a miss stores the validator for the next
+            # revalidation; first visits (unconditional) cost no cache read or write.
             scope = self.scope(environ) if self.scope is not None else None
             if shared_lookup_allowed(headers, scope):
                 path = _path(environ)
@@ -145,8 +148,7 @@ class ETagMiddleware:
                     "GET", path, environ.get("QUERY_STRING", ""), scope=scope
                 )
                 exchange.implicit_tags = [path_tag(path)]
-                if is_conditional(headers):
-                    record = self.store.lookup(exchange.base_key, headers, route)
+                record = self.store.lookup(exchange.base_key, EnvironHeaders(environ), route)
         early = check_preconditions(
             method,
             headers,
@@ -193,7 +195,7 @@ class _Exchange:
         *,
         environ: WSGIEnvironment,
         method: str,
-        headers: EnvironHeaders,
+        headers: dict[str, str],
         route: str,
         start_response: StartResponse,
     ) -> None:
@@ -399,7 +401,14 @@ class _Exchange:
         record = StoredValidator.from_response(self.code, self.response_headers, reply.etag, length)
         if record is not None:
             tags = [*self.implicit_tags, *self.tags]
-            store.store(self.base_key, self.headers, record, ticket=self.ticket, tags=tags, route=self.route)
+            store.store(
+                self.base_key,
+                EnvironHeaders(self.environ),
+                record,
+                ticket=self.ticket,
+                tags=tags,
+                route=self.route,
+            )
 
     def count(self, status: int, bytes_saved: int, stored: bool) -> None:
         if self.mw.metrics is not None:

@@ -4,12 +4,16 @@ Run it::
 
     python examples/plain_wsgi.py --port 8001
     curl -i http://127.0.0.1:8001/notes/1                       # 200 with an ETag
-    curl -i http://127.0.0.1:8001/notes/1 -H 'If-None-Match: "<that etag>"'   # 304, app not called
+    curl -i http://127.0.0.1:8001/notes/1 -H 'If-None-Match: "<that etag>"'   # 304
+    curl -i http://127.0.0.1:8001/calls                         # how often the app itself ran
     curl -i -X PUT http://127.0.0.1:8001/notes/1 -d 'new text' -H 'If-Match: "<that etag>"'
 
 The app below knows nothing about ETags. It only names the cache tags of what it renders in a
 ``Cache-Tag`` response header; the middleware hashes bodies, answers revalidations from stored
-validators without calling the app, and invalidates them after a successful write.
+validators without calling the app, and invalidates them after a successful write. Validators are
+stored when a revalidation misses (unconditional requests never touch the store), and a tag seen
+for the very first time cannot be stored yet (it has no invalidation mark): from the second
+revalidation of a note on, ``/calls`` stops counting.
 """
 
 from __future__ import annotations

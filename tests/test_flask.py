@@ -97,6 +97,14 @@ def kit(cache: TagCache) -> ETagKit:
     return ETagKit(cache=cache, metrics=Metrics())
 
 
+def _revalidated(client: Any, path: str, **headers: str) -> str:
+    """GET ``path``, then revalidate once: that conditional miss stores the validator (unconditional
+    requests never touch the store)."""
+    tag = client.get(path, headers=headers).headers["ETag"]
+    assert client.get(path, headers={**headers, "If-None-Match": tag}).status_code == 304
+    return str(tag)
+
+
 # -- the extension guide ----------------------------------------------------------------------------
 
 
@@ -172,14 +180,16 @@ def test_content_etag_and_stored_etag_skip_the_view(kit: ETagKit, shop: Shop) ->
     tag = first.headers["ETag"]
     assert first.status_code == 200 and first.headers["Cache-Control"] == "no-cache"
     assert tag == str(generate_etag(first.data))
+    miss = client.get("/books", headers={"If-None-Match": tag})  # runs the view, stores the validator
+    assert miss.status_code == 304 and shop.calls["books"] == 2
     again = client.get("/books", headers={"If-None-Match": tag})
-    assert again.status_code == 304 and shop.calls["books"] == 1  # the view did not run
+    assert again.status_code == 304 and shop.calls["books"] == 2  # the view did not run
     assert dict(again.headers) == {"Cache-Control": "no-cache", "ETag": tag}
     assert client.head("/books", headers={"If-None-Match": tag}).status_code == 304
-    assert shop.calls["books"] == 1
+    assert shop.calls["books"] == 2
     kit.invalidate("books")
     assert client.get("/books", headers={"If-None-Match": tag}).status_code == 304
-    assert shop.calls["books"] == 2  # ran again after the invalidation
+    assert shop.calls["books"] == 3  # ran again after the invalidation
 
 
 def test_invalidate_works_inside_and_outside_an_app_context(kit: ETagKit, shop: Shop) -> None:
@@ -232,11 +242,11 @@ def test_credentialed_requests_need_a_scope(kit: ETagKit, shop: Shop) -> None:
     client.get("/books", headers={"If-None-Match": tag, "Cookie": "s=1"})
     assert shop.calls["books"] == 2  # not answered from the shared stored validator
     alice = {"Authorization": "Bearer alice"}
-    own = client.get("/me", headers=alice).headers["ETag"]
+    own = _revalidated(client, "/me", **alice)
     assert client.get("/me", headers={**alice, "If-None-Match": own}).status_code == 304
-    assert shop.calls["me"] == 1
+    assert shop.calls["me"] == 2
     bob = client.get("/me", headers={"Authorization": "Bearer bob", "If-None-Match": own})
-    assert bob.status_code == 200 and shop.calls["me"] == 2
+    assert bob.status_code == 200 and shop.calls["me"] == 3
 
 
 # -- writes -----------------------------------------------------------------------------------------
@@ -272,10 +282,10 @@ def test_a_successful_write_invalidates_the_views_tags(kit: ETagKit, shop: Shop)
 
 def test_auto_invalidation_can_be_turned_off(kit: ETagKit, shop: Shop) -> None:
     client = make_app(kit, shop, ETAGKIT_AUTO_INVALIDATE=False).test_client()
-    listing = client.get("/books").headers["ETag"]
+    listing = _revalidated(client, "/books")
     client.put("/books/1", headers={"If-Match": str(etag_from_version(1))})
     client.get("/books", headers={"If-None-Match": listing})
-    assert shop.calls["books"] == 1
+    assert shop.calls["books"] == 2
 
 
 def test_app_wide_428(cache: TagCache) -> None:
@@ -297,12 +307,13 @@ def test_app_wide_428(cache: TagCache) -> None:
 def test_metrics_per_route(cache: TagCache, shop: Shop) -> None:
     metrics = Metrics()
     client = make_app(ETagKit(cache=cache, metrics=metrics), shop).test_client()
-    tag = client.get("/books").headers["ETag"]
+    tag = _revalidated(client, "/books")
     client.get("/books", headers={"If-None-Match": tag})
     client.put("/books/1")
     counts = metrics.counts()
     assert counts[("responses", "/books", "200")] == 1
-    assert counts[("responses", "/books", "304")] == 1
+    assert counts[("responses", "/books", "304")] == 2
+    assert counts[("bytes_saved", "/books", "")] == 2 * len(client.get("/books").data)
     assert counts[("stored_304", "/books", "")] == 1
     assert counts[("responses", "/books/<int:book_id>", "428")] == 1
 

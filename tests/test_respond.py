@@ -247,12 +247,23 @@ def test_stored_validator_round_trip_and_refusals() -> None:
     assert "Date" not in names and "Set-Cookie" not in names and "Content-Type" not in names
     assert StoredValidator.from_value(record.to_value()) == record
     assert StoredValidator.from_value(json.loads(json.dumps(record.to_value()))) == record
-    for garbage in (None, b"x", {"e": "not a tag", "m": None, "h": [], "v": []}, {"e": None}, [1]):
+    broken = record.to_value().replace("etagkit-validator-1", "etagkit-validator-0")
+    for garbage in (
+        None,
+        b"x",
+        {"e": None},
+        [1],
+        "",
+        "x\x1f" * 5,
+        broken,
+        record.to_value()[:-3] + "\x1eoops",
+    ):
         assert StoredValidator.from_value(garbage) is None
     assert StoredValidator.from_response(404, HEADERS_200, TAG) is None
     assert StoredValidator.from_response(200, [("Cache-Control", "no-store")], TAG) is None
     assert StoredValidator.from_response(200, [("Vary", "*")], TAG) is None
     assert StoredValidator.from_response(200, [], None) is None
+    assert StoredValidator.from_response(200, [("Cache-Control", "a\x1fb")], TAG) is None
 
 
 def test_cached_response_records() -> None:

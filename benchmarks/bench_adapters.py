@@ -1,0 +1,221 @@
+"""The adapters on one Flask view: a catalog of 10 and of 1,000 rows read from SQLite, as JSON.
+
+* Stored-ETag revalidation (``@kit.conditional(tags=...)`` with a TagCache: the matching
+  If-None-Match is answered 304 from the stored validator, no query, no JSON) against Flask's own
+  floor, a view that returns a constant 304 (target <= 1.3x), and against werkzeug's
+  ``add_etag()`` + ``make_conditional()`` on the same view, which must query and render to hash
+  (target >= 50x faster at 1,000 rows).
+* The 200 path (no If-None-Match) with etagkit (hash the body, store the validator) against the same
+  view without etagkit (targets <= 1.05x at 1,000 rows, <= 1.15x at 10).
+* Bare ``ETagMiddleware``: a stateless 304 (the app runs, its small body is hashed and matched)
+  against a raw WSGI app returning a constant 304 (target <= 10 us added).
+
+Apps are called through WSGI directly (``app(environ, start_response)``, body drained and closed)
+with a prepared environ, so the figures are the apps', not a test client's.
+
+Run alone: ``python -m benchmarks.bench_adapters [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask, Response, request
+from werkzeug.test import EnvironBuilder
+
+from benchmarks._harness import measure, row
+from etagkit.cache import TagCache
+from etagkit.flask import ETagKit
+from etagkit.wsgi import ETagMiddleware
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _database(rows: int) -> sqlite3.Connection:
+    db = sqlite3.connect(":memory:", check_same_thread=False)
+    db.execute(
+        "CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT, author TEXT, year INTEGER, price REAL)"
+    )
+    db.executemany(
+        "INSERT INTO books VALUES (?, ?, ?, ?, ?)",
+        [(i, f"Title {i}", f"Author {i % 97}", 1900 + i % 120, round(5 + i * 0.37, 2)) for i in range(rows)],
+    )
+    return db
+
+
+def _catalog(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    cursor = db.execute("SELECT id, title, author, year, price FROM books ORDER BY id")
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def _apps(rows: int) -> dict[str, WSGIApp]:
+    """The same catalog view four ways, each its own Flask app."""
+    db = _database(rows)
+
+    plain = Flask("plain")
+
+    @plain.get("/books")
+    def plain_books() -> Any:
+        return {"books": _catalog(db)}
+
+    floor = Flask("floor")
+
+    @floor.get("/books")
+    def constant_304() -> Response:
+        return Response(status=304, headers={"ETag": '"constant"'})
+
+    werk = Flask("werkzeug")
+
+    @werk.get("/books")
+    def werkzeug_books() -> Response:
+        response = werk.make_response({"books": _catalog(db)})
+        response.add_etag()
+        return response.make_conditional(request)
+
+    kitted = Flask("etagkit")
+    kit = ETagKit(kitted, cache=TagCache())
+
+    @kitted.get("/books")
+    @kit.conditional(tags=["books"])
+    def etagkit_books() -> Any:
+        return {"books": _catalog(db)}
+
+    return {"plain": plain, "floor": floor, "werkzeug": werk, "etagkit": kitted}
+
+
+def _environ(headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return dict(EnvironBuilder(path="/books", headers=headers or {}).get_environ())
+
+
+def _caller(app: WSGIApp, environ: dict[str, Any], expect: str) -> Callable[[], None]:
+    """One request through the app; checks the status once so a broken setup cannot pass silently."""
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        statuses.append(status)
+        return None
+
+    def call() -> None:
+        result = app(dict(environ), start_response)
+        for _ in result:
+            pass
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+
+    call()
+    if not statuses[-1].startswith(expect):
+        raise RuntimeError(f"benchmark setup: expected {expect}, got {statuses[-1]}")
+    return call
+
+
+def _etag_of(app: WSGIApp) -> str:
+    got: dict[str, str] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        got.update({k.lower(): v for k, v in headers})
+        return None
+
+    result = app(_environ(), start_response)
+    b"".join(result)
+    getattr(result, "close", lambda: None)()
+    return got["etag"]
+
+
+def flask_scenarios(quick: bool) -> list[dict[str, Any]]:
+    results = []
+    for rows in (10, 1000):
+        apps = _apps(rows)
+        tag = _etag_of(apps["etagkit"])
+        _etag_of(apps["etagkit"])  # stored from now on
+        werk_tag = _etag_of(apps["werkzeug"])
+        timings = measure(
+            {
+                "etagkit 304": _caller(apps["etagkit"], _environ({"If-None-Match": tag}), "304"),
+                "floor 304": _caller(apps["floor"], _environ({"If-None-Match": tag}), "304"),
+                "werkzeug 304": _caller(apps["werkzeug"], _environ({"If-None-Match": werk_tag}), "304"),
+                "etagkit 200": _caller(apps["etagkit"], _environ(), "200"),
+                "plain 200": _caller(apps["plain"], _environ(), "200"),
+            },
+            quick,
+        )
+        label = f"{rows:,} rows"
+        results += [
+            row(
+                f"Flask stored-ETag 304, {label}",
+                timings["etagkit 304"],
+                "Flask view returning a constant 304",
+                timings["floor 304"],
+                target="<= 1.3x",
+            ),
+            row(
+                f"Flask stored-ETag 304, {label}",
+                timings["etagkit 304"],
+                "werkzeug add_etag()+make_conditional() 304",
+                timings["werkzeug 304"],
+                target=">= 50x faster" if rows == 1000 else "",
+            ),
+            row(
+                f"Flask 200 with etagkit, {label}",
+                timings["etagkit 200"],
+                "the same view without etagkit",
+                timings["plain 200"],
+                target="<= 1.05x" if rows == 1000 else "<= 1.15x",
+            ),
+        ]
+    return results
+
+
+def middleware_scenario(quick: bool) -> list[dict[str, Any]]:
+    body = json.dumps({"books": [{"id": i, "title": f"Title {i}"} for i in range(10)]}).encode()
+
+    def small(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def constant_304(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("304 Not Modified", [("ETag", '"constant"')])
+        return []
+
+    middleware = ETagMiddleware(small)
+    tag = _etag_of(middleware)
+    timings = measure(
+        {
+            "middleware": _caller(middleware, _environ({"If-None-Match": tag}), "304"),
+            "raw": _caller(constant_304, _environ({"If-None-Match": tag}), "304"),
+        },
+        quick,
+    )
+    return [
+        row(
+            "ETagMiddleware stateless 304 (body hashed)",
+            timings["middleware"],
+            "raw WSGI app returning a constant 304",
+            timings["raw"],
+            target="<= 10us added",
+        )
+    ]
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    """Every adapter scenario, as rows for the benchmark runner."""
+    return flask_scenarios(quick) + middleware_scenario(quick)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="etagkit adapter benchmarks")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    args = parser.parse_args(argv)
+    from benchmarks.__main__ import table
+
+    print(table(run(args.quick)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
