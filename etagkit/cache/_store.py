@@ -19,6 +19,8 @@ Race-safe O(1) invalidation (DESIGN.md "Cache-aside with tags"):
   (``clear()``; the breaker's catch-up after an outage).
 
 Stores hold ``Entry`` objects; a remote store serializes them itself (never pickle by default).
+A store may also offer ``stats() -> dict`` (evictions, breaker state, ...): ``TagCache.stats()``
+merges it into its own counters. It is optional, so it is not part of the ``Store`` protocol.
 Freshness times are seconds on the ``TagCache``'s timer (wall clock by default, so that processes
 sharing a store agree).
 """
