@@ -337,6 +337,33 @@ def test_a_database_file_is_seeded_once_and_survives_restarts(tmp_path: Path) ->
         assert again.status_code == 304  # same data, same validator after a restart
 
 
+@pytest.mark.redis
+def test_a_dead_redis_never_fails_a_request_and_shows_in_stats(private_redis: Any, tmp_path: Path) -> None:
+    port = free_port()
+    argv = [sys.executable, str(EXAMPLE), "--port", str(port), "--books", "30", "--redis", private_redis.url]
+    with serve_process(argv, port, log=tmp_path / "server.log", cwd=ROOT):
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        with http:
+            list_etag = http.get("/books").headers["etag"]
+            book_etag = http.get("/books/2").headers["etag"]
+            assert http.get("/books", headers={"If-None-Match": list_etag}).status_code == 304
+            private_redis.stop()
+
+            for _ in range(5):  # answered statelessly: the view runs and its body is hashed
+                assert http.get("/books", headers={"If-None-Match": list_etag}).status_code == 304
+            changed = _put(http, 2, BOOK, book_etag)
+            assert changed.status_code == 200
+            assert http.get("/books/2", headers={"If-None-Match": book_etag}).status_code == 200
+            relisted = http.get("/books", headers={"If-None-Match": list_etag})
+            assert relisted.status_code == 200 and relisted.headers["etag"] != list_etag
+
+            stats = _stats(http)
+            assert stats["store"] == "redis"
+            assert stats["cache"]["store_errors"] > 0 and stats["totals"]["events"]["store_error"] > 0
+            assert stats["cache"]["breaker_opened"] >= 1 and stats["breaker"] in ("open", "half_open")
+            assert "etagkit_breaker_state" in http.get("/metrics").text
+
+
 def test_seeding_is_deterministic() -> None:
     assert bookstore.seed_books(50) == bookstore.seed_books(50)
     assert bookstore.seed_books(50)[:10] == bookstore.seed_books(10)
