@@ -25,6 +25,7 @@ pytestmark = pytest.mark.redis
 
 NOW = 1_800_000_000.0
 CountingConnection: Any = counting_connection_class()
+GLOBAL_MARKS = '["{f:}h:*", "{f:}s:*"]'  # the mark keys of an entry without tags (namespace "{f:}")
 
 
 class FakeTimer:
@@ -122,26 +123,48 @@ def test_paused_redis_times_out_and_opens_the_breaker(private_redis: RedisServer
 
 
 @pytest.mark.parametrize(
-    "poison",
+    ("poison", "verdict"),
     [
-        pytest.param(lambda c, k, s: c.set(k, b"\x00not etagkit"), id="foreign-string-key"),
-        pytest.param(lambda c, k, s: c.rpush(k, b"x"), id="foreign-list-key"),
+        pytest.param(lambda c, k, s: c.set(k, b"\x00not etagkit"), "not etagkit's", id="foreign-string-key"),
+        pytest.param(lambda c, k, s: c.rpush(k, b"x"), "not etagkit's", id="foreign-list-key"),
         pytest.param(
-            lambda c, k, s: c.hset(k, mapping={"d": b"\xe7\x01mgarbage", "t": '["*"]', "s": s}),
+            lambda c, k, s: c.hset(k, mapping={"d": b"\xe7\x01mgarbage", "k": GLOBAL_MARKS, "s": s}),
+            "unreadable record",
             id="corrupt-record",
         ),
-        pytest.param(lambda c, k, s: c.hset(k, mapping={"d": b"x", "t": "not json", "s": s}), id="bad-tags"),
+        pytest.param(
+            lambda c, k, s: c.hset(k, mapping={"d": b"\xe7\x01j[]", "k": GLOBAL_MARKS, "s": s}),
+            "unreadable record",
+            id="wrong-layout",
+        ),
+        pytest.param(
+            lambda c, k, s: c.hset(
+                k, mapping={"d": b'\xe7\x01j[1,[],1,"x",1,1,1]', "k": GLOBAL_MARKS, "s": s}
+            ),
+            "unreadable record",
+            id="wrong-field-types",
+        ),
+        pytest.param(
+            lambda c, k, s: c.hset(k, mapping={"d": b"x", "k": "not json", "s": s}),
+            "not etagkit's",
+            id="bad-mark-list",
+        ),
         pytest.param(
             lambda c, k, s: c.hset(
                 k,
-                mapping={"d": Codec(pickle_key=b"someone else's key!!").dumps([1]), "t": '["*"]', "s": s},
+                mapping={
+                    "d": Codec(pickle_key=b"someone else's key!!").dumps([1]),
+                    "k": GLOBAL_MARKS,
+                    "s": s,
+                },
             ),
+            "HMAC",
             id="wrong-hmac",
         ),
     ],
 )
 def test_garbage_in_a_key_is_a_logged_miss(
-    private_redis: RedisServer, caplog: pytest.LogCaptureFixture, poison: Any
+    private_redis: RedisServer, caplog: pytest.LogCaptureFixture, poison: Any, verdict: str
 ) -> None:
     store = make_store(private_redis.url, FakeTimer(), pickle_key=b"our secret key, 32 bytes long..!")
     cache = TagCache(store, timer=lambda: NOW)
@@ -150,7 +173,8 @@ def test_garbage_in_a_key_is_a_logged_miss(
     with caplog.at_level(logging.WARNING, logger="etagkit.cache.redis"):
         assert store.get("k", NOW) is None
         assert cache.get_or_set("k", lambda: "fresh", tags=["a"]) == "fresh"  # recomputed, overwrites
-    assert any("'k'" in record.getMessage() for record in caplog.records)
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("'k'" in message and verdict in message for message in messages), messages
     assert cache.get_or_set("k", lambda: "again", tags=["a"]) == "fresh"
     assert store.breaker_state == "closed"
     store.close()
@@ -159,7 +183,7 @@ def test_garbage_in_a_key_is_a_logged_miss(
 def test_garbage_in_a_mark_is_invalidated_not_an_error(private_redis: RedisServer) -> None:
     store = make_store(private_redis.url, FakeTimer())
     assert store.set("k", entry(store.begin(["a"])), NOW)
-    store.client.set(store.namespace + "m:a", b"garbage")
+    store.client.set(store.namespace + "h:a", b"garbage")
     assert store.get("k", NOW) is None
     store.invalidate(["a"])  # repairs the mark
     assert store.set("k", entry(store.begin(["a"])), NOW)

@@ -75,7 +75,7 @@ def test_every_key_has_a_ttl_and_shares_one_hash_tag(store: RedisStore, redis_pr
         assert client.pttl(key) > 0, key
     entry_ttl = client.pttl("{" + redis_prefix + "}e:k")
     assert 0 < entry_ttl <= 30_000  # until error_until - now
-    assert client.pttl("{" + redis_prefix + "}m:a") > 24 * 3600 * 1000  # marks: the long mark_ttl
+    assert client.pttl("{" + redis_prefix + "}h:a") > 24 * 3600 * 1000  # marks: the long mark_ttl
 
 
 def test_namespace_is_one_cluster_slot() -> None:
@@ -87,9 +87,9 @@ def test_namespace_is_one_cluster_slot() -> None:
 def test_evicted_mark_means_invalidated(store: RedisStore, redis_prefix: str) -> None:
     started = store.begin(["a", "b"])
     assert store.set("k", entry(started), NOW)
-    store.client.delete("{" + redis_prefix + "}m:b")  # what allkeys-lru may do
+    store.client.delete("{" + redis_prefix + "}h:b")  # what allkeys-lru may do
     assert store.get("k", NOW) is None
-    store.client.delete("{" + redis_prefix + "}m:" + GLOBAL_TAG)
+    store.client.delete("{" + redis_prefix + "}h:" + GLOBAL_TAG)
     assert store.set("k", entry(store.begin(["a", "b"])), NOW)
 
 

@@ -52,6 +52,9 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """May a call go to the remote now? False while open, and for all but one probe when half-open."""
+        state: BreakerState = self._state
+        if state == "closed":  # the hot path: one attribute read, no lock
+            return True
         with self._lock:
             if self._state == "closed":
                 return True
@@ -67,6 +70,9 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         """A call succeeded: reset the failure count and close the breaker."""
+        state: BreakerState = self._state
+        if state == "closed" and not self._failures:  # the hot path: nothing to reset
+            return
         with self._lock:
             self._state = "closed"
             self._failures = 0

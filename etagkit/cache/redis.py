@@ -3,18 +3,20 @@
 Layout, under a namespace ``B`` (see "Redis Cluster" below)::
 
     B c            the logical clock (string integer)
-    B m:<tag>      the tag's mark: hash {h: hard mark, s: soft mark}
-    B e:<key>      an entry: hash {d: the signed/self-describing record, t: JSON tag list, s: started}
+    B h:<tag>      the tag's hard mark; B s:<tag> its soft mark (string integers)
+    B e:<key>      an entry: hash {d: the self-describing record, k: JSON list of its mark keys,
+                   s: started}
     B inv          pub/sub channel: every invalidation and delete is published here (two-level mode)
 
-Every operation is one Lua script (EVALSHA; redis-py's ``Script`` reloads it on NOSCRIPT), so each
-is one round trip and atomic: a read fetches the entry and the marks of its tags plus ``GLOBAL_TAG``
-and returns the record only if every hard mark exists and is ``<= started``; a write is the
-compare-and-set of the contract; an invalidation advances the clock, sets the marks and PUBLISHes,
-all in the same script. Every key has a TTL: entries live until ``error_until``; marks and the clock
-get ``mark_ttl`` (long, refreshed on every write), so Redis may run ``allkeys-lru``. An evicted mark
-reads as "invalidated now". The clock is a hybrid logical clock, ``max(clock + 1, server time in µs)``,
-so even if the clock key itself is evicted, it restarts above every value it ever had.
+Every operation is one Lua script (EVALSHA, loaded again on NOSCRIPT), so each is one round trip
+and atomic: a read fetches the entry, then all its marks (its tags' plus ``GLOBAL_TAG``'s) with one
+MGET inside the script, and returns the record only if every hard mark exists and is ``<= started``;
+a write is the compare-and-set of the contract; an invalidation advances the clock, sets the marks
+and PUBLISHes, all in the same script. Every key has a TTL: entries live until ``error_until``;
+marks and the clock get ``mark_ttl`` (long, refreshed on every write), so Redis may run
+``allkeys-lru``. An evicted mark reads as "invalidated now". The clock is a hybrid logical clock,
+``max(clock + 1, server time in µs)``, so even if the clock key itself is evicted, it restarts above
+every value it ever had.
 
 A circuit breaker (``breaker.py``) wraps every call, with short socket timeouts. While it is open,
 calls raise ``StoreUnavailableError`` without touching the network (``TagCache`` turns that into a
@@ -35,10 +37,12 @@ A record that is not etagkit's, or fails its HMAC, is a miss and a logged warnin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
@@ -68,125 +72,139 @@ _UNREACHABLE = (
     OSError,
 )
 
-# Shared Lua: the hybrid clock, and marks that tolerate a foreign value under their key.
-_LUA_LIB = """
+# Shared Lua: the hybrid clock. Marks are plain strings (hard ``h:<tag>``, soft ``s:<tag>``) so that
+# one MGET reads them all; MGET answers nil for a key of another type, and SET overwrites any type,
+# so a foreign value under a mark key reads as "no mark" and is repaired by the next write.
+_LUA_CLOCK = """
 local function fmt(n) return string.format('%.0f', n) end
 local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local function read_clock(ck, ttl)
-  local c = redis.call('GET', ck)
-  if c and tonumber(c) then
+  local c = tonumber(redis.call('MGET', ck)[1])
+  if c then
     redis.call('PEXPIRE', ck, ttl)
-    return tonumber(c)
+    return c
   end
   c = now_us()
   redis.call('SET', ck, fmt(c), 'PX', ttl)
   return c
 end
-local function hard_mark(mk)
-  local h = redis.pcall('HGET', mk, 'h')
-  if type(h) == 'table' and h.err then
-    redis.call('DEL', mk)
-    return nil
-  end
-  return h and tonumber(h)
-end
 """
 
-# KEYS: clock. ARGV: namespace, mark_ttl_ms, tags... -> the clock
-_BEGIN = (
-    _LUA_LIB
+# KEYS: clock, hard mark keys... ARGV: mark_ttl_ms -> the clock
+_BEGIN_LUA = (
+    _LUA_CLOCK
     + """
-local c = read_clock(KEYS[1], ARGV[2])
-for i = 3, #ARGV do
-  local mk = ARGV[1] .. 'm:' .. ARGV[i]
-  if not hard_mark(mk) then
-    redis.call('HSET', mk, 'h', fmt(c))
-    redis.call('PEXPIRE', mk, ARGV[2])
+local c = read_clock(KEYS[1], ARGV[1])
+if #KEYS > 1 then
+  local m = redis.call('MGET', unpack(KEYS, 2))
+  for i = 2, #KEYS do
+    if not tonumber(m[i - 1]) then redis.call('SET', KEYS[i], fmt(c), 'PX', ARGV[1]) end
   end
 end
 return c
 """
 )
 
-# KEYS: entry. ARGV: namespace -> nil (miss) | -1 (foreign value under the key) | {record, soft 0/1}
-_GET = """
-local e = redis.pcall('HMGET', KEYS[1], 'd', 't', 's')
-if type(e) == 'table' and e.err then return -1 end
+# KEYS: entry -> nil (miss) | -1 (a foreign value under the key) | record (a hit) | {record} (a hit,
+# soft-invalidated: rare, so the common reply is one bulk string, as cheap to parse as a GET's)
+# The entry hash: d = record, k = JSON [hard mark keys..., soft mark keys...], s = started.
+_GET_LUA = """
+local e = redis.pcall('HMGET', KEYS[1], 'd', 'k', 's')
+if e.err then return -1 end
 if not e[1] then return nil end
 local started = tonumber(e[3])
-local ok, tags = pcall(cjson.decode, e[2])
-if not started or not ok or type(tags) ~= 'table' then return -1 end
-local soft = 0
-for _, tag in ipairs(tags) do
-  local m = redis.pcall('HMGET', ARGV[1] .. 'm:' .. tag, 'h', 's')
-  if type(m) == 'table' and m.err then return nil end
-  local h = tonumber(m[1])
+local ok, keys = pcall(cjson.decode, e[2])
+if not started or not ok or type(keys) ~= 'table' or #keys == 0 then return -1 end
+local m = redis.call('MGET', unpack(keys))
+local n = #keys / 2
+local soft = false
+for i = 1, n do
+  local h = tonumber(m[i])
   if not h or h > started then return nil end
-  if m[2] and tonumber(m[2]) > started then soft = 1 end
+  local s = tonumber(m[n + i])
+  if s and s > started then soft = true end
 end
-return {e[1], soft}
+if soft then return {e[1]} end
+return e[1]
 """
 
-# KEYS: entry, clock. ARGV: namespace, mark_ttl_ms, entry_ttl_ms, record, tags JSON, started, tags...
+# KEYS: entry, clock, hard mark keys... ARGV: mark_ttl_ms, entry_ttl_ms, record, keys JSON, started
 # -> 1 stored | 0 refused (a tag invalidated after `started`, or without a mark: one is created)
-_SET = (
-    _LUA_LIB
+_SET_LUA = (
+    _LUA_CLOCK
     + """
-local started = tonumber(ARGV[6])
+local started = tonumber(ARGV[5])
 local stored = 1
 local c = nil
-for i = 7, #ARGV do
-  local mk = ARGV[1] .. 'm:' .. ARGV[i]
-  local h = hard_mark(mk)
+local m = redis.call('MGET', unpack(KEYS, 3))
+for i = 3, #KEYS do
+  local h = tonumber(m[i - 2])
   if not h then
-    c = c or read_clock(KEYS[2], ARGV[2])
-    redis.call('HSET', mk, 'h', fmt(c))
-    redis.call('PEXPIRE', mk, ARGV[2])
+    c = c or read_clock(KEYS[2], ARGV[1])
+    redis.call('SET', KEYS[i], fmt(c), 'PX', ARGV[1])
     stored = 0
   elseif h > started then
     stored = 0
   else
-    redis.call('PEXPIRE', mk, ARGV[2])
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
   end
 end
 redis.call('DEL', KEYS[1])  -- refused: what was there is no newer than this refused value
 if stored == 1 then
-  redis.call('HSET', KEYS[1], 'd', ARGV[4], 't', ARGV[5], 's', ARGV[6])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('HSET', KEYS[1], 'd', ARGV[3], 'k', ARGV[4], 's', ARGV[5])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return stored
 """
 )
 
-# KEYS: clock. ARGV: namespace, mark_ttl_ms, field ('h' | 's'), channel, tags... -> clock
-_INVALIDATE = (
-    _LUA_LIB
+# KEYS: clock, mark keys (all hard or all soft)... ARGV: mark_ttl_ms, channel, 'h' | 's', tags...
+# -> the new clock; the invalidation is published in the same script
+_INVALIDATE_LUA = (
+    _LUA_CLOCK
     + """
-local c = redis.call('GET', KEYS[1])
-c = math.max((c and tonumber(c) or 0) + 1, now_us())
-redis.call('SET', KEYS[1], fmt(c), 'PX', ARGV[2])
-local tags = {}
-for i = 5, #ARGV do
-  local mk = ARGV[1] .. 'm:' .. ARGV[i]
-  if redis.call('TYPE', mk).ok ~= 'hash' then redis.call('DEL', mk) end
-  redis.call('HSET', mk, ARGV[3], fmt(c))
-  redis.call('PEXPIRE', mk, ARGV[2])
-  tags[#tags + 1] = ARGV[i]
+local c = tonumber(redis.call('MGET', KEYS[1])[1]) or 0
+c = fmt(math.max(c + 1, now_us()))
+redis.call('SET', KEYS[1], c, 'PX', ARGV[1])
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], c, 'PX', ARGV[1])
 end
-redis.call('PUBLISH', ARGV[4], cjson.encode({f = ARGV[3], t = tags}))
-return c
+redis.call('PUBLISH', ARGV[2], cjson.encode({f = ARGV[3], t = {unpack(ARGV, 4)}}))
+return tonumber(c)
 """
 )
 
 # KEYS: entry. ARGV: channel, key
-_DELETE = """
+_DELETE_LUA = """
 redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', ARGV[1], cjson.encode({k = ARGV[2]}))
 return 1
 """
+
+
+def _is_real(x: object) -> bool:
+    return type(x) is float or type(x) is int
+
+
+@dataclass(frozen=True, slots=True)
+class _Script:
+    """A Lua script and its SHA1, for EVALSHA (redis-py's ``Script`` adds per-call overhead we avoid)."""
+
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+_BEGIN = _Script(_BEGIN_LUA)
+_GET = _Script(_GET_LUA)
+_SET = _Script(_SET_LUA)
+_INVALIDATE = _Script(_INVALIDATE_LUA)
+_DELETE = _Script(_DELETE_LUA)
 
 
 def namespace_for(prefix: str) -> str:
@@ -234,17 +252,22 @@ class RedisStore:
         self.codec = Codec(serializer, pickle_key=pickle_key)
         self.breaker = breaker or CircuitBreaker()
         self._clock_key = self.namespace + "c"
+        self._entries = self.namespace + "e:"
+        self._hard = self.namespace + "h:"
+        self._soft = self.namespace + "s:"
+        self._global_keys = [self._hard + GLOBAL_TAG]
         self._mark_ttl_ms = max(1, int(mark_ttl * 1000))
-        self._begin = client.register_script(_BEGIN)
-        self._get = client.register_script(_GET)
-        self._set = client.register_script(_SET)
-        self._invalidate = client.register_script(_INVALIDATE)
-        self._delete = client.register_script(_DELETE)
         self._owed_global = False  # a mutation may not have reached Redis: invalidate everything first
         self._owed_lock = threading.Lock()
 
-    def _entry_key(self, key: str) -> str:
-        return self.namespace + "e:" + key
+    def _eval(self, script: _Script, keys: list[str], args: Sequence[_Arg]) -> Any:
+        """EVALSHA (one round trip); on NOSCRIPT (a restarted or flushed server) load it and retry."""
+        client: Any = self.client
+        try:
+            return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            client.script_load(script.source)
+            return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
     # -- the breaker around every call ----------------------------------------------------------------
 
@@ -260,21 +283,22 @@ class RedisStore:
             raise
 
     def _guarded(self, fn: Callable[[], T]) -> T:
-        if not self.breaker.allow():
+        breaker = self.breaker
+        if not breaker.allow():
             raise StoreUnavailableError("Redis circuit breaker is open")
         try:
             result = fn()
         except _UNREACHABLE as exc:
-            self.breaker.record_failure()
+            breaker.record_failure()
             raise StoreUnavailableError(f"Redis unreachable: {exc}") from exc
         except redis.exceptions.RedisError as exc:
-            self.breaker.record_success()  # Redis answered (an error reply): the link is fine
+            breaker.record_success()  # Redis answered (an error reply): the link is fine
             log.warning("Redis refused a cache call: %s", exc)
             raise StoreUnavailableError(f"Redis error reply: {exc}") from exc
         except BaseException:
-            self.breaker.record_success()
+            breaker.record_success()
             raise
-        self.breaker.record_success()
+        breaker.record_success()
         return result
 
     def _settle_owed(self) -> None:
@@ -282,37 +306,43 @@ class RedisStore:
         with self._owed_lock:
             if not self._owed_global:
                 return
-            self._guarded(lambda: self._run_invalidate((GLOBAL_TAG,), "h"))
+            self._guarded(lambda: self._run_invalidate((GLOBAL_TAG,), soft=False))
             self._owed_global = False
             log.warning("Redis is back: invalidated everything written before the outage")
 
-    def _run_invalidate(self, tags: Sequence[str], field: str) -> int:
-        args: list[_Arg] = [self.namespace, self._mark_ttl_ms, field, self.channel, *tags]
-        return int(self._invalidate(keys=[self._clock_key], args=args))
+    def _run_invalidate(self, tags: Sequence[str], *, soft: bool) -> int:
+        marks = self._soft if soft else self._hard
+        keys = [self._clock_key, *(marks + tag for tag in tags)]
+        args: list[_Arg] = [self._mark_ttl_ms, self.channel, "s" if soft else "h", *tags]
+        return int(self._eval(_INVALIDATE, keys, args))
 
     # -- the Store contract ---------------------------------------------------------------------------
 
     def begin(self, tags: Sequence[str]) -> int:
         """The clock now; creates missing marks (and the global mark) at that value. One round trip."""
-        args: list[_Arg] = [self.namespace, self._mark_ttl_ms, GLOBAL_TAG, *tags]
-        return int(self._call(lambda: self._begin(keys=[self._clock_key], args=args)))
+        keys = [self._clock_key, *self._global_keys, *(self._hard + tag for tag in tags)]
+        return int(self._call(lambda: self._eval(_BEGIN, keys, [self._mark_ttl_ms])))
 
     def get(self, key: str, now: float) -> Hit | None:
         """The entry if present, unexpired and valid: one EVALSHA. Foreign bytes -> miss, logged."""
-        reply = self._call(lambda: self._get(keys=[self._entry_key(key)], args=[self.namespace]))
+        keys = [self._entries + key]
+        reply = self._call(lambda: self._eval(_GET, keys, ()))
         if reply is None:
             return None
-        if not isinstance(reply, list):
+        soft = type(reply) is list
+        if soft:
+            reply = reply[0]
+        if type(reply) is not bytes:
             log.warning("cache key %r holds a value that is not etagkit's: treated as a miss", key)
             return None
         try:
-            entry = self._decode(reply[0])
+            entry = self._decode(reply)
         except SerializationError as exc:
             log.warning("cache key %r: unreadable record (%s): treated as a miss", key, exc)
             return None
-        if now >= entry.error_until:
+        if not now < entry.error_until:
             return None
-        return Hit(entry, soft_invalidated=bool(reply[1]))
+        return Hit(entry, soft_invalidated=soft)
 
     def set(self, key: str, entry: Entry, now: float) -> bool:
         """Compare-and-set in one script; False if a tag was invalidated after ``entry.started``."""
@@ -331,27 +361,21 @@ class RedisStore:
             ]
         )
         tags = (*entry.tags, GLOBAL_TAG)
-        args: list[_Arg] = [
-            self.namespace,
-            self._mark_ttl_ms,
-            ttl_ms,
-            record,
-            json.dumps(tags, ensure_ascii=False),
-            entry.started,
-            *tags,
-        ]
-        keys = [self._entry_key(key), self._clock_key]
-        return bool(self._call(lambda: self._set(keys=keys, args=args)))
+        hard = [self._hard + tag for tag in tags]
+        marks = json.dumps([*hard, *(self._soft + tag for tag in tags)], ensure_ascii=False)
+        keys = [self._entries + key, self._clock_key, *hard]
+        args: list[_Arg] = [self._mark_ttl_ms, ttl_ms, record, marks, entry.started]
+        return bool(self._call(lambda: self._eval(_SET, keys, args)))
 
     def invalidate(self, tags: Sequence[str], *, soft: bool = False) -> None:
         """Advance the clock, set the marks and publish them: one script. Undelivered -> owed global."""
         if tags:
-            self._call(lambda: self._run_invalidate(tags, "s" if soft else "h"), mutation=True)
+            self._call(lambda: self._run_invalidate(tags, soft=soft), mutation=True)
 
     def delete(self, key: str) -> None:
         """Remove one entry (and tell two-level stores to drop their copy)."""
-        args = [self.channel, key]
-        self._call(lambda: self._delete(keys=[self._entry_key(key)], args=args), mutation=True)
+        keys, args = [self._entries + key], [self.channel, key]
+        self._call(lambda: self._eval(_DELETE, keys, args), mutation=True)
 
     def clear(self) -> None:
         """Invalidate everything (``GLOBAL_TAG``); entries then expire by their TTLs."""
@@ -378,19 +402,10 @@ class RedisStore:
 
     def _decode(self, record: bytes) -> Entry:
         data = self.codec.loads(record)
-        if not (isinstance(data, list) and len(data) == 7 and isinstance(data[1], list)):
+        if not (type(data) is list and len(data) == 7 and type(data[1]) is list):
             raise SerializationError("record does not have the entry layout")
         value, tags, started, fresh_until, stale_until, error_until, delta = data
-        try:
-            return Entry(
-                value,
-                tuple(str(t) for t in tags),
-                int(started),
-                float(fresh_until),
-                float(stale_until),
-                float(error_until),
-                float(delta),
-                size=len(record),
-            )
-        except (TypeError, ValueError) as exc:
-            raise SerializationError(f"record fields have the wrong types: {exc}") from exc
+        times = (fresh_until, stale_until, error_until, delta)
+        if not (type(started) is int and all(type(t) is str for t in tags) and all(map(_is_real, times))):
+            raise SerializationError("record fields have the wrong types")
+        return Entry(value, tuple(tags), started, fresh_until, stale_until, error_until, delta, len(record))
