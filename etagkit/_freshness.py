@@ -69,9 +69,21 @@ _NOT_STORED = frozenset(
 _NOT_FRESHENED = _NOT_STORED | {"content-length", "content-encoding", "content-range", "content-type"}
 
 
-def _etag_of(headers: Headers) -> ETag | None:
+def _fields(headers: Headers) -> dict[str, str]:
+    """Field values by lower-cased name, repeated fields combined with ", " (RFC 9110 §5.3).
+
+    Read once per message, so a decision looks each field up without rescanning the list.
+    """
+    fields: dict[str, str] = {}
+    for name, value in headers:
+        key = name.lower()
+        fields[key] = f"{fields[key]}, {value}" if key in fields else value
+    return fields
+
+
+def _etag_of(fields: dict[str, str]) -> ETag | None:
     """The response's ``ETag`` as a value, or None when absent or not one entity-tag."""
-    value = get_header(headers, "etag")
+    value = fields.get("etag")
     if value is None:
         return None
     try:
@@ -158,22 +170,23 @@ def assess(
     ``heuristic`` (a fraction such as 0.1) asks for RFC 9111 §4.2.2's fraction of the time since
     ``Last-Modified``. A missing or invalid ``Date`` is taken as ``response_time`` (§6.6.1 of RFC 9110).
     """
-    cc = parse_cache_control(get_header(headers, "cache-control"))
-    date = _seconds_of_date(get_header(headers, "date"))
+    fields = _fields(headers)
+    cc = parse_cache_control(fields.get("cache-control"))
+    date = _seconds_of_date(fields.get("date"))
     date_value = response_time if date is None else date
     lifetime = 0.0
     max_age = delta_seconds(cc.get("max-age"))
-    expires_field = get_header(headers, "expires")
+    expires_field = fields.get("expires")
     if max_age is not None:
         lifetime = float(max_age)
     elif expires_field is not None:
         expires = _seconds_of_date(expires_field)
         lifetime = 0.0 if expires is None else max(0.0, expires - date_value)
     elif heuristic is not None and status in HEURISTIC_STATUSES:
-        last_modified = _seconds_of_date(get_header(headers, "last-modified"))
+        last_modified = _seconds_of_date(fields.get("last-modified"))
         if last_modified is not None:
             lifetime = min(HEURISTIC_CAP, max(0.0, heuristic * (date_value - last_modified)))
-    age_field = get_header(headers, "age")
+    age_field = fields.get("age")
     age_value = delta_seconds(age_field.strip(" \t")) if age_field is not None else None
     apparent_age = max(0.0, response_time - date_value)
     response_delay = max(0.0, response_time - request_time)
@@ -199,15 +212,11 @@ def is_storable(method: str, status: int, response_headers: Headers, request: Re
     """
     if method != "GET" or request.no_store or status < 200 or status in (206, 304):
         return False
-    cc = parse_cache_control(get_header(response_headers, "cache-control"))
+    fields = _fields(response_headers)
+    cc = parse_cache_control(fields.get("cache-control"))
     if "no-store" in cc or vary_names(response_headers) is None:
         return False
-    explicit = (
-        "max-age" in cc
-        or "public" in cc
-        or "private" in cc
-        or get_header(response_headers, "expires") is not None
-    )
+    explicit = "max-age" in cc or "public" in cc or "private" in cc or "expires" in fields
     return explicit or status in HEURISTIC_STATUSES
 
 
@@ -283,10 +292,11 @@ def conditional_headers(stored_headers: Headers) -> tuple[tuple[str, str], ...]:
     """The validators to send for a stored response (RFC 9111 §4.3.1): If-None-Match from its
     ``ETag``, If-Modified-Since from its ``Last-Modified``. Empty when it has no valid validator."""
     result: list[tuple[str, str]] = []
-    etag = _etag_of(stored_headers)
+    fields = _fields(stored_headers)
+    etag = _etag_of(fields)
     if etag is not None:
         result.append(("If-None-Match", str(etag)))
-    last_modified = get_header(stored_headers, "last-modified")
+    last_modified = fields.get("last-modified")
     if last_modified is not None and parse_http_date(last_modified) is not None:
         result.append(("If-Modified-Since", last_modified.strip(" \t")))
     return tuple(result)
@@ -301,27 +311,22 @@ def select_for_304(candidates: Sequence[tuple[Headers, float]], response_headers
     validator selects the single stored response. Empty means: nothing to freshen, so the request
     must be repeated without a condition.
     """
-    new = _etag_of(response_headers)
+    response = _fields(response_headers)
+    stored = [_fields(headers) for headers, _ in candidates]
+    new = _etag_of(response)
+    tags = [_etag_of(fields) for fields in stored] if new is not None else []
     if new is not None and not new.weak:
-        return [
-            i
-            for i, (headers, _) in enumerate(candidates)
-            if (stored := _etag_of(headers)) is not None and new.strong_match(stored)
-        ]
+        return [i for i, old in enumerate(tags) if old is not None and new.strong_match(old)]
     if new is not None:
-        matching = [
-            i
-            for i, (headers, _) in enumerate(candidates)
-            if (stored := _etag_of(headers)) is not None and new.weak_match(stored)
-        ]
+        matching = [i for i, old in enumerate(tags) if old is not None and new.weak_match(old)]
     else:
-        last_modified = parse_http_date(get_header(response_headers, "last-modified"))
+        last_modified = parse_http_date(response.get("last-modified"))
         if last_modified is None:
             return [0] if len(candidates) == 1 else []
         matching = [
             i
-            for i, (headers, _) in enumerate(candidates)
-            if parse_http_date(get_header(headers, "last-modified")) == last_modified
+            for i, fields in enumerate(stored)
+            if parse_http_date(fields.get("last-modified")) == last_modified
         ]
     if not matching:
         return []
@@ -330,8 +335,11 @@ def select_for_304(candidates: Sequence[tuple[Headers, float]], response_headers
 
 def headers_to_store(headers: Headers) -> tuple[tuple[str, str], ...]:
     """The header fields worth storing: not connection-specific, not Set-Cookie (RFC 9111 §3.1)."""
-    connection = {name.strip(" \t").lower() for name in (get_header(headers, "connection") or "").split(",")}
-    return tuple((name, value) for name, value in headers if name.lower() not in _NOT_STORED | connection)
+    connection = get_header(headers, "connection")
+    excluded = _NOT_STORED
+    if connection is not None:
+        excluded = excluded | {name.strip(" \t").lower() for name in connection.split(",")}
+    return tuple((name, value) for name, value in headers if name.lower() not in excluded)
 
 
 def freshen_headers(stored: Headers, response_304: Headers) -> tuple[tuple[str, str], ...]:

@@ -477,11 +477,11 @@ class ETagTransport(httpx.AsyncBaseTransport):
         generation = next(self._generation)
         outgoing = ask.request
         if conditions:
+            headers = outgoing.headers.copy()
+            for name, value in conditions:
+                headers[name] = value
             outgoing = httpx.Request(
-                outgoing.method,
-                outgoing.url,
-                headers=[*ask.headers, *conditions],
-                extensions=outgoing.extensions,
+                outgoing.method, outgoing.url, headers=headers, extensions=outgoing.extensions
             )
         request_time = self._now()
         response = await self._inner.handle_async_request(outgoing)
