@@ -19,6 +19,7 @@ raises because of that cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -40,6 +41,7 @@ __all__ = [
     "EnvironHeaders",
     "MetricsSink",
     "Reply",
+    "RequestFields",
     "StoredValidator",
     "Validator",
     "ValidatorStore",
@@ -63,6 +65,7 @@ __all__ = [
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # Request fields that make a request conditional (RFC 9110 §13.1).
 CONDITIONAL_FIELDS = ("If-None-Match", "If-Match", "If-Modified-Since", "If-Unmodified-Since")
+_CONDITIONAL_SET = frozenset(CONDITIONAL_FIELDS)
 _IDENTITY = frozenset({"", "identity"})
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
 _KEY_VERSION = "v1"
@@ -167,10 +170,16 @@ _DECISION_FIELDS = (
 )
 
 
-def request_fields(environ: Mapping[str, Any]) -> dict[str, str]:
+class RequestFields(dict[str, str]):
+    """The request fields the decisions read, under their canonical names (see :func:`request_fields`)."""
+
+    __slots__ = ()
+
+
+def request_fields(environ: Mapping[str, Any]) -> RequestFields:
     """The few request fields the decisions read, from a WSGI environ: a small dict, so every lookup
     is cheap (use :class:`EnvironHeaders` for arbitrary fields, e.g. those named in Vary)."""
-    fields: dict[str, str] = {}
+    fields = RequestFields()
     for name, key in _DECISION_FIELDS:
         value = environ.get(key)
         if value and isinstance(value, str):
@@ -383,6 +392,7 @@ def _with_validators(
 # -- stored validators: keys and records (pure) ------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
 def representation_key(
     method: str, path: str, query: str = "", *, scope: str | None = None, kind: str = "etag"
 ) -> str:
@@ -414,6 +424,7 @@ def variant_key(base_key: str, request_headers: HeaderSource, vary: Sequence[str
     return _digest("variant", base_key, *parts)
 
 
+@functools.lru_cache(maxsize=4096)
 def path_tag(path: str) -> str:
     """The implicit tag of every validator stored for ``path``; a successful unsafe request to the
     path invalidates it (RFC 9111 §4.4: unsafe requests invalidate the target URI)."""
@@ -425,6 +436,8 @@ def shared_lookup_allowed(request_headers: HeaderSource, scope: str | None) -> b
     or Cookie) unless the route declared its scope (then the scope is part of the key)."""
     if scope is not None:
         return True
+    if isinstance(request_headers, RequestFields):
+        return "Authorization" not in request_headers and "Cookie" not in request_headers
     return (
         get_header(request_headers, "Authorization") is None and get_header(request_headers, "Cookie") is None
     )
@@ -432,6 +445,8 @@ def shared_lookup_allowed(request_headers: HeaderSource, scope: str | None) -> b
 
 def is_conditional(request_headers: HeaderSource) -> bool:
     """Whether the request carries any precondition field (RFC 9110 §13.1)."""
+    if isinstance(request_headers, RequestFields):
+        return not _CONDITIONAL_SET.isdisjoint(request_headers)
     if isinstance(request_headers, EnvironHeaders):
         return any(name in request_headers for name in CONDITIONAL_FIELDS)
     return any(get_header(request_headers, name) is not None for name in CONDITIONAL_FIELDS)
@@ -517,6 +532,10 @@ class StoredValidator:
         """Decode :meth:`to_value`'s output; anything else (garbage, another version) is None."""
         if not isinstance(value, str):
             return None
+        return _decode_validator(value)
+
+    @classmethod
+    def _decode(cls, value: str) -> StoredValidator | None:
         parts = value.split(_UNIT)
         if len(parts) != 6 or parts[0] != _RECORD_VERSION or not parts[3].isdigit():
             return None
@@ -536,6 +555,10 @@ class StoredValidator:
 
     def validator(self) -> Validator:
         return Validator(self.etag, self.last_modified, True)
+
+
+# Revalidations read the same few records over and over: decode each one once (records are immutable).
+_decode_validator = functools.lru_cache(maxsize=4096)(StoredValidator._decode)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar, cast
 
-from flask import Flask, current_app, has_app_context, request
+from flask import Flask, Request, current_app, has_app_context, request
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
@@ -112,8 +112,12 @@ class _State:
 
 
 def _state() -> _State:
+    return _state_of(current_app)
+
+
+def _state_of(app: Flask) -> _State:
     try:
-        return cast(_State, current_app.extensions["etagkit"])
+        return cast(_State, app.extensions["etagkit"])
     except KeyError:
         raise ConfigurationError("ETagKit.init_app(app) was not called for this app") from None
 
@@ -364,12 +368,14 @@ def _handle(
     policy: _ViewPolicy, view: Callable[..., ResponseReturnValue], args: Any, kwargs: Any
 ) -> Response:
     """One request through a decorated view: decide before, run the view, decide after."""
-    state = _state()
-    method = request.method
-    environ = request.environ
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    state = _state_of(app)
+    method = req.method
+    environ = req.environ
     headers = request_fields(environ)
     all_headers = EnvironHeaders(environ)  # for the fields a stored response names in Vary
-    route = request.url_rule.rule if request.url_rule is not None else request.path
+    route = req.url_rule.rule if req.url_rule is not None else req.path
     view_args = dict(kwargs)
     validator = policy.validator(view_args)
     tags = policy.resolve_tags(view_args) if policy.tags else []
@@ -415,7 +421,7 @@ def _handle(
     ticket = None
     if store is not None and base_key is not None and method in ("GET", "HEAD"):
         ticket = store.begin([path_tag(path), *tags], route)
-    response = current_app.make_response(view(*args, **kwargs))
+    response = app.make_response(view(*args, **kwargs))
     status = response.status_code
     if method not in SAFE_METHODS:
         auto = policy.auto_invalidate if policy.auto_invalidate is not None else state.auto_invalidate
@@ -506,8 +512,10 @@ def _cached_reply(
 
 def _flask_reply(reply: Reply) -> Response:
     """A Flask response carrying exactly the reply's headers (no default Content-Type on a 304)."""
-    response = current_app.response_class(reply.body or b"", status=reply.status)
-    response.headers = Headers(list(reply.headers))
+    headers = Headers(reply.headers)
+    response = current_app.response_class(reply.body or None, status=reply.status, headers=headers)
+    if not any(name.lower() == "content-type" for name, _ in reply.headers):
+        del headers["Content-Type"]  # werkzeug adds a default one
     return response
 
 

@@ -189,6 +189,31 @@ def _close(result: Iterable[bytes]) -> None:
 class _Exchange:
     """One request's trip through the app: captures start_response and decides what the server gets."""
 
+    __slots__ = (
+        "base_key",
+        "chunks",
+        "code",
+        "drop_body",
+        "environ",
+        "exc_info",
+        "headers",
+        "implicit_tags",
+        "method",
+        "mode",
+        "mw",
+        "reply",
+        "response_headers",
+        "route",
+        "sent",
+        "server_start",
+        "server_write",
+        "size",
+        "status",
+        "tags",
+        "ticket",
+        "validator",
+    )
+
     def __init__(
         self,
         mw: ETagMiddleware,
@@ -250,15 +275,17 @@ class _Exchange:
         return self._write_buffered
 
     def _strip_tags(self, headers: _Headers) -> _Headers:
-        name = self.mw.tag_header.lower()
-        if not any(k.lower() == name for k, _ in headers):
+        """Collect the tag header's tags (stored-ETag mode only) and strip it unless it is kept."""
+        if self.mw.store is None:
             return headers
+        name = self.mw.tag_header.lower()
+        kept: _Headers = []
         for key, value in headers:
             if key.lower() == name:
                 self.tags.extend(split_tags(value))
-        if self.mw.keep_tag_header:
-            return headers
-        return [(k, v) for k, v in headers if k.lower() != name]
+            else:
+                kept.append((key, value))
+        return headers if self.mw.keep_tag_header or len(kept) == len(headers) else kept
 
     def _decide(self) -> _Mode:
         """PASS, BUFFER or REPLACED, from the status and headers alone (no body yet)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -86,3 +87,23 @@ def test_custom_server_example(custom_server: str) -> None:
         assert updated.headers["etag"] == current.headers["etag"]
         assert client.put("/items/7", content=b"new", headers={"If-None-Match": "*"}).status_code == 204
         assert client.get("/items/9").status_code == 404
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _python_blocks(section: str) -> list[str]:
+    """The ```python blocks of one README section (up to the next ``## `` heading)."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"\n## {section}\n")
+    end = text.find("\n## ", start + 1)
+    body = text[start : end if end != -1 else len(text)]
+    return re.findall(r"```python\n(.*?)```", body, flags=re.S)
+
+
+@pytest.mark.parametrize("section", ["Flask", "Any WSGI app", "Custom servers"])
+def test_readme_sections_run(section: str) -> None:
+    blocks = _python_blocks(section)
+    assert blocks, f"no python block under '## {section}'"
+    for block in blocks:
+        exec(compile(block, f"README.md ({section})", "exec"), {"__name__": f"readme_{section}"})
