@@ -342,3 +342,22 @@ def test_version_values_of_several_shapes() -> None:
     assert client.get("/a").headers["ETag"] == '"x"'
     assert client.get("/b").headers["ETag"] == '"y"'
     assert client.get("/c").headers["ETag"] == str(etag_from_version(3, when))
+
+
+def test_an_invalidation_while_the_view_runs_is_never_lost(cache: TagCache) -> None:
+    app = Flask(__name__)
+    kit = ETagKit(app, cache=cache)
+    calls: list[int] = []
+
+    @app.get("/books")
+    @kit.conditional(tags=["books"])
+    def books() -> str:
+        calls.append(1)
+        kit.invalidate("books")  # a write lands while this (now stale) body is rendered
+        return "old catalog"
+
+    client = app.test_client()
+    tag = client.get("/books").headers["ETag"]
+    for _ in range(3):
+        assert client.get("/books", headers={"If-None-Match": tag}).status_code == 304
+    assert len(calls) == 4  # never answered from a validator stored across an invalidation

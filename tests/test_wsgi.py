@@ -534,3 +534,22 @@ def test_fuzzed_request_headers_never_break_the_middleware(
     headers = {k: v.strip() for k, v in headers.items()}
     got = serve(_fuzzed, method=method, headers=headers, query=query.replace(" ", "+").replace("#", ""))
     assert got.status in (200, 304, 412, 428)
+
+
+def test_an_invalidation_while_the_app_runs_is_never_lost() -> None:
+    cache = TagCache(timer=FakeClock())
+    app = _tagged_app()
+    mw = wrap(app, cache=cache)
+    tag = _warm(mw)
+    cache.invalidate_tags("books")
+    racing = App(headers=app.headers)
+
+    def writer_lands_meanwhile(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        result = racing(environ, start_response)
+        cache.invalidate_tags("books")  # a write commits while the old body is being produced
+        return result
+
+    raced = wrap(writer_lands_meanwhile, cache=cache)
+    assert serve(raced, headers={"If-None-Match": tag}).status == 304  # a miss: the app ran
+    assert serve(raced, headers={"If-None-Match": tag}).status == 304
+    assert racing.calls == 2  # the validator computed during the write was never stored
