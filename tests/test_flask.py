@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from flask import Flask, request
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from etagkit import ConfigurationError, ETag, etag_from_version, generate_etag
 from etagkit.cache import TagCache
@@ -361,3 +363,21 @@ def test_an_invalidation_while_the_view_runs_is_never_lost(cache: TagCache) -> N
     for _ in range(3):
         assert client.get("/books", headers={"If-None-Match": tag}).status_code == 304
     assert len(calls) == 4  # never answered from a validator stored across an invalidation
+
+
+_FIELDS = ["If-None-Match", "If-Match", "If-Modified-Since", "If-Unmodified-Since", "Accept", "Authorization"]
+_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    method=st.sampled_from(["GET", "HEAD", "PUT", "DELETE"]),
+    headers=st.dictionaries(
+        st.sampled_from(_FIELDS), st.one_of(_TEXT, st.sampled_from(["*", '"a"'])), max_size=4
+    ),
+)
+def test_fuzzed_request_headers_never_break_a_view(method: str, headers: dict[str, str]) -> None:
+    shop = Shop()
+    client = make_app(ETagKit(cache=TagCache(timer=FakeClock())), shop).test_client(use_cookies=False)
+    got = client.open("/books/1", method=method, headers={k: v.strip() for k, v in headers.items()})
+    assert got.status_code in (200, 304, 412, 428)
