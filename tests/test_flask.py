@@ -369,7 +369,7 @@ _FIELDS = ["If-None-Match", "If-Match", "If-Modified-Since", "If-Unmodified-Sinc
 _TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     method=st.sampled_from(["GET", "HEAD", "PUT", "DELETE"]),
     headers=st.dictionaries(
