@@ -469,17 +469,36 @@ def create_app(
 # ---------------------------------------------------------------------------------------------------
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--db", envvar="BOOKSTORE_DB", help="SQLite file (shared by processes); default: in memory.")
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("--host", default="127.0.0.1", help="Interface to listen on.")
+@click.option("--port", default=8000, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option(
-    "--redis", "redis_url", envvar="ETAGKIT_REDIS_URL", help="Redis URL for the shared cache store."
+    "--db",
+    envvar="BOOKSTORE_DB",
+    show_envvar=True,
+    help="SQLite file (shared by processes); default: in memory.",
 )
-@click.option("--redis-prefix", envvar="BOOKSTORE_REDIS_PREFIX", default="bookstore:", show_default=True)
-@click.option("--books", default=DEFAULT_BOOKS, show_default=True, type=click.IntRange(0, 1_000_000),
-              help="Books to seed an empty catalog with.")  # fmt: skip
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option(
+    "--redis",
+    "redis_url",
+    envvar="ETAGKIT_REDIS_URL",
+    show_envvar=True,
+    help="Redis URL for the shared cache store.",
+)
+@click.option(
+    "--redis-prefix",
+    envvar="BOOKSTORE_REDIS_PREFIX",
+    show_envvar=True,
+    default="bookstore:",
+    help="Redis key prefix.",
+)
+@click.option(
+    "--books",
+    default=DEFAULT_BOOKS,
+    type=click.IntRange(0, 1_000_000),
+    help="Books to seed an empty catalog with.",
+)
+@click.option("--threads", default=8, type=click.IntRange(1, 256), help="waitress worker threads.")
 def main(
     *,
     host: str,
