@@ -4,6 +4,7 @@ nothing written before an outage with a lost invalidation is ever served afterwa
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from support import RedisServer, counting_connection_class
 
 from etagkit import StoreUnavailableError
@@ -253,3 +256,27 @@ def test_concurrent_callers_during_an_outage_never_raise_through_tagcache(privat
         thread.join()
     assert errors == []
     assert cache.stats()["breaker_state"] in ("open", "half_open")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    record=st.binary(max_size=200) | st.binary(max_size=100).map(lambda b: b"\xe7\x01" + b),
+    marks=st.text(max_size=40) | st.just("<the global marks>"),
+    started=st.text(max_size=20) | st.integers() | st.just("<the clock>"),
+)
+def test_any_bytes_under_an_entry_key_are_a_miss_or_a_hit_never_an_error(
+    redis_url: str, redis_prefix: str, record: bytes, marks: str, started: int | str
+) -> None:
+    """Whatever a stranger writes into an entry's hash, a read returns None or a Hit, and logs."""
+    store = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    try:
+        clock = store.begin([])  # the global mark exists: a well-formed entry would be valid
+        if marks == "<the global marks>":
+            marks = json.dumps([store.namespace + "h:*", store.namespace + "s:*"])
+        if started == "<the clock>":
+            started = clock
+        store.client.hset(store.namespace + "e:k", mapping={"d": record, "k": marks, "s": started})
+        hit = store.get("k", NOW)  # no exception, whatever the bytes
+        assert hit is None or isinstance(hit.entry, Entry)
+    finally:
+        store.close()
