@@ -418,8 +418,13 @@ def _handle(
         stored = record is not None and early.status == 304
         _count(state, route, early.status, record.length if stored and record is not None else 0, stored)
         return _flask_reply(early)
-    ticket = None
-    if store is not None and base_key is not None and method in ("GET", "HEAD"):
+    ticket = None  # taken BEFORE the view, so an invalidation while it runs wins
+    if (
+        store is not None
+        and base_key is not None
+        and method in ("GET", "HEAD")
+        and (validator is None or caching)
+    ):
         ticket = store.begin([path_tag(path), *tags], route)
     response = app.make_response(view(*args, **kwargs))
     status = response.status_code
