@@ -351,7 +351,7 @@ def coded_etag(etag: ETag, content_encoding: str | None, *, weaken: bool = False
     if content_encoding is None or etag.weak:
         return etag
     codings = [c.strip(" \t").lower() for c in content_encoding.split(",")]
-    codings = [c for c in codings if c not in _IDENTITY and set(c) <= _TCHAR and '"' not in c]
+    codings = [c for c in codings if c not in _IDENTITY and set(c) <= _TCHAR]
     if not codings:
         return etag
     if weaken:
@@ -366,10 +366,6 @@ def _as_etag(value: ETag | str | None) -> ETag | None:
         return ETag.parse(value)
     except InvalidETagError:
         return None
-
-
-def _header_etag(headers: Sequence[tuple[str, str]]) -> ETag | None:
-    return _as_etag(get_header(headers, "ETag"))
 
 
 def _with_validators(

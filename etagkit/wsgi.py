@@ -63,10 +63,13 @@ class ETagMiddleware:
     Options:
 
     * ``cache``: a ``etagkit.cache.TagCache`` to store validators in (stored-ETag mode): a matching
-      revalidation is answered 304 without calling the app. Tags of a stored validator come from the
-      ``tag_header`` response header (default ``Cache-Tag``, space or comma separated), stripped before
-      the response leaves unless ``keep_tag_header``; a successful unsafe request invalidates the
-      stored validators of its path and the tags its response names.
+      revalidation is answered 304 without calling the app. Only conditional requests touch the
+      cache (a miss stores the validator under a ticket taken before the app ran). Tags of a stored
+      validator come from the ``tag_header`` response header (default ``Cache-Tag``, space or comma
+      separated), stripped before the response leaves unless ``keep_tag_header``; a tag seen for the
+      first time has no invalidation mark, so that first validator is not stored (race safety). A
+      successful unsafe request invalidates the stored validators of its path and the tags its
+      response names. Without a cache the tag header is left alone.
     * ``scope(environ) -> str | None``: the auth scope of a credentialed request (e.g. a user id).
       Requests with Authorization or Cookie skip stored validators unless a scope is returned.
     * ``validator(environ) -> Validator | None``: the app's cheap current validator of the target
