@@ -1,6 +1,6 @@
 """The bookstore's catalog read path with werkzeug's own ETags only: the load run's baseline.
 
-Same SQLite data layer (``examples.bookstore.Catalog``), same JSON body for ``GET /books``; the
+Same SQLite data layer (``examples.bookstore.Catalog``), the same ``jsonify`` body for ``GET /books``; the
 validator is werkzeug's ``Response.add_etag()`` (a hash of the body, so every request queries and
 serializes the whole catalog) and ``make_conditional()`` answers the 304. No etagkit anywhere.
 
@@ -9,9 +9,7 @@ serializes the whole catalog) and ``make_conditional()`` answers the 304. No eta
 
 from __future__ import annotations
 
-import json
-
-from flask import Flask, Response, request
+from flask import Flask, Response, jsonify, request
 
 from examples.bookstore import Catalog
 
@@ -23,8 +21,7 @@ def create_app(db: str) -> Flask:
 
     @app.get("/books")
     def books() -> Response:
-        body = json.dumps([book.as_json() for book in catalog.all()])
-        response = Response(body, mimetype="application/json")
+        response = jsonify([book.as_json() for book in catalog.all()])
         response.add_etag()
         return response.make_conditional(request)
 
