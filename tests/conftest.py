@@ -135,7 +135,14 @@ STORE_FACTORIES: dict[str, Callable[..., Any]] = {
 }
 
 
-@pytest.fixture(params=list(STORE_FACTORIES))
+_KIND_MARKS = {
+    "redis": [pytest.mark.redis],
+    "twolevel": [pytest.mark.redis],
+    "cluster": [pytest.mark.redis, pytest.mark.cluster],
+}
+
+
+@pytest.fixture(params=[pytest.param(kind, marks=_KIND_MARKS.get(kind, [])) for kind in STORE_FACTORIES])
 def make_store(request: pytest.FixtureRequest) -> Callable[..., Any]:
     """``make_store(timer=..., **options)``: a new store of the kind under test (one param per kind)."""
     import time
