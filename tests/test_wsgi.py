@@ -125,6 +125,14 @@ def wrap(app: WSGIApplication, **options: Any) -> WSGIApplication:
     return validator(ETagMiddleware(validator(app), **options))
 
 
+def build(app: WSGIApplication, validated: bool, **options: Any) -> WSGIApplication:
+    """The middleware bare (to watch the app's iterable directly) or under wsgiref's validator."""
+    return wrap(app, **options) if validated else ETagMiddleware(app, **options)
+
+
+VALIDATED = pytest.mark.parametrize("validated", [False, True], ids=["bare", "validated"])
+
+
 # -- stateless ETags ------------------------------------------------------------------------------
 
 
@@ -150,9 +158,10 @@ def test_head_gets_the_etag_get_would_get_and_no_body() -> None:
     assert revalidated.status == 304 and app.methods == ["GET", "GET"] and app.closed == 2
 
 
-def test_an_app_supplied_etag_is_used_without_buffering() -> None:
+@VALIDATED
+def test_an_app_supplied_etag_is_used_without_buffering(validated: bool) -> None:
     app = App(headers=[("Content-Type", "text/plain"), ("ETag", '"v9"')], chunks=[b"a", b"b", b"c"])
-    mw = ETagMiddleware(app)
+    mw = build(app, validated)
     environ = EnvironBuilder(path="/").get_environ()
     result = mw(environ, lambda s, h, e=None: lambda b: None)
     iterator = iter(result)
@@ -185,10 +194,11 @@ def test_errors_redirects_and_no_store_pass_through_untouched(
     assert app.closed == 1
 
 
-def test_bodies_over_the_cap_stream_through_untagged_and_are_never_fully_buffered() -> None:
+@VALIDATED
+def test_bodies_over_the_cap_stream_through_untagged_and_are_never_fully_buffered(validated: bool) -> None:
     chunks = [b"x" * 10] * 10
     app = App(chunks=chunks)
-    mw = ETagMiddleware(app, max_buffer=25)
+    mw = build(app, validated, max_buffer=25)
     sent: dict[str, Any] = {}
     result = mw(
         EnvironBuilder(path="/").get_environ(), lambda s, h, e=None: sent.update(h=h) or (lambda b: None)
@@ -224,10 +234,11 @@ def test_a_lazy_start_response_inside_the_iterable_works() -> None:
     assert serve(wrap(lazy), headers={"If-None-Match": str(generate_etag(BODY))}).status == 304
 
 
-def test_the_iterable_is_closed_when_the_app_fails_mid_body() -> None:
+@VALIDATED
+def test_the_iterable_is_closed_when_the_app_fails_mid_body(validated: bool) -> None:
     app = App(chunks=[b"a", b"b"], fail_after=1)
     with pytest.raises(RuntimeError, match="mid-body"):
-        serve(ETagMiddleware(app))
+        serve(build(app, validated))
     assert app.closed == 1
 
 
@@ -244,7 +255,8 @@ def test_exc_info_replaces_a_response_that_was_not_sent() -> None:
     assert got.status == 500 and got.body == b"error page" and got.header("ETag") is None
 
 
-def test_exc_info_after_the_headers_went_out_reraises() -> None:
+@VALIDATED
+def test_exc_info_after_the_headers_went_out_reraises(validated: bool) -> None:
     def failing(environ: WSGIEnvironment, start_response: StartResponse) -> Iterator[bytes]:
         start_response("404 Not Found", [("Content-Type", "text/plain")])  # passes straight through
         yield b"partial"
@@ -254,17 +266,18 @@ def test_exc_info_after_the_headers_went_out_reraises() -> None:
             start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
 
     with pytest.raises(ValueError, match="late"):
-        serve(ETagMiddleware(failing))
+        serve(build(failing, validated))
 
 
-def test_start_response_twice_without_exc_info_is_an_error() -> None:
+@VALIDATED
+def test_start_response_twice_without_exc_info_is_an_error(validated: bool) -> None:
     def twice(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b""]
 
     with pytest.raises(AssertionError):
-        serve(ETagMiddleware(twice))
+        serve(build(twice, validated))
 
 
 def test_content_codings_get_their_own_strong_tag_or_a_weak_one() -> None:
