@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -134,3 +135,34 @@ def test_table_shows_speedups_and_missing_values() -> None:
     assert "(100x faster)" in text
     assert "1 µs (900 ns to 1.2 µs)" in text
     assert "E: boom" in text and "ERROR" in text
+
+
+def test_load_run_verdicts_can_fail() -> None:
+    """The read-your-writes judge flags a read older than an acknowledged write, and only that."""
+    from benchmarks.load.run_load import Ledger
+
+    ledger = Ledger()
+    ledger.acknowledged(1, 5)
+    after = time.monotonic() + 1
+    ledger.judge("fresh", {1: 5, 2: 1}, after, not_modified=False)
+    ledger.judge("before the write", {1: 4}, 0.0, not_modified=False)  # started before: not stale
+    assert ledger.stale == []
+    ledger.judge("stale", {1: 4}, after, not_modified=True)
+    assert ledger.stale == ["stale: 304 for book 1 v4 after v5 was acknowledged"]
+    assert (ledger.reads, ledger.revalidated) == (3, 1)
+
+
+def test_wrk_result_line_is_parsed() -> None:
+    from benchmarks.load.run_load import parse_wrk
+
+    line = (
+        'WRK_RESULT {"statuses": {"304": 90, "502": 2}, "requests": 92, "duration_us": 2000000, '
+        '"errors": {"connect": 0, "read": 1, "write": 0, "status": 2, "timeout": 0}, '
+        '"latency_p50_us": 1500, "latency_p99_us": 9000}'
+    )
+    result = parse_wrk("Running 2s test\n" + line + "\n")
+    assert result.rps == 46
+    assert result.count(lambda s: s >= 500) == 2
+    assert (result.p50_ms, result.p99_ms) == (1.5, 9.0)
+    with pytest.raises(RuntimeError, match="no result line"):
+        parse_wrk("wrk: connection refused")
