@@ -114,7 +114,10 @@ def test_expired_or_late_writes(store: RedisStore) -> None:
     assert store.get("k", NOW + 30) is None
 
 
-def test_noscript_is_recovered(store: RedisStore) -> None:
+def test_noscript_is_recovered(private_redis: RedisServer) -> None:
+    """SCRIPT FLUSH (or a restarted server) forgets the scripts: the next call loads them again.
+    On a private server: flushing the shared one's script cache would disturb other tests."""
+    store = RedisStore(private_redis.url, prefix="p:", socket_timeout=2)
     started = store.begin(["a", "b"])
     assert store.set("k", entry(started), NOW)
     store.client.script_flush()
@@ -122,6 +125,7 @@ def test_noscript_is_recovered(store: RedisStore) -> None:
     store.client.script_flush()
     store.invalidate(["a"])
     assert store.get("k", NOW) is None
+    store.close()
 
 
 def test_invalidations_are_published(store: RedisStore) -> None:
