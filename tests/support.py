@@ -198,7 +198,7 @@ def _free_cluster_port() -> int:
 
 class LocalRedisCluster:
     """Three ``redis-server --cluster-enabled yes`` masters on loopback, joined by ``redis-cli --cluster
-    create``; ``stop()`` kills them (their files live under ``workdir``, which the caller owns)."""
+    create``; ``stop()`` kills them and deletes ``workdir`` (their nodes.conf files)."""
 
     def __init__(self, workdir: Path, masters: int = 3) -> None:
         self.nodes = [
@@ -213,6 +213,7 @@ class LocalRedisCluster:
             )
             for i in range(masters)
         ]
+        self.workdir = workdir
         for node in self.nodes:
             node.port = _free_cluster_port()
 
@@ -257,8 +258,10 @@ class LocalRedisCluster:
         return self
 
     def stop(self) -> None:
+        """Kill the nodes and delete their files (nodes.conf)."""
         for node in self.nodes:
             node.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> LocalRedisCluster:
         return self.start()
