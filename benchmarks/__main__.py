@@ -79,6 +79,9 @@ def _seconds(value: float | None) -> str:
 
 
 def _spread(result: dict[str, Any], side: str) -> str:
+    unit = result.get("unit")
+    if unit is not None and result.get(f"{side}_s") is not None:  # a count, not a time
+        return f"{result[f'{side}_s']:g} {unit}"
     median = _seconds(result.get(f"{side}_s"))
     low, high = result.get(f"{side}_min"), result.get(f"{side}_max")
     if low is None or high is None:

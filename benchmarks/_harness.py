@@ -9,7 +9,8 @@ A scenario module exposes ``run(quick: bool) -> list[dict]`` whose rows have the
 ``scenario, etagkit_s, baseline, baseline_s, ratio, target`` (seconds per call; ``ratio`` is always
 ``etagkit_s / baseline_s``); optional keys are ``etagkit_min/etagkit_max/baseline_min/baseline_max``
 (as made by :func:`row`), ``met`` (a bool that overrides the target check, for targets that are not
-timings, such as "commands per read: 1") and ``note``.
+timings, such as "commands per read: 1"), ``unit`` (the row's two values are counts of this unit,
+e.g. ``"commands"``, not seconds) and ``note``.
 
 Targets are short strings, checked by :func:`target_met`:
 

@@ -131,7 +131,16 @@ def test_table_shows_speedups_and_missing_values() -> None:
     fast = Timing(1e-6, 0.9e-6, 1.2e-6)
     slow = Timing(1e-4, 0.9e-4, 1.1e-4)
     result = {**row("x", fast, "peer", slow, target=">= 50x faster"), "met": True}
-    text = runner.table([result, {"scenario": "y", "error": "E: boom"}])
+    count = {
+        "scenario": "c",
+        "etagkit_s": 1.0,
+        "baseline": "one",
+        "baseline_s": 1.0,
+        "ratio": 1.0,
+        "unit": "commands",
+    }
+    text = runner.table([result, {"scenario": "y", "error": "E: boom"}, count])
+    assert "| 1 commands" in text
     assert "(100x faster)" in text
     assert "1 µs (900 ns to 1.2 µs)" in text
     assert "E: boom" in text and "ERROR" in text
