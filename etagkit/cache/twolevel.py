@@ -142,8 +142,9 @@ class TwoLevelStore:
             try:
                 self._listen_once()
             except Exception as exc:  # any failure of the subscription: flush, bypass, retry
-                if not self._stop.is_set():
-                    log.warning("cache invalidation subscription lost (%s): local layer flushed", exc)
+                if not self._stop.is_set():  # warn once per loss, not at every failed retry
+                    level = logging.WARNING if self._subscribed else logging.DEBUG
+                    log.log(level, "cache invalidation subscription lost (%s): local layer flushed", exc)
             finally:
                 self._lose_subscription()
             self._stop.wait(self.resubscribe_interval)
