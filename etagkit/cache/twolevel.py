@@ -199,7 +199,7 @@ class TwoLevelStore:
     def stats(self) -> dict[str, Any]:
         """The remote's stats (breaker), the local layer's (evictions, sizes) and the subscription's."""
         stats: dict[str, Any] = {f"local_{k}": v for k, v in self.local.stats().items()}
-        stats["evictions"] = stats.pop("local_evictions")
+        stats["evictions"] = stats.pop("local_evictions", 0)
         stats.update(self.remote.stats())
         stats["subscribed"] = self._subscribed
         stats["subscription_losses"] = self.subscription_losses
