@@ -11,6 +11,7 @@ Every response says where it came from in ``response.extensions["etagkit"]`` (a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import itertools
@@ -34,6 +35,7 @@ from ._freshness import (
     Freshness,
     RequestDirectives,
     Use,
+    Validators,
     age_value,
     assess,
     conditional_headers,
@@ -55,6 +57,7 @@ REFRESH = "etagkit.refresh"  # request extension: "new" (own request) or "cancel
 _CALLER_CONDITIONS = frozenset(
     {"if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range", "range"}
 )
+_SUPERSEDED = "etagkit: superseded by a newer request"  # the cancel message of a superseded leader
 _ENTRY_OVERHEAD = 256  # bytes charged per entry on top of its body and headers
 
 Pairs = tuple[tuple[str, str], ...]
@@ -105,6 +108,7 @@ class _Stored:
     selection: tuple[tuple[str, str | None], ...]
     freshness: Freshness
     size: int = field(compare=False)
+    validators: Validators = field(compare=False)
     wire: httpx.Headers = field(compare=False, repr=False)
 
     @classmethod
@@ -113,7 +117,8 @@ class _Stored:
         url, scope, status, vary, selection = identity
         size = len(body) + sum(len(n) + len(v) for n, v in headers) + _ENTRY_OVERHEAD
         wire = httpx.Headers([(n, v) for n, v in headers if n.lower() != "age"])
-        return cls(url, scope, status, headers, body, vary, selection, freshness, size, wire)
+        validators = Validators.of(headers)
+        return cls(url, scope, status, headers, body, vary, selection, freshness, size, validators, wire)
 
     @property
     def identity(self) -> Identity:
@@ -189,11 +194,15 @@ class _Received:
 
 @dataclass(slots=True)
 class _Flight:
-    """One network request in progress for a key, the number of callers awaiting it, its successor."""
+    """One network request in progress for a key.
 
-    task: asyncio.Task[_Answer]
-    background: bool
-    waiters: int = 0
+    Its leader (the caller that started it, or a background task) runs the exchange in its own
+    task, with no task in between, and publishes the answer (or the error) in ``result`` for the
+    followers. ``successor`` is set when a newer request superseded and cancelled this one.
+    """
+
+    result: asyncio.Future[_Answer]
+    leader: asyncio.Task[Any] | None
     successor: _Flight | None = None
 
 
@@ -257,7 +266,7 @@ class ETagTransport(httpx.AsyncBaseTransport):
         self._marks = _LRU(max(4096, 4 * max_entries), self._mark_evicted)
         self._floor = 0
         self._inflight: dict[FlightKey, _Flight] = {}
-        self._background: set[asyncio.Task[_Answer]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._counters = _Counters()
 
     # ---- public ---------------------------------------------------------------------------------
@@ -308,20 +317,24 @@ class ETagTransport(httpx.AsyncBaseTransport):
                 self._counters.stale += 1
                 self._counters.saved += len(stored.body)
                 if key not in self._inflight:
-                    self._start(key, ask, background=True)
+                    self._revalidate_in_background(key, ask)
                 return stored.answer(Source.STALE, now).response()
         if directives.only_if_cached:  # RFC 9111 §5.2.1.7
             return httpx.Response(504, extensions={EXTENSION: Source.CACHE})
-        flight = self._inflight.get(key)
-        if flight is None or directives.no_cache or refresh:
-            # A request that must see the origin now does not join an older request in flight.
-            older = flight
-            flight = self._start(key, ask, background=False)
-            if older is not None and refresh == "cancel":
-                older.successor = flight
-                older.task.cancel()
-        answer = await self._wait(flight)
-        return answer.response()
+        # A request that must see the origin now does not join an older request in flight.
+        own = directives.no_cache or bool(refresh)
+        while True:
+            flight = self._inflight.get(key)
+            if flight is None or own:
+                newer = self._register(key, asyncio.current_task())
+                if flight is not None and refresh == "cancel":
+                    self._supersede(flight, newer)
+                answer = await self._lead(key, newer, ask)
+                return answer.response()
+            followed = await self._follow(flight)
+            if followed is not None:
+                return followed.response()
+            # the leader went away (cancelled): start over, perhaps as the new leader
 
     async def aclose(self) -> None:
         """Cancel background revalidations, then close the inner transport."""
@@ -409,48 +422,78 @@ class ETagTransport(httpx.AsyncBaseTransport):
 
     # ---- single-flight --------------------------------------------------------------------------
 
-    def _start(self, key: FlightKey, ask: _Ask, *, background: bool) -> _Flight:
-        task = asyncio.get_running_loop().create_task(self._fetch(ask))
-        flight = _Flight(task, background)
+    def _register(self, key: FlightKey, leader: asyncio.Task[Any] | None) -> _Flight:
+        flight = _Flight(asyncio.get_running_loop().create_future(), leader)
         self._inflight[key] = flight
-        if background:
-            self._background.add(task)
-
-        def finished(done: asyncio.Task[_Answer]) -> None:
-            if self._inflight.get(key) is flight:
-                del self._inflight[key]
-            self._background.discard(done)
-            if not done.cancelled():
-                done.exception()  # retrieved: waiters get it; a background error is just dropped
-
-        task.add_done_callback(finished)
         return flight
 
-    async def _wait(self, flight: _Flight) -> _Answer:
-        """Await a flight's answer without letting one waiter's cancellation cancel it for all."""
+    def _supersede(self, older: _Flight, newer: _Flight) -> None:
+        """Cancel an older request in flight; its leader and followers take the newer answer."""
+        older.successor = newer
+        if older.leader is not None and not older.result.done():
+            older.leader.cancel(_SUPERSEDED)
+
+    async def _lead(self, key: FlightKey, flight: _Flight, ask: _Ask) -> _Answer:
+        """Run one exchange in the calling task and hand its outcome to the flight's followers."""
+        try:
+            answer = await self._fetch(ask)
+        except asyncio.CancelledError as exc:
+            flight.result.cancel()  # followers: follow the successor, or start over
+            me = asyncio.current_task()
+            if flight.successor is None or exc.args != (_SUPERSEDED,) or me is None or me.uncancel():
+                raise
+            if self._inflight.get(key) is flight:
+                del self._inflight[key]
+            followed = await self._follow(flight.successor)
+            if followed is None:
+                raise
+            return followed
+        except BaseException as exc:
+            flight.result.set_exception(exc)
+            flight.result.exception()  # retrieved here: with no follower it must not be logged
+            raise
+        else:
+            flight.result.set_result(answer)
+            return answer
+        finally:
+            if self._inflight.get(key) is flight:
+                del self._inflight[key]
+
+    async def _follow(self, flight: _Flight) -> _Answer | None:
+        """Await another caller's exchange; None if its leader went away without an answer.
+
+        ``shield``: a follower that is cancelled leaves without cancelling the exchange for the others.
+        """
         while True:
-            flight.waiters += 1
             try:
-                return await asyncio.shield(flight.task)
+                return await asyncio.shield(flight.result)
             except asyncio.CancelledError:
                 me = asyncio.current_task()
-                if me is not None and me.cancelling():  # this caller was cancelled
-                    if flight.waiters == 1 and not flight.background and not flight.task.done():
-                        flight.task.cancel()  # nobody else is left to receive it
+                if me is not None and me.cancelling():  # this follower itself was cancelled
                     raise
-                if flight.successor is None:  # the request itself was cancelled (client closing)
-                    raise httpx.RequestError("the request was cancelled") from None
-                successor = flight.successor  # superseded: follow the newer request
-            finally:
-                flight.waiters -= 1
-            flight = successor
+                if flight.successor is None:
+                    return None
+                flight = flight.successor  # superseded: follow the newer request
+
+    def _revalidate_in_background(self, key: FlightKey, ask: _Ask) -> None:
+        """One background revalidation (stale-while-revalidate); its errors only reach followers."""
+        flight = self._register(key, None)
+
+        async def lead() -> None:
+            with contextlib.suppress(Exception):
+                await self._lead(key, flight, ask)
+
+        task = asyncio.get_running_loop().create_task(lead())
+        flight.leader = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # ---- network --------------------------------------------------------------------------------
 
     async def _fetch(self, ask: _Ask) -> _Answer:
         """One flight: revalidate what is stored (or fetch), falling back to stale on errors."""
         stored = self._lookup(ask) if ask.request.method == "GET" else None
-        conditions = conditional_headers(stored.headers) if stored is not None else ()
+        conditions = conditional_headers(stored.validators) if stored is not None else ()
         try:
             answer = await self._exchange(ask, conditions)
             if answer is None:  # a 304 for a body the store no longer holds: ask again, unconditionally
@@ -486,7 +529,10 @@ class ETagTransport(httpx.AsyncBaseTransport):
         request_time = self._now()
         response = await self._inner.handle_async_request(outgoing)
         try:
-            body = b"".join([chunk async for chunk in response.aiter_raw()])
+            stream = response.stream  # the raw (still content-coded) body, even if already read
+            if not isinstance(stream, httpx.AsyncByteStream):
+                raise TypeError("the inner transport returned a response without an async stream")
+            body = b"".join([chunk async for chunk in stream])
         finally:
             await response.aclose()
         received = _Received(
@@ -531,7 +577,8 @@ class ETagTransport(httpx.AsyncBaseTransport):
         """Freshen the stored responses a 304 selects (RFC 9111 §4.3.4); None if none is held."""
         candidates = self._candidates(ask.url, ask.scope)
         chosen = select_for_304(
-            [(stored.headers, stored.freshness.response_time) for stored in candidates], received.headers
+            [(stored.validators, stored.freshness.response_time) for stored in candidates],
+            Validators.of(received.headers),
         )
         if not chosen:
             return None

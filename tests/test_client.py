@@ -332,21 +332,27 @@ def test_an_error_reaches_every_waiter_and_the_table_is_empty_after() -> None:
     run(scenario)
 
 
-def test_cancelled_waiters_leave_nothing_in_flight() -> None:
+def test_cancelled_callers_leave_nothing_in_flight() -> None:
     async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
         origin.resources["/r"] = Resource()
-        gate = origin.hold("/r")
+        first = origin.hold("/r")
         tasks = [asyncio.create_task(client.get(origin.url("/r"))) for _ in range(5)]
-        await arrived(gate)
-        tasks[0].cancel()  # one waiter gives up: the others still get the answer
-        await asyncio.gather(tasks[0], return_exceptions=True)
+        await arrived(first)  # tasks[0] leads the request; the others follow it
+        tasks[1].cancel()  # a follower gives up: the request goes on for the others
+        await asyncio.gather(tasks[1], return_exceptions=True)
         assert client.etag_transport.inflight == 1
-        for task in tasks[1:]:
-            task.cancel()  # the last one gives up: the request itself is cancelled
+        retry = origin.hold("/r")
+        tasks[0].cancel()  # the leader gives up: one of the followers asks again
+        await asyncio.gather(tasks[0], return_exceptions=True)
+        await arrived(retry)
+        assert client.etag_transport.inflight == 1
+        for task in tasks[2:]:
+            task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         assert all(isinstance(r, asyncio.CancelledError) for r in results)
-        await eventually(lambda: client.etag_transport.inflight == 0)
-        gate.release.set()
+        assert client.etag_transport.inflight == 0
+        first.release.set()
+        retry.release.set()
         response = await client.get(origin.url("/r"))
         assert (response.content, source(response)) == (b"one", Source.NETWORK)
 
@@ -713,3 +719,18 @@ def test_without_httpx_the_import_error_names_the_extra() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert "etagkit[client]" in out
+
+
+def test_when_the_leader_is_cancelled_a_follower_takes_over() -> None:
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource()
+        first = origin.hold("/r")
+        tasks = [asyncio.create_task(client.get(origin.url("/r"))) for _ in range(4)]
+        await arrived(first)
+        tasks[0].cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(results[0], asyncio.CancelledError)
+        assert [r.content for r in results[1:] if isinstance(r, httpx.Response)] == [b"one"] * 3
+        assert len(origin.requests("/r")) == 2  # the cancelled request, and the follower's one
+
+    run(scenario)
