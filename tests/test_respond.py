@@ -318,7 +318,7 @@ def test_varying_representations_are_stored_per_variant() -> None:
     assert store.lookup(key, {"Accept": "image/png"}) is None
 
 
-def test_an_unreachable_store_means_stateless_and_is_counted(redis_url: str) -> None:
+def test_an_unreachable_store_means_stateless_and_is_counted() -> None:
     from support import free_port
 
     from etagkit.cache.redis import RedisStore

@@ -444,7 +444,7 @@ def test_vary_selects_the_stored_variant() -> None:
     assert serve(mw, headers={"Accept": "text/html", "If-None-Match": json_tag}).status == 200
 
 
-def test_store_trouble_means_stateless_etags_counted_never_a_5xx(redis_url: str) -> None:
+def test_store_trouble_means_stateless_etags_counted_never_a_5xx() -> None:
     from support import free_port
 
     from etagkit.cache.redis import RedisStore
@@ -566,3 +566,22 @@ def test_an_invalidation_while_the_app_runs_is_never_lost() -> None:
     assert serve(raced, headers={"If-None-Match": tag}).status == 304  # a miss: the app ran
     assert serve(raced, headers={"If-None-Match": tag}).status == 304
     assert racing.calls == 2  # the validator computed during the write was never stored
+
+
+@pytest.mark.redis
+def test_redis_dying_mid_run_degrades_to_stateless_etags(private_redis: Any) -> None:
+    from etagkit.cache.redis import RedisStore
+
+    metrics = Metrics()
+    cache = TagCache(RedisStore(private_redis.url, prefix="etagkit-test-dying:", socket_timeout=0.5))
+    app = _tagged_app()
+    mw = wrap(app, cache=cache, metrics=metrics)
+    tag = _warm(mw)
+    calls = app.calls
+    assert serve(mw, headers={"If-None-Match": tag}).status == 304 and app.calls == calls
+    private_redis.stop()  # the store dies: every request still gets its right answer
+    for _ in range(5):
+        assert serve(mw, headers={"If-None-Match": tag}).status == 304
+        assert serve(mw).status == 200
+    assert app.calls == calls + 10
+    assert "stateless_fallback" in json.dumps(metrics.snapshot())
