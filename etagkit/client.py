@@ -299,6 +299,7 @@ class ETagTransport(httpx.AsyncBaseTransport):
         if any(name in _CALLER_CONDITIONS for name, _ in headers):
             # The caller validates by itself: pass through, store nothing.
             response = await self._inner.handle_async_request(request)
+            self._counters.sent += 1
             response.extensions = {**response.extensions, EXTENSION: Source.NETWORK}
             return response
         ask = _Ask.of(request, headers)

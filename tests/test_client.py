@@ -734,3 +734,23 @@ def test_when_the_leader_is_cancelled_a_follower_takes_over() -> None:
         assert len(origin.requests("/r")) == 2  # the cancelled request, and the follower's one
 
     run(scenario)
+
+
+def test_any_async_transport_can_be_the_inner_one() -> None:
+    # MockTransport answers with bodies already read: the raw bytes are still what gets stored.
+    seen: list[str | None] = []
+
+    def origin(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("If-None-Match"))
+        if request.headers.get("If-None-Match") == '"m"':
+            return httpx.Response(304, headers={"ETag": '"m"'})
+        return httpx.Response(200, headers={"ETag": '"m"', "Cache-Control": "no-cache"}, content=b"mock")
+
+    async def main() -> None:
+        async with ETagClient(transport=httpx.MockTransport(origin)) as client:
+            assert (await client.get("http://origin.test/m")).content == b"mock"
+            again = await client.get("http://origin.test/m")
+            assert (again.content, source(again)) == (b"mock", Source.REVALIDATED)
+        assert seen == [None, '"m"']
+
+    asyncio.run(main())
