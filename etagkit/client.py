@@ -292,6 +292,7 @@ class ETagTransport(httpx.AsyncBaseTransport):
         return len(self._inflight)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer from the cache when RFC 9111 allows, else from one (shared) network request."""
         method = request.method
         if method not in ("GET", "HEAD"):
             return await self._unsafe(request)
@@ -497,7 +498,7 @@ class ETagTransport(httpx.AsyncBaseTransport):
         conditions = conditional_headers(stored.validators) if stored is not None else ()
         try:
             answer = await self._exchange(ask, conditions)
-            if answer is None:  # a 304 for a body the store no longer holds: ask again, unconditionally
+            if answer is None and conditions:  # a 304 for a body no longer held: ask again, unconditionally
                 answer = await self._exchange(ask, ())
         except httpx.TransportError:
             now = self._now()
@@ -610,6 +611,7 @@ class ETagTransport(httpx.AsyncBaseTransport):
         return dataclasses.replace(served, headers=httpx.Headers([*served.headers.multi_items(), *cookies]))
 
     async def _unsafe(self, request: httpx.Request) -> httpx.Response:
+        """Pass an unsafe (or unknown) method through; a success invalidates its targets (§4.4)."""
         response = await self._inner.handle_async_request(request)
         self._counters.sent += 1
         targets = invalidation_targets(
