@@ -54,6 +54,7 @@ from ._respond import (
     EnvironHeaders,
     MetricsSink,
     Reply,
+    RequestFields,
     StoredValidator,
     Validator,
     ValidatorStore,
@@ -364,86 +365,124 @@ def _to_etag(value: Any) -> ETag | None:
     return etag_from_version(value)
 
 
+@dataclass(slots=True)
+class _Call:
+    """One request to a decorated view, unpacked once into plain values."""
+
+    policy: _ViewPolicy
+    state: _State
+    method: str
+    headers: RequestFields  # the fields the decisions read
+    all_headers: EnvironHeaders  # any field (those a stored response names in Vary)
+    route: str
+    path: str
+    tags: list[str]
+    validator: Validator | None
+    base_key: str | None = None
+    record: StoredValidator | None = None
+    ticket: Any = None
+
+
 def _handle(
     policy: _ViewPolicy, view: Callable[..., ResponseReturnValue], args: Any, kwargs: Any
 ) -> Response:
     """One request through a decorated view: decide before, run the view, decide after."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
-    state = _state_of(app)
-    method = req.method
     environ = req.environ
-    headers = request_fields(environ)
-    all_headers = EnvironHeaders(environ)  # for the fields a stored response names in Vary
-    route = req.url_rule.rule if req.url_rule is not None else req.path
     view_args = dict(kwargs)
-    validator = policy.validator(view_args)
-    tags = policy.resolve_tags(view_args) if policy.tags else []
-    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
-    store = state.store
-    use_store = store is not None and (policy.stored if policy.stored is not None else state.stored_etags)
-    base_key: str | None = None
-    record: StoredValidator | None = None
-    conditional = is_conditional(headers)
+    call = _Call(
+        policy=policy,
+        state=_state_of(app),
+        method=req.method,
+        headers=request_fields(environ),
+        all_headers=EnvironHeaders(environ),
+        route=req.url_rule.rule if req.url_rule is not None else req.path,
+        path=str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")),
+        tags=policy.resolve_tags(view_args) if policy.tags else [],
+        validator=policy.validator(view_args),
+    )
+    early = _before(call, str(environ.get("QUERY_STRING", "")))
+    if early is not None:
+        return early
+    response = app.make_response(view(*args, **kwargs))
+    if call.method not in SAFE_METHODS:
+        return _after_write(call, response)
+    return _after_read(call, response)
+
+
+def _before(call: _Call, query: str) -> Response | None:
+    """Before the view: a cached response, a stored or cheap validator's 304 / 412, or a 428."""
+    policy, state, store, method = call.policy, call.state, call.state.store, call.method
+    conditional = is_conditional(call.headers)
     caching = policy.cache_ttl is not None and method in ("GET", "HEAD")
+    use_store = store is not None and (policy.stored if policy.stored is not None else state.stored_etags)
     # Only conditional requests (and cached views) touch the store: a miss stores the validator for
     # the next revalidation; first visits cost no cache read or write.
     if use_store and store is not None and (conditional or caching) and method not in ("OPTIONS", "TRACE"):
         scope = policy.scope() if policy.scope is not None else None
-        if shared_lookup_allowed(headers, scope):
-            base_key = representation_key("GET", path, str(environ.get("QUERY_STRING", "")), scope=scope)
+        if shared_lookup_allowed(call.headers, scope):
+            call.base_key = representation_key("GET", call.path, query, scope=scope)
             if caching:
-                hit = _cached_reply(
-                    state, store, base_key, method=method, fields=headers, headers=all_headers, route=route
-                )
+                hit = _cached_reply(call, store, call.base_key)
                 if hit is not None:
                     return hit
-            if validator is None and conditional:
-                record = store.lookup(base_key, all_headers, route)
-    required = policy.require_precondition
+            if call.validator is None and conditional:
+                call.record = store.lookup(call.base_key, call.all_headers, call.route)
+    record = call.record
+    required = (
+        state.require_precondition if policy.require_precondition is None else policy.require_precondition
+    )
     early = check_preconditions(
         method,
-        headers,
-        record.validator() if record is not None else validator,
+        call.headers,
+        record.validator() if record is not None else call.validator,
         response_headers=(
             record.headers
             if record is not None
             else ((("Cache-Control", policy.cache_control),) if policy.cache_control else ())
         ),
-        require_precondition=(state.require_precondition if required is None else required)
-        and method not in SAFE_METHODS,
+        require_precondition=required and method not in SAFE_METHODS,
         json_errors=state.json_errors,
     )
     if early is not None:
         stored = record is not None and early.status == 304
-        _count(state, route, early.status, record.length if stored and record is not None else 0, stored)
+        _count(state, call.route, early.status, record.length if stored and record is not None else 0, stored)
         return _flask_reply(early)
-    ticket = None  # taken BEFORE the view, so an invalidation while it runs wins
     if (
         store is not None
-        and base_key is not None
+        and call.base_key is not None
         and method in ("GET", "HEAD")
-        and (validator is None or caching)
+        and (call.validator is None or caching)
     ):
-        ticket = store.begin([path_tag(path), *tags], route)
-    response = app.make_response(view(*args, **kwargs))
+        call.ticket = store.begin([path_tag(call.path), *call.tags], call.route)  # BEFORE the view
+    return None
+
+
+def _after_write(call: _Call, response: Response) -> Response:
+    """After a successful unsafe request: its path's stored validators and the view's tags are stale."""
+    policy, state, store = call.policy, call.state, call.state.store
+    auto = policy.auto_invalidate if policy.auto_invalidate is not None else state.auto_invalidate
+    if store is not None and invalidates_target(call.method, response.status_code):
+        store.invalidate(path_tag(call.path), *(call.tags if auto else ()), route=call.route)
+    _count(state, call.route, response.status_code, 0, False)
+    return response
+
+
+def _after_read(call: _Call, response: Response) -> Response:
+    """After a safe request's view: ETag, 304 / 412, and the validator (and response) stored."""
+    policy, state, store, validator = call.policy, call.state, call.state.store, call.validator
     status = response.status_code
-    if method not in SAFE_METHODS:
-        auto = policy.auto_invalidate if policy.auto_invalidate is not None else state.auto_invalidate
-        if store is not None and invalidates_target(method, status):
-            store.invalidate(path_tag(path), *(tags if auto else ()), route=route)
-        _count(state, route, status, 0, False)
-        return response
     if policy.cache_control and 200 <= status < 300 and "Cache-Control" not in response.headers:
         response.headers["Cache-Control"] = policy.cache_control
     response_headers = response.headers.to_wsgi_list()
     body: bytes | None = None
-    if validator is None and body_needed(method, status, response_headers) and not response.is_streamed:
+    if validator is None and body_needed(call.method, status, response_headers) and not response.is_streamed:
         data = response.get_data()
         body = data if len(data) <= state.max_buffer else None
     reply = conditional_response(
-        method,
-        headers,
+        call.method,
+        call.headers,
         status,
         response_headers,
         body,
@@ -453,32 +492,49 @@ def _handle(
         weaken_encoded=state.weaken_encoded,
         json_errors=state.json_errors,
     )
-    if ticket is not None and base_key is not None and store is not None and reply.status != 412:
-        length = len(body) if body is not None else None
-        stored_record = StoredValidator.from_response(status, response_headers, reply.etag, length)
-        all_tags = [path_tag(path), *tags]
-        if stored_record is not None:
-            store.store(base_key, all_headers, stored_record, ticket=ticket, tags=all_tags, route=route)
-        if policy.cache_ttl is not None and body is not None and reply.etag is not None:
-            full = CachedResponse.from_response(status, _with_etag(response_headers, reply.etag), body)
-            if full is not None:
-                store.store_value(
-                    _response_key(base_key),
-                    all_headers,
-                    full.to_value(),
-                    vary=full.vary,
-                    ticket=ticket,
-                    tags=all_tags,
-                    ttl=policy.cache_ttl,
-                    route=route,
-                )
-    saved = len(body) if reply.status == 304 and body is not None else 0
-    _count(state, route, reply.status, saved, False)
+    if call.ticket is not None and call.base_key is not None and store is not None and reply.status != 412:
+        _store(call, store, status=status, response_headers=response_headers, body=body, reply=reply)
+    _count(
+        state, call.route, reply.status, len(body) if reply.status == 304 and body is not None else 0, False
+    )
     if reply.replaces_body:
         response.close()
         return _flask_reply(reply)
     response.headers = Headers(list(reply.headers))
     return response
+
+
+def _store(
+    call: _Call,
+    store: ValidatorStore,
+    *,
+    status: int,
+    response_headers: list[tuple[str, str]],
+    body: bytes | None,
+    reply: Reply,
+) -> None:
+    """Store the validator (and, for ``@kit.cached``, the whole response) under the call's ticket."""
+    assert call.base_key is not None
+    all_tags = [path_tag(call.path), *call.tags]
+    length = len(body) if body is not None else None
+    record = StoredValidator.from_response(status, response_headers, reply.etag, length)
+    if record is not None:
+        store.store(
+            call.base_key, call.all_headers, record, ticket=call.ticket, tags=all_tags, route=call.route
+        )
+    if call.policy.cache_ttl is not None and body is not None and reply.etag is not None:
+        full = CachedResponse.from_response(status, _with_etag(response_headers, reply.etag), body)
+        if full is not None:
+            store.store_value(
+                _response_key(call.base_key),
+                call.all_headers,
+                full.to_value(),
+                vary=full.vary,
+                ticket=call.ticket,
+                tags=all_tags,
+                ttl=call.policy.cache_ttl,
+                route=call.route,
+            )
 
 
 def _response_key(base_key: str) -> str:
@@ -489,27 +545,20 @@ def _with_etag(headers: list[tuple[str, str]], etag: ETag) -> list[tuple[str, st
     return [*((k, v) for k, v in headers if k.lower() != "etag"), ("ETag", str(etag))]
 
 
-def _cached_reply(
-    state: _State,
-    store: ValidatorStore,
-    base_key: str,
-    *,
-    method: str,
-    fields: dict[str, str],
-    headers: EnvironHeaders,
-    route: str,
-) -> Response | None:
+def _cached_reply(call: _Call, store: ValidatorStore, base_key: str) -> Response | None:
     """Serve a cached whole response (with its 304 / 412 decisions), or None on a miss."""
-    cached = CachedResponse.from_value(store.lookup_value(_response_key(base_key), headers, route))
+    value = store.lookup_value(_response_key(base_key), call.all_headers, call.route)
+    cached = CachedResponse.from_value(value)
     if cached is None:
         return None
+    state = call.state
     reply = conditional_response(
-        method, fields, cached.status, cached.headers, None, json_errors=state.json_errors
+        call.method, call.headers, cached.status, cached.headers, None, json_errors=state.json_errors
     )
     saved = len(cached.body) if reply.status == 304 else 0
-    _count(state, route, reply.status, saved, reply.status == 304)
+    _count(state, call.route, reply.status, saved, reply.status == 304)
     if state.metrics is not None:
-        state.metrics.event("cache_hit", route)
+        state.metrics.event("cache_hit", call.route)
     if reply.replaces_body:
         return _flask_reply(reply)
     return _flask_reply(Reply(reply.status, reply.headers, cached.body, reply.etag))
