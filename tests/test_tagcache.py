@@ -238,6 +238,49 @@ def test_a_waiter_arriving_after_an_invalidation_does_not_get_the_older_result()
     assert cache.get("k") == "new"
 
 
+class PausingStore(MemoryStore):
+    """A MemoryStore whose first write pauses after storing, until the test lets it return."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written, self.go = threading.Event(), threading.Event()
+
+    def set(self, key: str, entry: Entry, now: float) -> bool:
+        stored = super().set(key, entry, now)
+        if not self.written.is_set():
+            self.written.set()
+            assert self.go.wait(10)
+        return stored
+
+
+def test_a_caller_arriving_after_the_leaders_write_never_joins_its_flight() -> None:
+    """Leader writes (accepted), an invalidation follows, then a caller arrives while the leader is
+    still returning: that caller must compute anew, not take the leader's now-outdated value."""
+    store = PausingStore()
+    cache = TagCache(store)
+    db = {"v": "old"}
+    leader: list[str] = []
+    late: list[str] = []
+    late_done = threading.Event()
+    lead = threading.Thread(target=lambda: leader.append(cache.get_or_set("k", lambda: db["v"], tags=["t"])))
+    lead.start()
+    assert store.written.wait(10)
+    db["v"] = "new"
+    cache.invalidate_tags("t")
+
+    def late_caller() -> None:
+        late.append(cache.get_or_set("k", lambda: db["v"], tags=["t"]))
+        late_done.set()
+
+    threading.Thread(target=late_caller).start()
+    finished = late_done.wait(10)
+    store.go.set()
+    lead.join(10)
+    assert finished and late == ["new"]
+    assert leader == ["old"]
+    assert cache.get("k") == "new"
+
+
 # -- freshness windows ----------------------------------------------------------------------------
 
 
@@ -256,6 +299,31 @@ def test_stale_while_revalidate_serves_stale_and_runs_exactly_one_refresh() -> N
     assert cache.get("k") == "v2"
     stats = cache.stats()
     assert stats["stale_served"] == 2 and stats["refreshes"] == 1
+
+
+def test_default_spawn_refreshes_in_a_real_background_thread() -> None:
+    timer = FakeTimer(T0)
+    cache = TagCache(timer=timer)
+    refreshed = threading.Event()
+    callers: list[int] = []
+
+    def compute() -> str:
+        callers.append(threading.get_ident())
+        if len(callers) > 1:
+            refreshed.set()
+        return f"v{len(callers)}"
+
+    cache.get_or_set("k", compute, ttl=10, stale_ttl=10)
+    timer.advance(15)
+    assert cache.get_or_set("k", compute, ttl=10, stale_ttl=10) == "v1"
+    assert refreshed.wait(10)
+    pause = threading.Event()
+    for _ in range(10_000):  # the refresh stores its value right after computing it
+        if cache.get("k") == "v2":
+            break
+        pause.wait(0.001)
+    assert cache.get("k") == "v2"
+    assert callers[1] != threading.get_ident()
 
 
 def test_failed_background_refresh_keeps_the_stale_value() -> None:

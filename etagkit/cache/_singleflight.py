@@ -2,6 +2,8 @@
 
 The first caller (the leader) runs the function; callers arriving while it runs wait and receive
 its result, or its exception. Nothing is remembered after the call ends (no result caching here).
+The function receives ``close()``: once it is called, later callers start a new flight instead of
+joining this one (a leader closes its flight once no later caller may take its result).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class SingleFlight:
         self._lock = threading.Lock()
         self._calls: dict[str, Call] = {}
 
-    def do(self, key: str, fn: Callable[[], Any]) -> tuple[Any, bool]:
+    def do(self, key: str, fn: Callable[[Callable[[], None]], Any]) -> tuple[Any, bool]:
         """Run ``fn`` once for all concurrent callers of ``key``: ``(result, True if this caller ran it)``."""
         with self._lock:
             call = self._calls.get(key)
@@ -61,17 +63,21 @@ class SingleFlight:
             call = self._calls[key] = Call()
             return call
 
-    def run(self, key: str, call: Call, fn: Callable[[], Any]) -> Any:
-        """As the leader of ``call``: run ``fn``, hand its outcome to the waiters, and return/raise it."""
+    def run(self, key: str, call: Call, fn: Callable[[Callable[[], None]], Any]) -> Any:
+        """As the leader of ``call``: run ``fn(close)``, hand its outcome to the waiters, return/raise it."""
+
+        def close() -> None:
+            with self._lock:
+                if self._calls.get(key) is call:
+                    del self._calls[key]
+
         try:
-            call.value = fn()
+            call.value = fn(close)
         except BaseException as exc:
             call.error = exc
             raise
         finally:
-            with self._lock:
-                if self._calls.get(key) is call:
-                    del self._calls[key]
+            close()
             call.done.set()
         return call.value
 

@@ -375,24 +375,35 @@ class TagCache:
             return None
 
     def _compute_and_store(
-        self, key: str, compute: Callable[[], Any], tags: Iterable[str] | str, w: _Windows
+        self,
+        key: str,
+        compute: Callable[[], Any],
+        tags: Iterable[str] | str,
+        w: _Windows,
+        close: Callable[[], None] = lambda: None,
     ) -> tuple[Any, bool]:
-        """Begin, compute, CAS-write; returns the value and whether the store refused it."""
+        """Begin, compute, close the flight, CAS-write: the value, and whether the store refused it.
+
+        ``close()`` runs before the write: callers arriving after it start a new flight, because
+        the write's compare-and-set vouches only for the callers that were already waiting.
+        """
         ticket = self.begin(tags)
         value = compute()
+        close()
         return value, self._write(key, value, ticket, (), w) is False
 
     def _load(self, key: str, compute: Callable[[], T], tags: Iterable[str] | str, w: _Windows) -> T:
         """Compute through single-flight.
 
-        A waiter may have arrived after an invalidation that the leader's compute predates; the
-        leader's write is then refused (CAS), and the waiter must not take that value: it joins
-        a new flight (whose compute begins after it arrived), and after a few refused flights
-        computes on its own. The leader itself may return its value: its call overlapped the write.
+        A waiter may have arrived after an invalidation that the leader's compute predates. It
+        joined before the leader's write (the flight closes before it), so that write is refused
+        (CAS), and the waiter must not take the value: it joins a new flight (whose compute begins
+        after it arrived), and after a few refused flights computes on its own. The leader itself
+        may return its value: its call overlapped the invalidation.
         """
         for _ in range(_SHARED_ATTEMPTS):
             (value, refused), leader = self._flights.do(
-                key, lambda: self._compute_and_store(key, compute, tags, w)
+                key, lambda close: self._compute_and_store(key, compute, tags, w, close)
             )
             if leader or not refused:
                 return value  # type: ignore[no-any-return]
@@ -413,7 +424,9 @@ class TagCache:
 
         def job() -> None:
             try:
-                self._flights.run(key, call, lambda: self._compute_and_store(key, compute, tags, w))
+                self._flights.run(
+                    key, call, lambda close: self._compute_and_store(key, compute, tags, w, close)
+                )
             except Exception:
                 self._count("refresh_errors")
                 log.warning("background refresh of %r failed; the stale value stays", key, exc_info=True)
@@ -432,10 +445,17 @@ class TagCache:
         return await asyncio.to_thread(fn, *args)
 
     async def _acompute_and_store(
-        self, key: str, compute: Callable[[], Awaitable[Any]], tags: Iterable[str] | str, w: _Windows
+        self,
+        key: str,
+        compute: Callable[[], Awaitable[Any]],
+        tags: Iterable[str] | str,
+        w: _Windows,
+        close: Callable[[], None] = lambda: None,
     ) -> tuple[Any, bool]:
+        """As :meth:`_compute_and_store`."""
         ticket = await self._off_loop(self.begin, tags)
         value = await compute()
+        close()
         return value, await self._off_loop(self._write, key, value, ticket, (), w) is False
 
     async def _aload(
@@ -456,7 +476,9 @@ class TagCache:
                 if not refused:
                     return value  # type: ignore[no-any-return]
                 continue
-            value, _ = await self._alead(key, flight, self._acompute_and_store(key, compute, tags, w))
+            value, _ = await self._alead(
+                key, flight, lambda close: self._acompute_and_store(key, compute, tags, w, close)
+            )
             return value  # type: ignore[no-any-return]
         return (await self._acompute_and_store(key, compute, tags, w))[0]  # type: ignore[no-any-return]
 
@@ -469,10 +491,21 @@ class TagCache:
         flight.add_done_callback(_consume)
         return flight
 
-    async def _alead(self, key: str, flight: asyncio.Future[Any], work: Coroutine[Any, Any, Any]) -> Any:
-        """Run ``work`` as the leader of ``flight``; its waiters get the outcome."""
+    async def _alead(
+        self,
+        key: str,
+        flight: asyncio.Future[Any],
+        work: Callable[[Callable[[], None]], Coroutine[Any, Any, Any]],
+    ) -> Any:
+        """Run ``work(close)`` as the leader of ``flight``; its waiters get the outcome."""
+        loop = asyncio.get_running_loop()
+
+        def close() -> None:  # later callers start a new flight (see _compute_and_store)
+            if self._aflights.get((loop, key)) is flight:
+                del self._aflights[loop, key]
+
         try:
-            result = await work
+            result = await work(close)
         except asyncio.CancelledError:
             flight.cancel()
             raise
@@ -483,7 +516,7 @@ class TagCache:
             flight.set_result(result)
             return result
         finally:
-            self._aflights.pop((asyncio.get_running_loop(), key), None)
+            close()
 
     def _arefresh_later(
         self, key: str, compute: Callable[[], Awaitable[Any]], tags: Iterable[str] | str, w: _Windows
@@ -495,7 +528,9 @@ class TagCache:
 
         async def job() -> None:
             try:
-                await self._alead(key, flight, self._acompute_and_store(key, compute, tags, w))
+                await self._alead(
+                    key, flight, lambda close: self._acompute_and_store(key, compute, tags, w, close)
+                )
             except Exception:
                 self._count("refresh_errors")
                 log.warning("background refresh of %r failed; the stale value stays", key, exc_info=True)
