@@ -302,6 +302,8 @@ def conditional_response(
         last_modified = parse_http_date(fields.get("last-modified"))
     if tag is None and last_modified is None:
         return Reply(status, tuple(headers))
+    if not is_conditional(request_headers):  # nothing to evaluate: the common first visit
+        return Reply(status, tuple(headers), None, tag)
     outcome = evaluate(method, request_headers, etag=tag, last_modified=last_modified, exists=True)
     if outcome is Outcome.NOT_MODIFIED:
         return Reply(304, tuple(not_modified_headers(headers)), b"", tag)

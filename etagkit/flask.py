@@ -500,7 +500,9 @@ def _after_read(call: _Call, response: Response) -> Response:
     if reply.replaces_body:
         response.close()
         return _flask_reply(reply)
-    response.headers = Headers(list(reply.headers))
+    for name, value in reply.headers:  # the reply only adds validators to the view's headers
+        if name in ("ETag", "Last-Modified"):
+            response.headers[name] = value
     return response
 
 
