@@ -63,7 +63,9 @@ def run_module(
         if "met" in result or "error" in result:
             continue
         try:
-            result["met"] = target_met(result.get("target", ""), result["etagkit_s"], result["baseline_s"])
+            result["met"] = target_met(
+                result.get("target", ""), result["etagkit_s"], result["baseline_s"], result.get("ratio")
+            )
         except (KeyError, TypeError, ValueError) as exc:
             result["error"] = f"bad row: {type(exc).__name__}: {exc}"
     return rows
@@ -191,7 +193,7 @@ def write_results(rows: list[dict[str, Any]], info: dict[str, Any], stem: str, o
         f"`{info['command']}` on {info['date']}, commit {info['commit']}, Python {info['python']}, "
         f"{info['platform']}, {info['cpus']} CPUs, {info['seconds']} s.\n\n"
         "Times are per call: the median over interleaved rounds, with the fastest and slowest round. "
-        "Ratio = etagkit time / baseline time, measured in the same rounds.\n\n"
+        "Ratio = etagkit time / baseline time: the median over rounds of each round's ratio.\n\n"
         f"{table(rows)}\n\nVersions: {versions}.\n"
     )
     md_path = out / f"{stem}.md"

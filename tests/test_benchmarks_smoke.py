@@ -69,6 +69,15 @@ def test_target_grammar(target: str, etagkit_s: float, baseline_s: float, expect
     assert target_met(target, etagkit_s, baseline_s) is expected
 
 
+def test_the_ratio_is_the_median_of_per_round_ratios() -> None:
+    # Round 3 is slow for both sides (noise): per-round ratios are 0.5, 0.5, 0.5.
+    etagkit = Timing(2.0, 1.0, 50.0, (1.0, 2.0, 50.0))
+    baseline = Timing(4.0, 2.0, 100.0, (2.0, 4.0, 100.0))
+    assert row("x", etagkit, "b", baseline)["ratio"] == 0.5
+    assert row("x", Timing(1.0, 1.0, 1.0), "b", Timing(4.0, 4.0, 4.0))["ratio"] == 0.25  # no rounds
+    assert target_met(">= 2x faster", 1.0, 1.0, ratio=0.5) is True
+
+
 def test_a_loop_that_ignores_n_is_refused() -> None:
     with pytest.raises(ValueError, match="does not grow with n"):
         measure_loops({"ignores n": lambda n: None}, quick=True)
@@ -100,8 +109,8 @@ def test_run_module_rows_errors_and_met() -> None:
     rows = runner.run_module("fine", True, importer=_importer)
     by_name = {r["scenario"]: r for r in rows}
     assert by_name["trivial"]["module"] == "fine"
-    assert by_name["trivial"]["ratio"] == by_name["trivial"]["etagkit_s"] / by_name["trivial"]["baseline_s"]
-    assert by_name["trivial"]["met"] is target_met("<= 1000x", by_name["trivial"]["ratio"], 1.0)
+    assert by_name["trivial"]["ratio"] > 0
+    assert by_name["trivial"]["met"] is (by_name["trivial"]["ratio"] <= 1000)
     assert by_name["info only"]["met"] is None
     assert "unknown target" in by_name["typo"]["error"]
 
