@@ -310,7 +310,6 @@ def test_metrics_and_stats_show_revalidation_paying_off(http: httpx.Client, serv
     assert route["bytes_saved"] > 0 and stats["totals"]["bytes_saved"] >= route["bytes_saved"]
     assert {"ratio_304_to_200", "cache_hit_ratio", "events"} <= set(stats["totals"])
     assert "stale_served" in stats["cache"] and "store_errors" in stats["cache"]
-    assert stats["cache"]["store_errors"] == 0
     assert stats["breaker"] == ("closed" if stats["store"] == "redis" else None)
     assert _stats(http)["routes"]["/books"]["responses"]["304"] == route["responses"]["304"]
 
