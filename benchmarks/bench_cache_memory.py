@@ -129,6 +129,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
 
 
 def main() -> None:
+    print("medians per call; ratio = median over rounds of that round's etagkit / baseline time")
     for result in run("--quick" in sys.argv[1:]):
         target = result["target"] or "-"
         print(
