@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -312,6 +313,22 @@ def test_metrics_and_stats_show_revalidation_paying_off(http: httpx.Client, serv
     assert "stale_served" in stats["cache"] and "store_errors" in stats["cache"]
     assert stats["breaker"] == ("closed" if stats["store"] == "redis" else None)
     assert _stats(http)["routes"]["/books"]["responses"]["304"] == route["responses"]["304"]
+
+
+# -- the audit a user would run against it -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "flags"), [("/books", []), ("/books/4", ["--writes"]), ("/authors/top", [])]
+)
+def test_etagkit_check_passes_against_the_bookstore(server: str, path: str, flags: list[str]) -> None:
+    script = Path(sys.executable).with_name("etagkit")  # the console script pip installed
+    assert script.exists(), f"no etagkit console script next to {sys.executable}"
+    argv = [str(script), "check", server + path, "--json", *flags]
+    run = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(run.stdout)
+    assert report["ok"] and report["summary"]["fail"] == 0 and report["summary"]["warn"] == 0, report
 
 
 # -- flags: --books and --db (a file survives restarts, seeded once) ---------------------------------
