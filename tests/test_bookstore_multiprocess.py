@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import gunicorn
+import gunicorn  # type: ignore[import-untyped]
 import httpx
 import pytest
 from support import free_port, serve_process
