@@ -478,8 +478,18 @@ class ETagTransport(httpx.AsyncBaseTransport):
                 flight = flight.successor  # superseded: follow the newer request
 
     def _revalidate_in_background(self, key: FlightKey, ask: _Ask) -> None:
-        """One background revalidation (stale-while-revalidate); its errors only reach followers."""
+        """One background revalidation (stale-while-revalidate); its errors only reach followers.
+
+        It sends a copy of the request: the caller already holds its (stale) response.
+        """
         flight = self._register(key, None)
+        original = ask.request
+        ask = dataclasses.replace(
+            ask,
+            request=httpx.Request(
+                original.method, original.url, headers=original.headers, extensions=original.extensions
+            ),
+        )
 
         async def lead() -> None:
             with contextlib.suppress(Exception):
@@ -520,16 +530,17 @@ class ETagTransport(httpx.AsyncBaseTransport):
     async def _exchange(self, ask: _Ask, conditions: Pairs) -> _Answer | None:
         """Send the request (with ``conditions`` added), read the whole body, update the store."""
         generation = next(self._generation)
-        outgoing = ask.request
-        if conditions:
-            headers = outgoing.headers.copy()
+        request = ask.request  # the flight's own: its caller is suspended until this returns
+        plain = request.headers
+        if conditions:  # added for this exchange only (the caller never sees them)
+            request.headers = plain.copy()
             for name, value in conditions:
-                headers[name] = value
-            outgoing = httpx.Request(
-                outgoing.method, outgoing.url, headers=headers, extensions=outgoing.extensions
-            )
+                request.headers[name] = value
         request_time = self._now()
-        response = await self._inner.handle_async_request(outgoing)
+        try:
+            response = await self._inner.handle_async_request(request)
+        finally:
+            request.headers = plain
         try:
             stream = response.stream  # the raw (still content-coded) body, even if already read
             if not isinstance(stream, httpx.AsyncByteStream):
