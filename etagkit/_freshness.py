@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urljoin, urlsplit
 
 from ._dates import parse_http_date
@@ -19,12 +20,14 @@ from ._errors import InvalidETagError
 from ._etag import ETag
 from ._headers import get_header
 from ._policy import delta_seconds, parse_cache_control
+from ._respond import invalidates_target
 
 __all__ = [
     "Freshness",
     "Headers",
     "RequestDirectives",
     "Use",
+    "Validators",
     "age_value",
     "assess",
     "conditional_headers",
@@ -46,7 +49,6 @@ Headers = Sequence[tuple[str, str]]
 HEURISTIC_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
 HEURISTIC_CAP = 86_400.0  # a heuristic lifetime never exceeds one day (RFC 9111 §4.2.2 "typical")
 STALE_IF_ERROR_STATUSES = frozenset({500, 502, 503, 504})  # RFC 5861 §4 "an error"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})  # RFC 9110 §9.2.1
 
 # Header fields a cache does not store (RFC 9111 §3.1: connection-specific and proxy fields) plus
 # Set-Cookie, which is meant for one response and must never be replayed from a cache.
@@ -288,46 +290,58 @@ def vary_selection(names: Iterable[str], request_headers: Headers) -> tuple[tupl
     return tuple((name, _normalize(get_header(request_headers, name))) for name in names)
 
 
-def conditional_headers(stored_headers: Headers) -> tuple[tuple[str, str], ...]:
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """A response's validators (RFC 9110 §8.8): its ETag and its Last-Modified (the exact field
+    text, and the date it means), each None when absent or invalid. Read once per response."""
+
+    etag: ETag | None = None
+    last_modified: str | None = None
+    modified: datetime | None = None
+
+    @classmethod
+    def of(cls, headers: Headers) -> Validators:
+        fields = _fields(headers)
+        text = fields.get("last-modified")
+        modified = parse_http_date(text)
+        if modified is None:
+            text = None
+        return cls(_etag_of(fields), None if text is None else text.strip(" \t"), modified)
+
+
+def conditional_headers(stored: Validators) -> tuple[tuple[str, str], ...]:
     """The validators to send for a stored response (RFC 9111 §4.3.1): If-None-Match from its
     ``ETag``, If-Modified-Since from its ``Last-Modified``. Empty when it has no valid validator."""
     result: list[tuple[str, str]] = []
-    fields = _fields(stored_headers)
-    etag = _etag_of(fields)
-    if etag is not None:
-        result.append(("If-None-Match", str(etag)))
-    last_modified = fields.get("last-modified")
-    if last_modified is not None and parse_http_date(last_modified) is not None:
-        result.append(("If-Modified-Since", last_modified.strip(" \t")))
+    if stored.etag is not None:
+        result.append(("If-None-Match", str(stored.etag)))
+    if stored.last_modified is not None:
+        result.append(("If-Modified-Since", stored.last_modified))
     return tuple(result)
 
 
-def select_for_304(candidates: Sequence[tuple[Headers, float]], response_headers: Headers) -> list[int]:
+def select_for_304(candidates: Sequence[tuple[Validators, float]], response: Validators) -> list[int]:
     """Which stored responses a 304 freshens (RFC 9111 §4.3.4), as indexes into ``candidates``.
 
-    ``candidates`` are the stored responses for the request's URL as ``(headers, response_time)``.
+    ``candidates`` are the stored responses for the request's URL as ``(validators, response_time)``.
     A strong ETag in the 304 selects every candidate with the same strong ETag; a weak one (or, with
     no ETag, a Last-Modified) selects the most recent candidate that matches it weakly; a 304 with no
     validator selects the single stored response. Empty means: nothing to freshen, so the request
     must be repeated without a condition.
     """
-    response = _fields(response_headers)
-    stored = [_fields(headers) for headers, _ in candidates]
-    new = _etag_of(response)
-    tags = [_etag_of(fields) for fields in stored] if new is not None else []
+    new = response.etag
     if new is not None and not new.weak:
-        return [i for i, old in enumerate(tags) if old is not None and new.strong_match(old)]
-    if new is not None:
-        matching = [i for i, old in enumerate(tags) if old is not None and new.weak_match(old)]
-    else:
-        last_modified = parse_http_date(response.get("last-modified"))
-        if last_modified is None:
-            return [0] if len(candidates) == 1 else []
-        matching = [
-            i
-            for i, fields in enumerate(stored)
-            if parse_http_date(fields.get("last-modified")) == last_modified
+        return [
+            i for i, (old, _) in enumerate(candidates) if old.etag is not None and new.strong_match(old.etag)
         ]
+    if new is not None:
+        matching = [
+            i for i, (old, _) in enumerate(candidates) if old.etag is not None and new.weak_match(old.etag)
+        ]
+    elif response.modified is not None:
+        matching = [i for i, (old, _) in enumerate(candidates) if old.modified == response.modified]
+    else:
+        return [0] if len(candidates) == 1 else []
     if not matching:
         return []
     return [max(matching, key=lambda i: candidates[i][1])]
@@ -371,7 +385,7 @@ def invalidation_targets(method: str, status: int, target: str, response_headers
     Only non-error answers (2xx, 3xx) to unsafe methods invalidate: the target URI, and the
     ``Location`` and ``Content-Location`` URLs when they share the target's origin.
     """
-    if method.upper() in SAFE_METHODS or not 200 <= status < 400:
+    if not invalidates_target(method, status):
         return ()
     urls = [target]
     origin = _origin(target)
