@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import blake3
@@ -33,25 +36,26 @@ def _body(size: int) -> bytes:
     return (chunk * (size // len(chunk) + 1))[:size]
 
 
+def _hashers(body: bytes) -> dict[str, Callable[[], object]]:
+    """etagkit's tags of ``body`` and the floors and raw hashes they are compared with."""
+    return {
+        "etagkit": lambda: generate_etag(body),
+        "etagkit xxh3": lambda: generate_etag(body, algorithm="xxh3"),
+        "etagkit blake3": lambda: generate_etag(body, algorithm="blake3"),
+        "copy": lambda: bytearray(body),
+        "xxh3": lambda: xxhash.xxh3_128_digest(body),
+        "sha256": lambda: hashlib.sha256(body).digest(),
+        "sha1": lambda: hashlib.sha1(body).digest(),
+        "md5": lambda: hashlib.md5(body).digest(),
+        "blake2b": lambda: hashlib.blake2b(body, digest_size=16).digest(),
+        "blake3": lambda: blake3.blake3(body).digest(16),
+    }
+
+
 def hashing(quick: bool) -> list[dict[str, Any]]:
     rows = []
     for label, size in SIZES.items():
-        body = _body(size)
-        timings = measure(
-            {
-                "etagkit": lambda body=body: generate_etag(body),
-                "etagkit xxh3": lambda body=body: generate_etag(body, algorithm="xxh3"),
-                "etagkit blake3": lambda body=body: generate_etag(body, algorithm="blake3"),
-                "copy": lambda body=body: bytearray(body),
-                "xxh3": lambda body=body: xxhash.xxh3_128_digest(body),
-                "sha256": lambda body=body: hashlib.sha256(body).digest(),
-                "sha1": lambda body=body: hashlib.sha1(body).digest(),
-                "md5": lambda body=body: hashlib.md5(body).digest(),
-                "blake2b": lambda body=body: hashlib.blake2b(body, digest_size=16).digest(),
-                "blake3": lambda body=body: blake3.blake3(body).digest(16),
-            },
-            quick,
-        )
+        timings = measure(_hashers(_body(size)), quick)
         default = timings["etagkit"]
         name = f"generate_etag() [sha256], {label}"
         rows += [
@@ -125,8 +129,6 @@ def evaluation(quick: bool) -> list[dict[str, Any]]:
         "If-None-Match list of 4, no match": {"If-None-Match": '"a", W/"b", "c", "d"'},
         "If-Modified-Since, not modified": {"If-Modified-Since": last_modified_header},
     }
-    from datetime import UTC, datetime
-
     last_modified = datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)
     if http_date(last_modified) != last_modified_header:
         raise AssertionError("werkzeug and the case disagree on the date")
@@ -142,11 +144,9 @@ def evaluation(quick: bool) -> list[dict[str, Any]]:
             raise AssertionError(f"etagkit and werkzeug disagree on {label}")
         timings = measure(
             {
-                "etagkit": lambda headers=headers: evaluate(
-                    "GET", headers, etag=current, last_modified=last_modified
-                ),
-                "werkzeug": lambda environ=environ: is_resource_modified(
-                    environ, etag=current.tag, last_modified=last_modified
+                "etagkit": partial(evaluate, "GET", headers, etag=current, last_modified=last_modified),
+                "werkzeug": partial(
+                    is_resource_modified, environ, etag=current.tag, last_modified=last_modified
                 ),
             },
             quick,

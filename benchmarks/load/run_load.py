@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -50,7 +51,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "tests"))  # the test suite's real-server helpers: one implementation
 
-from support import RedisServer, free_port, wait_for_port  # noqa: E402
+from support import RedisServer, free_port, wait_for_port  # type: ignore[import-not-found]  # noqa: E402
 
 WORKERS = 2
 
@@ -153,9 +154,7 @@ def require_tools() -> None:
         missing.append("wrk: apt-get update && apt-get install -y wrk  (Debian/Ubuntu package 'wrk')")
     if shutil.which("redis-server") is None:
         missing.append("redis-server: apt-get install -y redis-server")
-    try:
-        import gunicorn  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("gunicorn") is None:
         missing.append("gunicorn: pip install 'etagkit[examples]'")
     if missing:
         sys.exit("missing tools:\n  " + "\n  ".join(missing))
@@ -223,7 +222,7 @@ def current_etag(url: str) -> str:
     """GET ``url`` and return its ETag, after checking that revalidating with it gives a 304."""
     with httpx.Client(timeout=10) as client:
         first = client.get(url)
-        etag = first.headers.get("ETag")
+        etag: str | None = first.headers.get("ETag")
         if first.status_code != 200 or etag is None:
             raise RuntimeError(
                 f"{url}: expected 200 with an ETag, got {first.status_code} {dict(first.headers)}"

@@ -9,7 +9,8 @@ serializes the whole catalog) and ``make_conditional()`` answers the 304. No eta
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from examples.bookstore import Catalog
 
@@ -20,7 +21,7 @@ def create_app(db: str) -> Flask:
     catalog = Catalog(db)
 
     @app.get("/books")
-    def books() -> Response:
+    def books() -> ResponseReturnValue:
         response = jsonify([book.as_json() for book in catalog.all()])
         response.add_etag()
         return response.make_conditional(request)
