@@ -161,8 +161,6 @@ _DECISION_FIELDS = (
     ("If-None-Match", "HTTP_IF_NONE_MATCH"),
     ("If-Modified-Since", "HTTP_IF_MODIFIED_SINCE"),
     ("If-Unmodified-Since", "HTTP_IF_UNMODIFIED_SINCE"),
-    ("If-Range", "HTTP_IF_RANGE"),
-    ("Range", "HTTP_RANGE"),
     ("Accept", "HTTP_ACCEPT"),
     ("Content-Type", "CONTENT_TYPE"),
     ("Authorization", "HTTP_AUTHORIZATION"),

@@ -376,11 +376,19 @@ class _Call:
     all_headers: EnvironHeaders  # any field (those a stored response names in Vary)
     route: str
     path: str
-    tags: list[str]
+    view_args: dict[str, Any]
     validator: Validator | None
     base_key: str | None = None
     record: StoredValidator | None = None
     ticket: Any = None
+    _tags: list[str] | None = None
+
+    @property
+    def tags(self) -> list[str]:
+        """The view's tags for this call (resolved when first needed: a stored 304 never needs them)."""
+        if self._tags is None:
+            self._tags = self.policy.resolve_tags(self.view_args) if self.policy.tags else []
+        return self._tags
 
 
 def _handle(
@@ -399,7 +407,7 @@ def _handle(
         all_headers=EnvironHeaders(environ),
         route=req.url_rule.rule if req.url_rule is not None else req.path,
         path=str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")),
-        tags=policy.resolve_tags(view_args) if policy.tags else [],
+        view_args=view_args,
         validator=policy.validator(view_args),
     )
     early = _before(call, str(environ.get("QUERY_STRING", "")))
@@ -570,8 +578,8 @@ def _flask_reply(reply: Reply) -> Response:
     """A Flask response carrying exactly the reply's headers (no default Content-Type on a 304)."""
     headers = Headers(reply.headers)
     response = current_app.response_class(reply.body or None, status=reply.status, headers=headers)
-    if not any(name.lower() == "content-type" for name, _ in reply.headers):
-        del headers["Content-Type"]  # werkzeug adds a default one
+    if reply.status == 304:
+        del headers["Content-Type"]  # werkzeug adds a default one; a 304 has none (RFC 9110 §15.4.5)
     return response
 
 
