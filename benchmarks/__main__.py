@@ -119,11 +119,19 @@ HEADER = (
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
-    """The results as an aligned Markdown table (readable on a terminal and in a .md file)."""
+    """The results as an aligned Markdown table (readable on a terminal and in a .md file).
+
+    Notes become numbered footnotes under the table, so that they do not widen its first column.
+    """
     lines = [HEADER]
+    notes: list[str] = []
     for result in rows:
         baseline = result["error"] if "error" in result else result.get("baseline", "")
-        scenario = result["scenario"] + (f" [{result['note']}]" if result.get("note") else "")
+        scenario = result["scenario"]
+        if result.get("note"):
+            if result["note"] not in notes:
+                notes.append(result["note"])
+            scenario += f" [{notes.index(result['note']) + 1}]"
         lines.append(
             (
                 scenario,
@@ -141,7 +149,8 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
         return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)) + " |"
 
     rule = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
-    return "\n".join([render(lines[0]), rule, *(render(line) for line in lines[1:])])
+    footnotes = [""] + [f"[{number}] {note}" for number, note in enumerate(notes, 1)] if notes else []
+    return "\n".join([render(lines[0]), rule, *(render(line) for line in lines[1:]), *footnotes])
 
 
 def _commit() -> str:

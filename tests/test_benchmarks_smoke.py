@@ -139,7 +139,7 @@ def test_main_writes_markdown_and_json_and_exit_status_reports_errors(
 def test_table_shows_speedups_and_missing_values() -> None:
     fast = Timing(1e-6, 0.9e-6, 1.2e-6)
     slow = Timing(1e-4, 0.9e-4, 1.1e-4)
-    result = {**row("x", fast, "peer", slow, target=">= 50x faster"), "met": True}
+    result = {**row("x", fast, "peer", slow, target=">= 50x faster", note="a footnote"), "met": True}
     count = {
         "scenario": "c",
         "etagkit_s": 1.0,
@@ -150,6 +150,7 @@ def test_table_shows_speedups_and_missing_values() -> None:
     }
     text = runner.table([result, {"scenario": "y", "error": "E: boom"}, count])
     assert "| 1 commands" in text
+    assert "| x [1] " in text and text.endswith("[1] a footnote")
     assert "(100x faster)" in text
     assert "1 µs (900 ns to 1.2 µs)" in text
     assert "E: boom" in text and "ERROR" in text
