@@ -452,7 +452,7 @@ def fault(seconds: float, work: Path) -> dict[str, Any]:
     return {
         "what": "wrk -t2 -c16 on GET /books with If-None-Match of its pre-outage ETag: "
         f"phase 1 ({phase1_s} s, Redis shut down halfway), PUT /books/1 while Redis is down, "
-        f"phase 2 ({phase2_s} s, Redis started again with its saved data at 30%); "
+        f"phase 2 ({phase2_s} s, Redis started again with its saved data, see the timeline); "
         "then 80 requests per validator over new connections",
         "requests": phase1.requests + phase2.requests,
         "statuses_phase1": statuses(phase1),
