@@ -11,6 +11,7 @@ from etagkit._freshness import (
     Freshness,
     RequestDirectives,
     Use,
+    Validators,
     age_value,
     assess,
     conditional_headers,
@@ -220,39 +221,43 @@ def test_vary_names_and_selection() -> None:
 
 
 def test_conditional_headers_from_the_stored_validators() -> None:
-    stored = [("ETag", ' W/"v1" '), ("Last-Modified", date(-60))]
+    stored = Validators.of([("ETag", ' W/"v1" '), ("Last-Modified", date(-60) + " ")])
     assert conditional_headers(stored) == (("If-None-Match", 'W/"v1"'), ("If-Modified-Since", date(-60)))
-    assert conditional_headers([("ETag", "v1"), ("Last-Modified", "soon")]) == ()
-    assert conditional_headers([]) == ()
+    assert Validators.of([("ETag", "v1"), ("Last-Modified", "soon")]) == Validators()
+    assert conditional_headers(Validators()) == ()
 
 
-def _candidates(*etags: str | None) -> list[tuple[list[tuple[str, str]], float]]:
-    return [([("ETag", tag)] if tag else [], T0 + i) for i, tag in enumerate(etags)]
+def _select(stored: list[list[tuple[str, str]]], response: list[tuple[str, str]]) -> list[int]:
+    candidates = [(Validators.of(headers), T0 + i) for i, headers in enumerate(stored)]
+    return select_for_304(candidates, Validators.of(response))
+
+
+def _tags(*etags: str) -> list[list[tuple[str, str]]]:
+    return [[("ETag", tag)] for tag in etags]
 
 
 def test_304_with_a_strong_etag_selects_every_strong_match() -> None:
-    candidates = _candidates('"a"', '"b"', '"a"', 'W/"a"')
-    assert select_for_304(candidates, [("ETag", '"a"')]) == [0, 2]
+    assert _select(_tags('"a"', '"b"', '"a"', 'W/"a"'), [("ETag", '"a"')]) == [0, 2]
 
 
 def test_304_with_a_weak_etag_selects_the_most_recent_weak_match() -> None:
-    candidates = _candidates('W/"a"', '"a"', '"b"')
-    assert select_for_304(candidates, [("ETag", 'W/"a"')]) == [1]
+    assert _select(_tags('W/"a"', '"a"', '"b"'), [("ETag", 'W/"a"')]) == [1]
 
 
 def test_304_without_a_validator_selects_the_single_stored_response() -> None:
-    assert select_for_304(_candidates('"a"'), []) == [0]
-    assert select_for_304(_candidates('"a"', '"b"'), []) == []
-    assert select_for_304([], []) == []
+    assert _select(_tags('"a"'), []) == [0]
+    assert _select(_tags('"a"', '"b"'), []) == []
+    assert _select([], []) == []
 
 
 def test_304_with_last_modified_only_matches_by_date() -> None:
-    candidates = [([("Last-Modified", date(-60))], T0), ([("Last-Modified", date(-30))], T0 + 1)]
-    assert select_for_304(candidates, [("Last-Modified", date(-60))]) == [0]
+    stored = [[("Last-Modified", date(-60))], [("Last-Modified", date(-30))]]
+    assert _select(stored, [("Last-Modified", date(-60))]) == [0]
+    assert _select(stored, [("Last-Modified", date(-10))]) == []
 
 
 def test_304_for_a_body_no_longer_held_selects_nothing() -> None:
-    assert select_for_304(_candidates('"b"'), [("ETag", '"a"')]) == []
+    assert _select(_tags('"b"'), [("ETag", '"a"')]) == []
 
 
 def test_freshen_replaces_metadata_but_keeps_what_describes_the_body() -> None:
@@ -339,8 +344,10 @@ def test_the_core_never_raises_on_arbitrary_header_text(
     names = vary_names(response)
     if names is not None:
         vary_selection(names, request)
-    conditional_headers(response)
-    chosen = select_for_304([(response, response_time), (other, request_time)], other)
+    conditional_headers(Validators.of(response))
+    chosen = select_for_304(
+        [(Validators.of(response), response_time), (Validators.of(other), request_time)], Validators.of(other)
+    )
     assert set(chosen) <= {0, 1}
     freshen_headers(response, other)
     age_value(fresh.current_age(now))
