@@ -185,3 +185,16 @@ def test_wrk_result_line_is_parsed() -> None:
     assert (result.p50_ms, result.p99_ms) == (1.5, 9.0)
     with pytest.raises(RuntimeError, match="no result line"):
         parse_wrk("wrk: connection refused")
+
+
+def test_load_report_marks_a_nonzero_must_be_zero_figure() -> None:
+    from benchmarks.load.run_load import render
+
+    run = {"date": "d", "commit": "c", "what": "w", "stale_reads": 2, "errors": 0, "nested": {"a": 1}}
+    text = render({"ryw": run})
+    assert (
+        "| `stale_reads` | reads older than a write that had returned when they started | 2 | NOT met |"
+        in text
+    )
+    assert "| `errors` | failed requests | 0 | met |" in text
+    assert "| `nested.a` | 1 |" in text

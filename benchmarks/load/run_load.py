@@ -610,8 +610,34 @@ RUNS: dict[str, Callable[[float, Path], dict[str, Any]]] = {
 }
 
 
+# The figures that must be 0, per run: (key path, what it counts).
+MUST_BE_ZERO: dict[str, list[tuple[str, str]]] = {
+    "throughput": [("errors", "responses other than 304, and socket errors, in all three apps")],
+    "fault": [
+        ("5xx", "5xx responses while Redis was down and coming back"),
+        ("socket_errors", "socket errors seen by wrk"),
+        (
+            "stale_304_under_load_after_the_write",
+            "304s for the pre-write validator after the write returned (wrk)",
+        ),
+        ("probe_after_the_write.stale_304", "the same, seen by the timestamped probe"),
+        ("stale_after_recovery", "responses carrying or matching a pre-outage validator after recovery"),
+    ],
+    "ryw": [
+        ("stale_reads", "reads older than a write that had returned when they started"),
+        ("errors", "failed requests"),
+    ],
+}
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+        return [pair for key, inner in value.items() for pair in _flatten(inner, f"{prefix}{key}.")]
+    return [(prefix.rstrip("."), value)]
+
+
 def render(results: dict[str, Any]) -> str:
-    """load.md: one section per run, the verdicts first, the raw figures under them."""
+    """load.md: one section per run, the must-be-zero checks first, every figure under them."""
     lines = [
         "# etagkit load and fault runs",
         "",
@@ -624,11 +650,15 @@ def render(results: dict[str, Any]) -> str:
         run = results.get(name)
         if run is None:
             continue
+        figures = dict(_flatten({k: v for k, v in run.items() if k not in ("what", "date", "commit")}))
         lines += [f"## {name}", "", f"{run['date']}, commit {run['commit']}: {run['what']}.", ""]
-        lines += ["| figure | value |", "|---|---|"]
-        for key, value in run.items():
-            if key not in ("what", "date", "commit"):
-                lines.append(f"| {key} | {json.dumps(value, ensure_ascii=False)} |")
+        lines += ["| must be 0 | counts | value | met? |", "|---|---|---|---|"]
+        for key, meaning in MUST_BE_ZERO[name]:
+            value = figures.get(key)
+            verdict = "-" if value is None else ("met" if value == 0 else "NOT met")
+            lines.append(f"| `{key}` | {meaning} | {value if value is not None else '-'} | {verdict} |")
+        lines += ["", "| figure | value |", "|---|---|"]
+        lines += [f"| `{key}` | {json.dumps(value, ensure_ascii=False)} |" for key, value in figures.items()]
         lines.append("")
     return "\n".join(lines)
 
