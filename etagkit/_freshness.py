@@ -32,6 +32,7 @@ __all__ = [
     "assess",
     "conditional_headers",
     "decide",
+    "describe",
     "freshen_headers",
     "headers_to_store",
     "invalidation_targets",
@@ -172,7 +173,26 @@ def assess(
     ``heuristic`` (a fraction such as 0.1) asks for RFC 9111 §4.2.2's fraction of the time since
     ``Last-Modified``. A missing or invalid ``Date`` is taken as ``response_time`` (§6.6.1 of RFC 9110).
     """
+    return _assess(status, _fields(headers), request_time, response_time, heuristic)
+
+
+def describe(
+    status: int,
+    headers: Headers,
+    request_time: float,
+    response_time: float,
+    *,
+    heuristic: float | None = None,
+) -> tuple[Freshness, Validators]:
+    """What a cache keeps about a response it stores or freshens: :func:`assess` and
+    :meth:`Validators.of` in one reading of the header list."""
     fields = _fields(headers)
+    return _assess(status, fields, request_time, response_time, heuristic), Validators.of_fields(fields)
+
+
+def _assess(
+    status: int, fields: dict[str, str], request_time: float, response_time: float, heuristic: float | None
+) -> Freshness:
     cc = parse_cache_control(fields.get("cache-control"))
     date = _seconds_of_date(fields.get("date"))
     date_value = response_time if date is None else date
@@ -301,7 +321,11 @@ class Validators:
 
     @classmethod
     def of(cls, headers: Headers) -> Validators:
-        fields = _fields(headers)
+        """The validators of a response's header list."""
+        return cls.of_fields(_fields(headers))
+
+    @classmethod
+    def of_fields(cls, fields: dict[str, str]) -> Validators:
         text = fields.get("last-modified")
         modified = parse_http_date(text)
         if modified is None:

@@ -37,9 +37,9 @@ from ._freshness import (
     Use,
     Validators,
     age_value,
-    assess,
     conditional_headers,
     decide,
+    describe,
     freshen_headers,
     headers_to_store,
     invalidation_targets,
@@ -112,12 +112,20 @@ class _Stored:
     wire: httpx.Headers = field(compare=False, repr=False)
 
     @classmethod
-    def make(cls, identity: Identity, headers: Pairs, body: bytes, freshness: Freshness) -> _Stored:
-        """A record from its identity (url, scope, status, vary, selection) and its content."""
+    def make(
+        cls,
+        identity: Identity,
+        headers: Pairs,
+        body: bytes,
+        times: tuple[float, float],
+        heuristic: float | None,
+    ) -> _Stored:
+        """A record from its identity (url, scope, status, vary, selection), its stored headers and
+        body, and the (request, response) times of the exchange that brought them."""
         url, scope, status, vary, selection = identity
+        freshness, validators = describe(status, headers, *times, heuristic=heuristic)
         size = len(body) + sum(len(n) + len(v) for n, v in headers) + _ENTRY_OVERHEAD
         wire = httpx.Headers([(n, v) for n, v in headers if n.lower() != "age"])
-        validators = Validators.of(headers)
         return cls(url, scope, status, headers, body, vary, selection, freshness, size, validators, wire)
 
     @property
@@ -579,12 +587,10 @@ class ETagTransport(httpx.AsyncBaseTransport):
         if not is_storable("GET", received.status, received.headers, ask.directives):
             self._drop(key)  # e.g. now no-store: the old body must not be served again
             return
-        kept = headers_to_store(received.headers)
-        freshness = assess(
-            received.status, kept, received.request_time, received.response_time, heuristic=self._heuristic
-        )
         identity = (ask.url, ask.scope, received.status, names, key[2])
-        self._put(_Stored.make(identity, kept, received.body, freshness))
+        times = (received.request_time, received.response_time)
+        kept = headers_to_store(received.headers)
+        self._put(_Stored.make(identity, kept, received.body, times, self._heuristic))
 
     def _not_modified(self, ask: _Ask, received: _Received) -> _Answer | None:
         """Freshen the stored responses a 304 selects (RFC 9111 §4.3.4); None if none is held."""
@@ -601,14 +607,8 @@ class ETagTransport(httpx.AsyncBaseTransport):
             if self._may_update(stored.key, received.generation):
                 self._completed(stored.key, received.generation)
                 headers = freshen_headers(stored.headers, received.headers)
-                freshness = assess(
-                    stored.status,
-                    headers,
-                    received.request_time,
-                    received.response_time,
-                    heuristic=self._heuristic,
-                )
-                stored = _Stored.make(stored.identity, headers, stored.body, freshness)
+                times = (received.request_time, received.response_time)
+                stored = _Stored.make(stored.identity, headers, stored.body, times, self._heuristic)
                 self._put(stored)
             answer = answer or stored
         assert answer is not None

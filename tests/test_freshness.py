@@ -16,6 +16,7 @@ from etagkit._freshness import (
     assess,
     conditional_headers,
     decide,
+    describe,
     freshen_headers,
     headers_to_store,
     invalidation_targets,
@@ -236,6 +237,14 @@ def _tags(*etags: str) -> list[list[tuple[str, str]]]:
     return [[("ETag", tag)] for tag in etags]
 
 
+def test_describe_is_assess_and_validators_in_one_reading() -> None:
+    headers = [("Cache-Control", "max-age=60"), ("Age", "5"), ("ETag", '"a"'), ("Last-Modified", date(-60))]
+    freshness, validators = describe(200, headers, T0, T0 + 1, heuristic=0.1)
+    assert freshness == assess(200, headers, T0, T0 + 1, heuristic=0.1)
+    assert validators == Validators.of(headers)
+    assert str(validators.etag) == '"a"'
+
+
 def test_304_with_a_strong_etag_selects_every_strong_match() -> None:
     assert _select(_tags('"a"', '"b"', '"a"', 'W/"a"'), [("ETag", '"a"')]) == [0, 2]
 
@@ -336,6 +345,7 @@ def test_the_core_never_raises_on_arbitrary_header_text(
     request_time, response_time, now = times
     directives = RequestDirectives.parse(request)
     fresh = assess(status, response, request_time, response_time, heuristic=heuristic)
+    assert describe(status, response, request_time, response_time, heuristic=heuristic)[0] == fresh
     assert fresh.lifetime >= 0
     assert fresh.current_age(now) >= 0
     assert decide(fresh, directives, now) in set(Use)
