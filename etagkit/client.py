@@ -637,8 +637,10 @@ class ETagTransport(httpx.AsyncBaseTransport):
 class ETagClient(httpx.AsyncClient):
     """An ``httpx.AsyncClient`` whose transport is an :class:`ETagTransport`.
 
-    ``transport`` (optional) is the inner transport that reaches the network; the other keyword
-    arguments of :class:`ETagTransport` configure the cache, the rest go to ``httpx.AsyncClient``.
+    ``transport`` (optional) is the inner transport that reaches the network (by default an
+    ``httpx.AsyncHTTPTransport`` built with the ``verify``, ``cert``, ``http1``, ``http2`` and
+    ``limits`` given here; pass your own for proxies); the other keyword arguments of
+    :class:`ETagTransport` configure the cache, the rest go to ``httpx.AsyncClient``.
     """
 
     def __init__(

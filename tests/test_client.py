@@ -755,3 +755,38 @@ def test_any_async_transport_can_be_the_inner_one() -> None:
         assert seen == [None, '"m"']
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_random_mix_of_requests_leaves_a_consistent_store_and_nothing_in_flight(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        paths = [f"/r{i}" for i in range(6)]
+        for i, path in enumerate(paths):
+            policy = ("max-age=5", "no-cache", "max-age=5, stale-while-revalidate=30", "no-store")[i % 4]
+            origin.resources[path] = Resource(body=path.encode() * 50, cache_control=policy)
+
+        async def one(step: int) -> None:
+            path = rng.choice(paths)
+            roll = rng.random()
+            if roll < 0.1:
+                await client.put(origin.url(path), content=f"v{step}".encode())
+            elif roll < 0.2:
+                await client.refresh(origin.url(path), cancel_older=rng.random() < 0.5)
+            else:
+                response = await client.get(origin.url(path))
+                assert response.status_code == 200
+
+        for _ in range(10):
+            await asyncio.gather(*(one(step) for step in range(40)))
+            clock.advance(rng.choice([0, 1, 3, 7]))
+        await eventually(lambda: client.etag_transport.inflight == 0)
+        transport = client.etag_transport
+        indexed = {key for keys in transport._by_url.values() for key in keys}
+        assert indexed == set(transport._entries.keys())
+        assert client.stats().entries <= 3
+
+    run(scenario, max_entries=3)
