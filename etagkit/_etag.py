@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -13,7 +14,7 @@ from typing import Literal
 
 from ._errors import ConfigurationError, InvalidETagError, SerializationError
 from ._headers import OWS, split_list
-from ._policy import ConditionalPolicy
+from ._policy import DEFAULT_POLICY, ConditionalPolicy
 
 __all__ = [
     "ETag",
@@ -62,12 +63,20 @@ class ETag:
         return f'W/"{self.tag}"' if self.weak else f'"{self.tag}"'
 
     @classmethod
+    def _checked(cls, tag: str, weak: bool) -> ETag:
+        """Build from parts a grammar regex already matched: skips re-validating the etagc run."""
+        etag = object.__new__(cls)
+        object.__setattr__(etag, "tag", tag)
+        object.__setattr__(etag, "weak", weak)
+        return etag
+
+    @classmethod
     def parse(cls, value: str) -> ETag:
         """Read one entity-tag in header form (surrounding OWS allowed); InvalidETagError otherwise."""
         match = _ENTITY_TAG.fullmatch(value.strip(OWS)) if isinstance(value, str) else None
         if match is None:
             raise InvalidETagError(f"not an entity-tag (RFC 9110 §8.8.3): {value!r}")
-        return cls(match.group(2), weak=match.group(1) is not None)
+        return cls._checked(match.group(2), match.group(1) is not None)
 
     def strong_match(self, other: ETag) -> bool:
         """Strong comparison (§8.8.3.2): both tags strong and their opaque-tags equal."""
@@ -92,10 +101,13 @@ def _read_member(member: str, permissive: bool) -> ETag | None:
     if match is None:
         return None
     tag = match.group(2)
-    return ETag(tag if tag is not None else match.group(3), weak=match.group(1) is not None)
+    return ETag._checked(tag if tag is not None else match.group(3), match.group(1) is not None)
 
 
-_DEFAULT_POLICY = ConditionalPolicy()
+_DEFAULT_POLICY = DEFAULT_POLICY
+
+
+_MEMO_MAX_LENGTH = 256  # short field values repeat (clients revalidate the same tags): memoize them
 
 
 def parse_etags(header: str | None, *, policy: ConditionalPolicy = _DEFAULT_POLICY) -> ETagList:
@@ -111,6 +123,24 @@ def parse_etags(header: str | None, *, policy: ConditionalPolicy = _DEFAULT_POLI
     """
     if header is None:
         return None
+    if len(header) <= _MEMO_MAX_LENGTH and isinstance(header, str):
+        if policy is _DEFAULT_POLICY:  # skips hashing the policy on the hot path
+            return _parse_default(header)
+        return _parse_short(header, policy)
+    return _parse(header, policy)
+
+
+@functools.lru_cache(maxsize=2048)
+def _parse_default(header: str) -> ETagList:
+    return _parse(header, _DEFAULT_POLICY)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_short(header: str, policy: ConditionalPolicy) -> ETagList:
+    return _parse(header, policy)
+
+
+def _parse(header: str, policy: ConditionalPolicy) -> ETagList:
     value = header
     truncated = len(value) > policy.max_field_length
     if truncated:  # consider only the whole members inside the cap
@@ -197,7 +227,7 @@ def generate_etag(body: object, *, weak: bool = False, algorithm: HashAlgorithm 
         data = bytes(body)
     else:
         data = _canonical_json(body)
-    return ETag(_digest_tag(data, algorithm), weak=weak)
+    return ETag._checked(_digest_tag(data, algorithm), bool(weak))  # base64url text is etagc
 
 
 def _version_part(part: object) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 
-__all__ = ["HeaderSource", "get_header", "split_list"]
+__all__ = ["FieldView", "Fields", "HeaderSource", "get_header", "split_list"]
 
 HeaderSource = Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -23,9 +23,30 @@ _MEMBER = re.compile(r'([^,"]*(?:"[^"]*"?[^,"]*)*)(?:,|\Z)')
 _MEMBER_ESCAPED = re.compile(r'([^,"]*(?:"(?:[^"\\]|\\.)*"?[^,"]*)*)(?:,|\Z)', re.DOTALL)
 
 
+class Fields(dict[str, str]):
+    """Field values under lower-cased field names: :func:`get_header` reads them with one lookup.
+
+    Adapters build one per request from what they already hold, so the hot path never scans.
+    """
+
+    __slots__ = ()
+
+
+class FieldView(Mapping[str, str]):
+    """A mapping that itself looks fields up case-insensitively (``get(name)``), e.g. over a WSGI
+    environ: :func:`get_header` trusts its ``get`` instead of scanning every item."""
+
+    __slots__ = ()
+
+
 def get_header(headers: HeaderSource, name: str) -> str | None:
     """The field value of ``name`` (case-insensitive), repeated fields joined by ``", "`` (§5.3)."""
     lname = name.lower()
+    if isinstance(headers, Fields):
+        return headers.get(lname)
+    if isinstance(headers, FieldView):
+        value = headers.get(name)
+        return value if isinstance(value, str) else None
     items = headers.items() if isinstance(headers, Mapping) else headers
     found = [v for k, v in items if isinstance(k, str) and isinstance(v, str) and k.lower() == lname]
     if not found:

@@ -14,6 +14,7 @@ from ._errors import ConfigurationError
 from ._headers import split_list
 
 __all__ = [
+    "DEFAULT_POLICY",
     "CacheControl",
     "ConditionalPolicy",
     "RequestCacheControl",
@@ -59,6 +60,10 @@ class ConditionalPolicy:
             limit = getattr(self, name)
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
                 raise ConfigurationError(f"{name} must be a positive int, not {limit!r}")
+
+
+DEFAULT_POLICY = ConditionalPolicy()
+"""The RFC 9110 baseline, shared so hot paths can recognise it by identity."""
 
 
 def parse_cache_control(value: str | None) -> dict[str, str | None]:

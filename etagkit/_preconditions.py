@@ -18,7 +18,7 @@ from ._dates import parse_http_date, to_utc_seconds
 from ._errors import InvalidETagError
 from ._etag import ETag, coerce_etag, parse_etags
 from ._headers import OWS, HeaderSource, get_header
-from ._policy import ConditionalPolicy, RequestCacheControl
+from ._policy import DEFAULT_POLICY, ConditionalPolicy, RequestCacheControl
 
 __all__ = ["Outcome", "evaluate", "not_modified_headers", "range_applies", "requires_precondition"]
 
@@ -32,7 +32,7 @@ _NOT_MODIFIED_FIELDS = frozenset({"cache-control", "content-location", "date", "
 # Internet Explorer's legacy If-Modified-Since suffix: "<HTTP-date>; length=<octets>".
 _IE_LENGTH_SUFFIX = re.compile(r";[ \t]*length=[0-9]*[ \t]*\Z")
 
-_DEFAULT_POLICY = ConditionalPolicy()
+_DEFAULT_POLICY = DEFAULT_POLICY
 
 
 class Outcome(Enum):

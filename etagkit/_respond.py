@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlencode
 from ._dates import format_http_date, parse_http_date
 from ._errors import InvalidETagError
 from ._etag import ETag, generate_etag
-from ._headers import HeaderSource, get_header
+from ._headers import Fields, FieldView, HeaderSource, get_header
 from ._policy import parse_cache_control
 from ._preconditions import Outcome, evaluate, not_modified_headers, requires_precondition
 
@@ -65,7 +65,7 @@ __all__ = [
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # Request fields that make a request conditional (RFC 9110 §13.1).
 CONDITIONAL_FIELDS = ("If-None-Match", "If-Match", "If-Modified-Since", "If-Unmodified-Since")
-_CONDITIONAL_SET = frozenset(CONDITIONAL_FIELDS)
+_CONDITIONAL_SET = frozenset(name.lower() for name in CONDITIONAL_FIELDS)
 _IDENTITY = frozenset({"", "identity"})
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
 _KEY_VERSION = "v1"
@@ -115,7 +115,7 @@ class Validator:
     exists: bool = True
 
 
-class EnvironHeaders(Mapping[str, str]):
+class EnvironHeaders(FieldView):
     """Request headers of a WSGI environ, looked up case-insensitively by field name (PEP 3333)."""
 
     __slots__ = ("_environ",)
@@ -157,19 +157,19 @@ class EnvironHeaders(Mapping[str, str]):
 # The request fields the decisions read (RFC 9110 §13.1 preconditions, the error format, the
 # credentials that keep a request off shared stored validators).
 _DECISION_FIELDS = (
-    ("If-Match", "HTTP_IF_MATCH"),
-    ("If-None-Match", "HTTP_IF_NONE_MATCH"),
-    ("If-Modified-Since", "HTTP_IF_MODIFIED_SINCE"),
-    ("If-Unmodified-Since", "HTTP_IF_UNMODIFIED_SINCE"),
-    ("Accept", "HTTP_ACCEPT"),
-    ("Content-Type", "CONTENT_TYPE"),
-    ("Authorization", "HTTP_AUTHORIZATION"),
-    ("Cookie", "HTTP_COOKIE"),
+    ("if-match", "HTTP_IF_MATCH"),
+    ("if-none-match", "HTTP_IF_NONE_MATCH"),
+    ("if-modified-since", "HTTP_IF_MODIFIED_SINCE"),
+    ("if-unmodified-since", "HTTP_IF_UNMODIFIED_SINCE"),
+    ("accept", "HTTP_ACCEPT"),
+    ("content-type", "CONTENT_TYPE"),
+    ("authorization", "HTTP_AUTHORIZATION"),
+    ("cookie", "HTTP_COOKIE"),
 )
 
 
-class RequestFields(dict[str, str]):
-    """The request fields the decisions read, under their canonical names (see :func:`request_fields`)."""
+class RequestFields(Fields):
+    """The request fields the decisions read, under lower-cased names (see :func:`request_fields`)."""
 
     __slots__ = ()
 
@@ -252,9 +252,18 @@ def check_preconditions(
     if outcome is Outcome.PROCEED:
         return None
     if outcome is Outcome.NOT_MODIFIED:
-        headers = _with_validators(list(response_headers), etag, validator.last_modified)
-        return Reply(304, tuple(not_modified_headers(headers)), b"", etag)
+        held = response_headers if isinstance(response_headers, tuple) else tuple(response_headers)
+        return _not_modified_reply(held, etag, validator.last_modified)
     return error_reply(412, json_body=wants_json(request_headers) if json_errors is None else json_errors)
+
+
+@functools.lru_cache(maxsize=4096)
+def _not_modified_reply(
+    headers: tuple[tuple[str, str], ...], etag: ETag | None, last_modified: datetime | None
+) -> Reply:
+    """The 304 for a known validator: stored records repeat, so each one's 304 is built once."""
+    with_validators = _with_validators(list(headers), etag, last_modified)
+    return Reply(304, tuple(not_modified_headers(with_validators)), b"", etag)
 
 
 def conditional_response(
@@ -432,8 +441,8 @@ def shared_lookup_allowed(request_headers: HeaderSource, scope: str | None) -> b
     or Cookie) unless the route declared its scope (then the scope is part of the key)."""
     if scope is not None:
         return True
-    if isinstance(request_headers, RequestFields):
-        return "Authorization" not in request_headers and "Cookie" not in request_headers
+    if isinstance(request_headers, Fields):
+        return "authorization" not in request_headers and "cookie" not in request_headers
     return (
         get_header(request_headers, "Authorization") is None and get_header(request_headers, "Cookie") is None
     )
@@ -441,9 +450,9 @@ def shared_lookup_allowed(request_headers: HeaderSource, scope: str | None) -> b
 
 def is_conditional(request_headers: HeaderSource) -> bool:
     """Whether the request carries any precondition field (RFC 9110 §13.1)."""
-    if isinstance(request_headers, RequestFields):
+    if isinstance(request_headers, Fields):
         return not _CONDITIONAL_SET.isdisjoint(request_headers)
-    if isinstance(request_headers, EnvironHeaders):
+    if isinstance(request_headers, FieldView):
         return any(name in request_headers for name in CONDITIONAL_FIELDS)
     return any(get_header(request_headers, name) is not None for name in CONDITIONAL_FIELDS)
 

@@ -576,10 +576,9 @@ def _cached_reply(call: _Call, store: ValidatorStore, base_key: str) -> Response
 
 def _flask_reply(reply: Reply) -> Response:
     """A Flask response carrying exactly the reply's headers (no default Content-Type on a 304)."""
-    headers = Headers(reply.headers)
-    response = current_app.response_class(reply.body or None, status=reply.status, headers=headers)
-    if reply.status == 304:
-        del headers["Content-Type"]  # werkzeug adds a default one; a 304 has none (RFC 9110 §15.4.5)
+    response = current_app.response_class(reply.body or None, status=reply.status)
+    # exactly the reply's fields: werkzeug's default Content-Type must not reach a 304 (§15.4.5)
+    response.headers = Headers(reply.headers)
     return response
 
 
