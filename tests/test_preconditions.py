@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from etagkit import (
     ConditionalPolicy,
@@ -20,6 +23,7 @@ from etagkit import (
     range_applies,
     requires_precondition,
 )
+from etagkit._headers import Fields, FieldView, get_header
 
 LM = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 SAME = "Mon, 01 Jan 2024 12:00:00 GMT"
@@ -421,3 +425,48 @@ def test_readme_direct_use_snippet_runs() -> None:
     snippet = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert snippet is not None
     exec(compile(snippet.group(1), "README.md", "exec"), {})  # its asserts check the outcomes
+
+
+# -- header sources: the fast paths read the same fields as the scanning one ------------------------
+
+
+class _UpperView(FieldView):
+    """A case-insensitive view over upper-cased names, like a WSGI environ."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self._fields = {k.upper(): v for k, v in fields.items()}
+
+    def get(self, name: str, default: object = None) -> object:  # type: ignore[override]
+        return self._fields.get(name.upper(), default)
+
+    def __getitem__(self, name: str) -> str:
+        return self._fields[name.upper()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"]),
+        st.sampled_from(['"a"', 'W/"a"', '"b"', "*", "", "Sun, 06 Nov 1994 08:49:37 GMT", "junk"]),
+    ),
+    st.sampled_from(["GET", "HEAD", "PUT", "DELETE"]),
+)
+def test_fields_and_field_views_evaluate_like_plain_mappings(fields: dict[str, str], method: str) -> None:
+    modified = datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)
+    expected = evaluate(method, fields, etag='"a"', last_modified=modified)
+    lowered = Fields({k.lower(): v for k, v in fields.items()})
+    assert evaluate(method, lowered, etag='"a"', last_modified=modified) is expected
+    assert evaluate(method, _UpperView(fields), etag='"a"', last_modified=modified) is expected
+
+
+def test_a_field_view_returning_a_non_string_counts_as_absent() -> None:
+    class Odd(_UpperView):
+        def get(self, name: str, default: object = None) -> object:  # type: ignore[override]
+            return 42
+
+    assert get_header(Odd({}), "If-None-Match") is None
