@@ -182,3 +182,21 @@ def test_works_under_allkeys_lru(tmp_path: Any) -> None:
 def test_hybrid_clock_tracks_server_time(store: RedisStore) -> None:
     clock = store.begin([])
     assert abs(clock / 1e6 - time.time()) < 3600  # microseconds of the server's wall clock
+
+
+def test_close_leaves_a_client_passed_in_to_its_owner(redis_url: str, redis_prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    before = client.client_id()
+    store = RedisStore(client, prefix=redis_prefix)
+    assert store.get("k", NOW) is None
+    store.close()
+    assert client.client_id() == before  # same connection: the store did not disconnect it
+    client.close()
+
+
+def test_close_disconnects_a_client_built_from_a_url(redis_url: str, redis_prefix: str) -> None:
+    store = RedisStore(redis_url, prefix=redis_prefix)
+    before = store.client.client_id()
+    store.close()
+    assert store.client.client_id() != before  # its pool was disconnected: a new connection now
+    store.client.close()

@@ -235,6 +235,7 @@ class RedisStore:
         mark_ttl: float = 7 * 24 * 3600,
         breaker: CircuitBreaker | None = None,
     ) -> None:
+        self._owns_client = isinstance(client, str)
         if isinstance(client, str):
             client = redis.Redis.from_url(
                 client,
@@ -397,8 +398,10 @@ class RedisStore:
         }
 
     def close(self) -> None:
-        """Close the client's connections."""
-        self.client.close()
+        """Close the connections of a client this store built from a URL; a client you passed in
+        stays yours to close (it may serve other code)."""
+        if self._owns_client:
+            self.client.close()
 
     def _decode(self, record: bytes) -> Entry:
         data = self.codec.loads(record)

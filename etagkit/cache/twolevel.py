@@ -207,7 +207,7 @@ class TwoLevelStore:
         return stats
 
     def close(self) -> None:
-        """Stop the listener thread and close the remote client."""
+        """Stop the listener thread and close the remote store (its client, if it built one)."""
         self._stop.set()
         self._listener.join(timeout=5)
         self._lose_subscription()
