@@ -425,9 +425,14 @@ def _before(call: _Call, query: str) -> Response | None:
     conditional = is_conditional(call.headers)
     caching = policy.cache_ttl is not None and method in ("GET", "HEAD")
     use_store = store is not None and (policy.stored if policy.stored is not None else state.stored_etags)
-    # Only conditional requests (and cached views) touch the store: a miss stores the validator for
-    # the next revalidation; first visits cost no cache read or write.
-    if use_store and store is not None and (conditional or caching) and method not in ("OPTIONS", "TRACE"):
+    # DESIGN.md "Stored ETags": a conditional request looks its stored validator up; every GET/HEAD
+    # whose view runs stores the validator (ticket taken below, before the view).
+    if (
+        use_store
+        and store is not None
+        and (conditional or method in ("GET", "HEAD"))
+        and method not in ("OPTIONS", "TRACE")
+    ):
         scope = policy.scope() if policy.scope is not None else None
         if shared_lookup_allowed(call.headers, scope):
             call.base_key = representation_key("GET", call.path, query, scope=scope)

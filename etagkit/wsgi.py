@@ -63,8 +63,9 @@ class ETagMiddleware:
     Options:
 
     * ``cache``: a ``etagkit.cache.TagCache`` to store validators in (stored-ETag mode): a matching
-      revalidation is answered 304 without calling the app. Only conditional requests touch the
-      cache (a miss stores the validator under a ticket taken before the app ran). Tags of a stored
+      revalidation is answered 304 without calling the app. Only conditional requests look a
+      validator up; every GET/HEAD 2xx the app answers stores its validator under a ticket taken
+      before the app ran (race safety). Tags of a stored
       validator come from the ``tag_header`` response header (default ``Cache-Tag``, space or comma
       separated), stripped before the response leaves unless ``keep_tag_header``; a tag seen for the
       first time has no invalidation mark, so that first validator is not stored (race safety). A
@@ -141,17 +142,20 @@ class ETagMiddleware:
         )
         if validator is not None:
             exchange.validator = validator
-        elif self.store is not None and method not in ("OPTIONS", "TRACE") and is_conditional(headers):
-            # Only conditional requests touch the store: a miss stores the validator for the next
-            # revalidation; first visits (unconditional) cost no cache read or write.
-            scope = self.scope(environ) if self.scope is not None else None
-            if shared_lookup_allowed(headers, scope):
-                path = _path(environ)
-                exchange.base_key = representation_key(
-                    "GET", path, environ.get("QUERY_STRING", ""), scope=scope
-                )
-                exchange.implicit_tags = [path_tag(path)]
-                record = self.store.lookup(exchange.base_key, EnvironHeaders(environ), route)
+        elif self.store is not None and method not in ("OPTIONS", "TRACE"):
+            # DESIGN.md "Stored ETags": a conditional request looks its stored validator up; every
+            # GET/HEAD whose app runs stores the validator (ticket taken below, before the app).
+            conditional = is_conditional(headers)
+            if conditional or method in ("GET", "HEAD"):
+                scope = self.scope(environ) if self.scope is not None else None
+                if shared_lookup_allowed(headers, scope):
+                    path = _path(environ)
+                    exchange.base_key = representation_key(
+                        "GET", path, environ.get("QUERY_STRING", ""), scope=scope
+                    )
+                    exchange.implicit_tags = [path_tag(path)]
+                    if conditional:
+                        record = self.store.lookup(exchange.base_key, EnvironHeaders(environ), route)
         early = check_preconditions(
             method,
             headers,

@@ -10,10 +10,10 @@ Run it::
 
 The app below knows nothing about ETags. It only names the cache tags of what it renders in a
 ``Cache-Tag`` response header; the middleware hashes bodies, answers revalidations from stored
-validators without calling the app, and invalidates them after a successful write. Validators are
-stored when a revalidation misses (unconditional requests never touch the store), and a tag seen
-for the very first time cannot be stored yet (it has no invalidation mark): from the second
-revalidation of a note on, ``/calls`` stops counting.
+validators without calling the app, and invalidates them after a successful write. Every 200 the
+app answers stores its validator (only revalidations look one up), but a tag seen for the very
+first time cannot be stored yet (it has no invalidation mark): from the first revalidation of a
+note on, ``/calls`` stops counting.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def test_plain_wsgi_example(plain_wsgi: str) -> None:
         assert first.status_code == 200 and first.json() == {"id": "1", "text": "Buy milk"}
         assert "cache-tag" not in first.headers
         tag = first.headers["etag"]
-        for _ in range(2):  # conditional misses store the validator (the first sees new tags: refused)
+        for _ in range(2):  # the 200 saw new tags (store refused); the first revalidation stores it
             assert client.get("/notes/1", headers={"If-None-Match": tag}).status_code == 304
         calls = client.get("/calls").json()["app_calls"]
         hit = client.get("/notes/1", headers={"If-None-Match": tag})

@@ -331,9 +331,9 @@ def _tagged_app(tags: str = "books") -> App:
 
 
 def _warm(mw: WSGIApplication, **kwargs: Any) -> str:
-    """Get a representation's tag and have its validator stored. Only conditional requests touch the
-    store: each revalidation that misses stores the validator, except that a tag first seen in a
-    response header has no mark yet, so that first store is refused (the race-safe rule)."""
+    """Get a representation's tag and have its validator stored. The 200 stores it, except that a tag
+    first seen in a response header has no mark yet, so that first store is refused (the race-safe
+    rule) and the first revalidation stores it."""
     headers = kwargs.pop("headers", {})
     tag = serve(mw, headers=headers, **kwargs).header("ETag")
     assert tag is not None
@@ -342,15 +342,33 @@ def _warm(mw: WSGIApplication, **kwargs: Any) -> str:
     return tag
 
 
-def test_unconditional_requests_never_touch_the_store() -> None:
+@pytest.mark.parametrize("tags", [None, "books"], ids=["path-tag-only", "known-tag"])
+def test_a_200_stores_the_validator_so_the_first_revalidation_skips_the_app(tags: str | None) -> None:
+    cache = TagCache(timer=FakeClock())
+    headers = [("Content-Type", "text/plain")] + ([("Cache-Tag", tags)] if tags else [])
+    app = App(headers=headers)
+    if tags:
+        cache.invalidate_tags(tags)  # the store has seen the tag before (e.g. an earlier write)
+    mw = wrap(app, cache=cache)
+    for method in ("GET", "HEAD"):
+        tag = serve(mw, method=method).header("ETag")
+        assert tag is not None and app.calls == 1  # the 200 (or HEAD) stored the validator...
+        assert cache.stats()["misses"] == 0  # ...and an unconditional request never looks one up
+        assert serve(mw, method=method, headers={"If-None-Match": tag}).status == 304
+        assert app.calls == 1  # the first revalidation is answered without the app
+        cache.invalidate_tags(tags or "etagkit:never-used")
+        cache.clear()
+        app.calls = 0
+
+
+def test_a_tag_first_seen_in_a_response_header_is_stored_from_the_next_response() -> None:
     cache = TagCache(timer=FakeClock())
     app = _tagged_app()
     mw = wrap(app, cache=cache)
-    for _ in range(3):
-        serve(mw)
-    assert cache.stats()["misses"] == 0 and app.calls == 3
-    tag = _warm(mw)
-    assert serve(mw, headers={"If-None-Match": tag}).status == 304 and app.calls == 6
+    tag = serve(mw).header("ETag")
+    assert tag is not None
+    assert serve(mw, headers={"If-None-Match": tag}).status == 304 and app.calls == 2  # refused: no mark
+    assert serve(mw, headers={"If-None-Match": tag}).status == 304 and app.calls == 2
 
 
 def test_a_stored_etag_answers_304_without_calling_the_app_until_its_tag_is_invalidated() -> None:
@@ -478,7 +496,7 @@ def test_metrics_count_statuses_and_bytes_saved() -> None:
     assert counts[("responses", "books", "304")] == 4  # two while warming, one stored, one stateless
     assert counts[("responses", "books", "412")] == 1
     assert counts[("responses", "books", "428")] == 1
-    assert counts[("stored_304", "books", "")] == 1
+    assert counts[("stored_304", "books", "")] == 2  # the second warming one was stored already
     assert counts[("bytes_saved", "books", "")] == 4 * len(BODY)
 
 
