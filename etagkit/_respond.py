@@ -283,7 +283,8 @@ def conditional_response(
 
     The validator is ``etag`` / ``last_modified`` if given, else the response's own ETag /
     Last-Modified, else a strong (``weak=False``) ETag of ``body``, which must be the identity body
-    (what GET sends). Only a 2xx of a safe method is evaluated (RFC 9110 §13.2.1; unsafe methods are
+    (what GET sends); a 200 whose ``body`` is given gets its Content-Length when it declares none.
+    Only a 2xx of a safe method is evaluated (RFC 9110 §13.2.1; unsafe methods are
     checked before they run, with :func:`check_preconditions`); a body is hashed only for a 200, and
     never for ``Cache-Control: no-store``. A Content-Encoding other than identity gets its own strong
     tag (``"<tag>-gzip"``) or, with ``weaken_encoded``, the weak tag: a gzip body and an identity
@@ -305,6 +306,10 @@ def conditional_response(
         tag = coded_etag(tag, fields.get("content-encoding"), weaken=weaken_encoded)
     if tag is not None or last_modified is not None:
         headers = _with_validators(headers, tag, last_modified)
+    if body is not None and status == 200 and "content-length" not in fields:
+        # the buffered body's length, also for HEAD (RFC 9110 §8.6, §9.3.2): the server then never
+        # frames a body-less HEAD reply as chunked (RFC 9112 §6.3)
+        headers.append(("Content-Length", str(len(body))))
     if last_modified is None:
         last_modified = parse_http_date(fields.get("last-modified"))
     if tag is None and last_modified is None:

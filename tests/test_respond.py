@@ -20,6 +20,7 @@ from etagkit import (
     path_tag,
     representation_key,
 )
+from etagkit._headers import get_header
 from etagkit._respond import (
     CachedResponse,
     EnvironHeaders,
@@ -117,6 +118,18 @@ def test_head_and_get_get_the_same_etag() -> None:
     get = conditional_response("GET", {}, 200, HEADERS_200, BODY)
     head = conditional_response("HEAD", {"If-None-Match": str(get.etag)}, 200, HEADERS_200, BODY)
     assert head.status == 304 and head.etag == get.etag
+
+
+def test_a_given_body_declares_its_length_unless_the_response_did() -> None:
+    for method in ("GET", "HEAD"):  # HEAD carries the length GET would send (RFC 9110 §9.3.2)
+        reply = conditional_response(method, {}, 200, [("Content-Type", "text/plain")], BODY)
+        assert ("Content-Length", str(len(BODY))) in reply.headers
+    declared = conditional_response("GET", {}, 200, [("content-length", "3")], b"abc")
+    assert [v for k, v in declared.headers if k.lower() == "content-length"] == ["3"]
+    assert (
+        get_header(conditional_response("GET", {}, 200, [], None, etag='"x"').headers, "Content-Length")
+        is None
+    )
 
 
 def test_a_gzip_body_and_an_identity_body_never_share_a_strong_tag() -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +20,7 @@ from wsgiref.validate import validator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import free_port, wait_for_port
 from werkzeug.test import Client, EnvironBuilder
 
 from etagkit import ConfigurationError, Validator, generate_etag
@@ -156,6 +159,42 @@ def test_head_gets_the_etag_get_would_get_and_no_body() -> None:
     assert head.header("ETag") == str(generate_etag(BODY))
     revalidated = serve(mw, method="HEAD", headers={"If-None-Match": str(generate_etag(BODY))})
     assert revalidated.status == 304 and app.methods == ["GET", "GET"] and app.closed == 2
+
+
+def _raw_exchange(port: int, request: bytes) -> tuple[list[bytes], bytes]:
+    """Send one raw HTTP/1.1 request (Connection: close) and read to EOF: header lines, and every
+    byte that followed the header section."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head.split(b"\r\n"), rest
+
+
+def test_head_under_a_real_server_carries_gets_length_and_nothing_after_the_headers() -> None:
+    from waitress.server import create_server
+
+    app = App()  # a body in two chunks and no Content-Length: the middleware buffers it
+    server: Any = create_server(ETagMiddleware(app), host="127.0.0.1", port=free_port(), threads=1)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        port = server.effective_port
+        wait_for_port(port)
+        request = b"%s / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        head, after = _raw_exchange(port, request % b"HEAD")
+        got, body = _raw_exchange(port, request % b"GET")
+    finally:
+        server.close()
+        thread.join(timeout=10)
+    assert head[0].startswith(b"HTTP/1.1 200") and after == b""  # no chunked framing (RFC 9112 §6.3)
+    lower = [line.lower() for line in head]
+    assert f"content-length: {len(BODY)}".encode() in lower  # what GET sends (RFC 9110 §9.3.2)
+    assert not any(line.startswith(b"transfer-encoding") for line in lower)
+    assert body == BODY and f"content-length: {len(BODY)}".encode() in [line.lower() for line in got]
+    assert app.methods == ["GET", "GET"] and app.closed == 2
 
 
 @VALIDATED
@@ -463,7 +502,6 @@ def test_vary_selects_the_stored_variant() -> None:
 
 
 def test_store_trouble_means_stateless_etags_counted_never_a_5xx() -> None:
-    from support import free_port
 
     from etagkit.cache.redis import RedisStore
 
