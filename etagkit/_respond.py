@@ -581,10 +581,17 @@ class CachedResponse:
 
     @classmethod
     def from_response(
-        cls, status: int, headers: Sequence[tuple[str, str]], body: bytes
+        cls,
+        status: int,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        etag: ETag | None = None,
+        last_modified: datetime | None = None,
     ) -> CachedResponse | None:
         """The record for a response that may be served to other requests of the same key: a 200,
-        not ``no-store`` / ``private``, no Set-Cookie (never replay one user's cookie), no ``Vary: *``."""
+        not ``no-store`` / ``private``, no Set-Cookie (never replay one user's cookie), no ``Vary: *``,
+        with a validator (``etag`` / ``last_modified`` replace the response's own), so that it is
+        always served with one."""
         if status != 200 or get_header(headers, "Set-Cookie") is not None:
             return None
         directives = parse_cache_control(get_header(headers, "Cache-Control"))
@@ -592,7 +599,10 @@ class CachedResponse:
             return None
         if "*" in _vary_names(headers):
             return None
-        return cls(status, tuple(headers), bytes(body))
+        held = _with_validators(list(headers), etag, last_modified)
+        if get_header(held, "ETag") is None and get_header(held, "Last-Modified") is None:
+            return None
+        return cls(status, tuple(held), bytes(body))
 
     @property
     def vary(self) -> tuple[str, ...]:

@@ -33,6 +33,7 @@ Example (the bookstore's shape)::
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import string
 from collections.abc import Callable, Iterable
@@ -247,7 +248,12 @@ class ETagKit:
         """:meth:`conditional` plus response caching: a GET/HEAD 200 is kept whole in the cache for
         ``ttl`` seconds (or until a tag is invalidated) and served from there, with its ETag and
         304s, without running the view. Responses with Set-Cookie, ``private`` or ``no-store`` are
-        never cached. Needs the kit's cache (ConfigurationError here otherwise)."""
+        never cached. Needs the kit's cache (ConfigurationError here otherwise).
+
+        With a cheap ``etag=`` / ``last_modified=`` validator, that validator is checked first (a
+        match is a 304 before any cache read) and the response is cached per validator value: a
+        response cached for one version is never served once the validator says another, even if
+        no tag was invalidated."""
         if self.cache is None:
             raise ConfigurationError("@kit.cached needs ETagKit(cache=TagCache(...))")
         if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
@@ -420,26 +426,18 @@ def _handle(
 
 
 def _before(call: _Call, query: str) -> Response | None:
-    """Before the view: a cached response, a stored or cheap validator's 304 / 412, or a 428."""
+    """Before the view: a stored or cheap validator's 304 / 412, a 428, or a cached response."""
     policy, state, store, method = call.policy, call.state, call.state.store, call.method
     conditional = is_conditional(call.headers)
-    caching = policy.cache_ttl is not None and method in ("GET", "HEAD")
+    reading = method in ("GET", "HEAD")
+    caching = policy.cache_ttl is not None and reading
     use_store = store is not None and (policy.stored if policy.stored is not None else state.stored_etags)
     # DESIGN.md "Stored ETags": a conditional request looks its stored validator up; every GET/HEAD
     # whose view runs stores the validator (ticket taken below, before the view).
-    if (
-        use_store
-        and store is not None
-        and (conditional or method in ("GET", "HEAD"))
-        and method not in ("OPTIONS", "TRACE")
-    ):
+    if use_store and store is not None and (reading or (conditional and method not in SAFE_METHODS)):
         scope = policy.scope() if policy.scope is not None else None
         if shared_lookup_allowed(call.headers, scope):
             call.base_key = representation_key("GET", call.path, query, scope=scope)
-            if caching:
-                hit = _cached_reply(call, store, call.base_key)
-                if hit is not None:
-                    return hit
             if call.validator is None and conditional:
                 call.record = store.lookup(call.base_key, call.all_headers, call.route)
     record = call.record
@@ -462,12 +460,14 @@ def _before(call: _Call, query: str) -> Response | None:
         stored = record is not None and early.status == 304
         _count(state, call.route, early.status, record.length if stored and record is not None else 0, stored)
         return _flask_reply(early)
-    if (
-        store is not None
-        and call.base_key is not None
-        and method in ("GET", "HEAD")
-        and (call.validator is None or caching)
-    ):
+    if store is None or call.base_key is None or not reading:
+        return None
+    if caching and (call.validator is None or call.validator.exists):
+        # after the cheap validator was checked: the response cached for THIS version, if any
+        hit = _cached_reply(call, store, _response_key(call.base_key, call.validator))
+        if hit is not None:
+            return hit
+    if call.validator is None or caching:
         call.ticket = store.begin([path_tag(call.path), *call.tags], call.route)  # BEFORE the view
     return None
 
@@ -490,7 +490,10 @@ def _after_read(call: _Call, response: Response) -> Response:
         response.headers["Cache-Control"] = policy.cache_control
     response_headers = response.headers.to_wsgi_list()
     body: bytes | None = None
-    if validator is None and body_needed(call.method, status, response_headers) and not response.is_streamed:
+    # the body is read to hash it (no validator known) or to cache the whole response
+    caching = call.ticket is not None and policy.cache_ttl is not None and status == 200
+    hashing = validator is None and body_needed(call.method, status, response_headers)
+    if (hashing or caching) and not response.is_streamed:
         data = response.get_data()
         body = data if len(data) <= state.max_buffer else None
     reply = conditional_response(
@@ -531,38 +534,45 @@ def _store(
     """Store the validator (and, for ``@kit.cached``, the whole response) under the call's ticket."""
     assert call.base_key is not None
     all_tags = [path_tag(call.path), *call.tags]
-    length = len(body) if body is not None else None
-    record = StoredValidator.from_response(status, response_headers, reply.etag, length)
-    if record is not None:
-        store.store(
-            call.base_key, call.all_headers, record, ticket=call.ticket, tags=all_tags, route=call.route
-        )
-    if call.policy.cache_ttl is not None and body is not None and reply.etag is not None:
-        full = CachedResponse.from_response(status, _with_etag(response_headers, reply.etag), body)
-        if full is not None:
-            store.store_value(
-                _response_key(call.base_key),
-                call.all_headers,
-                full.to_value(),
-                vary=full.vary,
-                ticket=call.ticket,
-                tags=all_tags,
-                ttl=call.policy.cache_ttl,
-                route=call.route,
+    validator = call.validator
+    if validator is None:  # a cheap validator is evaluated on every request: nothing to store
+        length = len(body) if body is not None else None
+        record = StoredValidator.from_response(status, response_headers, reply.etag, length)
+        if record is not None:
+            store.store(
+                call.base_key, call.all_headers, record, ticket=call.ticket, tags=all_tags, route=call.route
             )
+    if call.policy.cache_ttl is None or body is None:
+        return
+    last_modified = validator.last_modified if validator is not None else None
+    full = CachedResponse.from_response(status, response_headers, body, reply.etag, last_modified)
+    if full is not None:
+        store.store_value(
+            _response_key(call.base_key, validator),
+            call.all_headers,
+            full.to_value(),
+            vary=full.vary,
+            ticket=call.ticket,
+            tags=all_tags,
+            ttl=call.policy.cache_ttl,
+            route=call.route,
+        )
 
 
-def _response_key(base_key: str) -> str:
-    return base_key.replace("etagkit:etag:", "etagkit:response:", 1)
+def _response_key(base_key: str, validator: Validator | None) -> str:
+    """Where a cached response lives; with a cheap validator, per version: a response cached for an
+    older version is never found for a newer one, even before its tags are invalidated."""
+    key = base_key.replace("etagkit:etag:", "etagkit:response:", 1)
+    if validator is None:
+        return key
+    modified = validator.last_modified.isoformat() if validator.last_modified is not None else ""
+    version = f"{validator.etag}|{modified}".encode("utf-8", "surrogatepass")
+    return f"{key}:{hashlib.blake2b(version, digest_size=16).hexdigest()}"
 
 
-def _with_etag(headers: list[tuple[str, str]], etag: ETag) -> list[tuple[str, str]]:
-    return [*((k, v) for k, v in headers if k.lower() != "etag"), ("ETag", str(etag))]
-
-
-def _cached_reply(call: _Call, store: ValidatorStore, base_key: str) -> Response | None:
+def _cached_reply(call: _Call, store: ValidatorStore, key: str) -> Response | None:
     """Serve a cached whole response (with its 304 / 412 decisions), or None on a miss."""
-    value = store.lookup_value(_response_key(base_key), call.all_headers, call.route)
+    value = store.lookup_value(key, call.all_headers, call.route)
     cached = CachedResponse.from_value(value)
     if cached is None:
         return None

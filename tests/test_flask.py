@@ -249,6 +249,35 @@ def test_response_caching_serves_the_whole_response(kit: ETagKit, shop: Shop) ->
     assert client.get("/covers/1").status_code == 200 and shop.calls["cover"] == 2
 
 
+def test_a_cached_view_with_a_cheap_validator_checks_it_first_and_caches_per_version(
+    cache: TagCache,
+) -> None:
+    app = Flask(__name__)
+    kit = ETagKit(app, cache=cache)
+    current = {"version": 1}
+    calls: list[int] = []
+
+    @app.get("/doc")
+    @kit.cached(ttl=60, etag=lambda: current["version"], tags=["doc"])
+    def doc() -> str:
+        calls.append(current["version"])
+        return f"doc v{current['version']}"
+
+    client = app.test_client()
+    v1, v2 = str(etag_from_version(1)), str(etag_from_version(2))
+    first = client.get("/doc")
+    assert (first.status_code, first.data, first.headers["ETag"]) == (200, b"doc v1", v1)
+    cached = client.get("/doc")
+    assert (cached.data, cached.headers["ETag"], calls) == (b"doc v1", v1, [1])  # from the cache
+    assert client.get("/doc", headers={"If-None-Match": v1}).status_code == 304 and calls == [1]
+    current["version"] = 2  # a write elsewhere, its tags NOT invalidated: the version alone decides
+    for _ in range(2):
+        fresh = client.get("/doc", headers={"If-None-Match": v1})
+        assert (fresh.status_code, fresh.data, fresh.headers["ETag"]) == (200, b"doc v2", v2)
+    assert calls == [1, 2]  # the v1 response was never served for v2; v2 was cached once rendered
+    assert client.get("/doc", headers={"If-None-Match": v2}).status_code == 304 and calls == [1, 2]
+
+
 def test_credentialed_requests_need_a_scope(kit: ETagKit, shop: Shop) -> None:
     client = make_app(kit, shop).test_client(use_cookies=False)  # send the Cookie header as given
     tag = client.get("/books").headers["ETag"]

@@ -280,9 +280,15 @@ def test_stored_validator_round_trip_and_refusals() -> None:
 
 
 def test_cached_response_records() -> None:
-    ok = CachedResponse.from_response(200, [("Content-Type", "text/plain"), ("Vary", "Accept")], b"hi")
+    ok = CachedResponse.from_response(
+        200, [("Content-Type", "text/plain"), ("Vary", "Accept"), ("ETag", '"old"')], b"hi", TAG
+    )
     assert ok is not None and ok.vary == ("Accept",)
+    assert ok.headers == (("Content-Type", "text/plain"), ("Vary", "Accept"), ("ETag", str(TAG)))
     assert CachedResponse.from_value(ok.to_value()) == ok
+    dated = CachedResponse.from_response(200, [], b"", last_modified=LM)
+    assert dated is not None and dated.headers == (("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT"),)
+    assert CachedResponse.from_response(200, [("Content-Type", "text/plain")], b"hi") is None  # no validator
     assert CachedResponse.from_response(200, [("Set-Cookie", "a=b")], b"") is None
     assert CachedResponse.from_response(200, [("Cache-Control", "private")], b"") is None
     assert CachedResponse.from_response(201, [], b"") is None
