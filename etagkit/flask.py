@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar, cast
 
-from flask import Flask, Request, current_app, has_app_context, request
+from flask import Flask, Request, current_app, g, has_app_context, request
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
@@ -70,7 +70,7 @@ from ._respond import (
     shared_lookup_allowed,
 )
 
-__all__ = ["ETagKit", "TagSpec"]
+__all__ = ["CheckedValidator", "ETagKit", "TagSpec"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -95,6 +95,7 @@ _BOOL_KEYS = (
     "ETAGKIT_AUTO_INVALIDATE",
     "ETAGKIT_STORED_ETAGS",
 )
+_CHECKED = "_etagkit_checked_validator"  # the flask.g attribute checked_validator() reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +175,16 @@ class ETagKit:
             json_errors=config["ETAGKIT_JSON_ERRORS"],
             metrics=self.metrics,
         )
+
+    # -- inside a view ----------------------------------------------------------------------------
+
+    @staticmethod
+    def checked_validator() -> CheckedValidator | None:
+        """Inside a view with ``etag=`` / ``last_modified=``: the validator this request's
+        preconditions (If-Match ...) were checked against, with the raw ``version`` the ``etag=``
+        callable returned; None elsewhere. Use it to make the write itself conditional
+        (``UPDATE ... WHERE version = ?``) and close the window between the check and the write."""
+        return cast("CheckedValidator | None", g.get(_CHECKED)) if has_app_context() else None
 
     # -- invalidation -----------------------------------------------------------------------------
 
@@ -348,14 +359,29 @@ class _ViewPolicy:
                 out.extend([produced] if isinstance(produced, str) else produced)
         return list(dict.fromkeys(out))
 
-    def validator(self, view_args: dict[str, Any]) -> Validator | None:
+    def checked(self, view_args: dict[str, Any]) -> CheckedValidator | None:
         """The cheap current validator from the view's callables, or None when it has none."""
         if self.etag is None and self.last_modified is None:
             return None
-        tag = _to_etag(self.etag(**view_args)) if self.etag is not None else None
+        version = self.etag(**view_args) if self.etag is not None else None
+        tag = _to_etag(version) if self.etag is not None else None
         modified = self.last_modified(**view_args) if self.last_modified is not None else None
         exists = tag is not None if self.etag is not None else modified is not None
-        return Validator(tag, modified, exists)
+        return CheckedValidator(Validator(tag, modified, exists), version)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedValidator:
+    """The cheap validator a request's preconditions were evaluated against (RFC 9110 §13.2.2).
+
+    ``version`` is what the view's ``etag=`` callable returned (e.g. a row version) and
+    ``validator`` the ETag / Last-Modified made from it. A write view passes ``version`` to its
+    ``UPDATE ... WHERE id = ? AND version = ?``: a write that landed between the If-Match check and
+    this one then makes the update match no row (answer 412) instead of being overwritten.
+    """
+
+    validator: Validator
+    version: Any = None
 
 
 def _to_etag(value: Any) -> ETag | None:
@@ -383,6 +409,7 @@ class _Call:
     route: str
     path: str
     view_args: dict[str, Any]
+    checked: CheckedValidator | None
     validator: Validator | None
     base_key: str | None = None
     record: StoredValidator | None = None
@@ -405,6 +432,7 @@ def _handle(
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
     environ = req.environ
     view_args = dict(kwargs)
+    checked = policy.checked(view_args)
     call = _Call(
         policy=policy,
         state=_state_of(app),
@@ -414,11 +442,14 @@ def _handle(
         route=req.url_rule.rule if req.url_rule is not None else req.path,
         path=str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")),
         view_args=view_args,
-        validator=policy.validator(view_args),
+        checked=checked,
+        validator=checked.validator if checked is not None else None,
     )
     early = _before(call, str(environ.get("QUERY_STRING", "")))
     if early is not None:
         return early
+    if checked is not None:
+        setattr(g, _CHECKED, checked)  # for ETagKit.checked_validator() inside the view
     response = app.make_response(view(*args, **kwargs))
     if call.method not in SAFE_METHODS:
         return _after_write(call, response)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -310,6 +311,47 @@ def test_stale_if_match_is_412_and_missing_precondition_428_without_running_the_
     gone = client.delete("/books/1", headers={"If-Match": str(etag_from_version(2))})
     assert gone.status_code == 204
     assert client.put("/books/1", json={}, headers={"If-Match": "*"}).status_code == 412
+
+
+def test_a_write_view_gets_the_checked_validator_for_a_conditional_update(cache: TagCache) -> None:
+    app = Flask(__name__)
+    kit = ETagKit(app, cache=cache)
+    db = sqlite3.connect(":memory:", check_same_thread=False)
+    db.execute("CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT, version INTEGER)")
+    db.execute("INSERT INTO books VALUES (1, 'Dune', 1)")
+    racing_writer: list[str] = []
+
+    def version(book_id: int) -> int | None:
+        row = db.execute("SELECT version FROM books WHERE id = ?", (book_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    @app.put("/books/<int:book_id>")
+    @kit.conditional(etag=version, require_precondition=True)
+    def replace(book_id: int) -> Any:
+        checked = kit.checked_validator()
+        assert checked is not None and checked.validator.etag == etag_from_version(checked.version)
+        for title in racing_writer:  # another request commits after our If-Match check
+            db.execute("UPDATE books SET title = ?, version = version + 1 WHERE id = ?", (title, book_id))
+        updated = db.execute(
+            "UPDATE books SET title = ?, version = version + 1 WHERE id = ? AND version = ?",
+            (request.get_json()["title"], book_id, checked.version),
+        )
+        return ({"ok": True}, 200) if updated.rowcount == 1 else ({"error": "changed"}, 412)
+
+    @app.get("/plain")
+    @kit.conditional()
+    def plain() -> str:
+        return repr(kit.checked_validator())
+
+    client = app.test_client()
+    v1 = str(etag_from_version(1))
+    assert client.put("/books/1", json={"title": "Emma"}, headers={"If-Match": v1}).status_code == 200
+    racing_writer.append("Persuasion")
+    v2 = str(etag_from_version(2))
+    lost = client.put("/books/1", json={"title": "Mine"}, headers={"If-Match": v2})
+    assert lost.status_code == 412  # the check passed, but the conditional UPDATE saw the race
+    assert db.execute("SELECT title, version FROM books").fetchone() == ("Persuasion", 3)
+    assert client.get("/plain").data == b"None" and ETagKit.checked_validator() is None
 
 
 def test_a_successful_write_invalidates_the_views_tags(kit: ETagKit, shop: Shop) -> None:
