@@ -25,6 +25,8 @@ from etagkit import (
     range_applies,
     requires_precondition,
 )
+from etagkit._etag import _parse, _parse_default, _parse_short
+from etagkit._policy import DEFAULT_POLICY
 
 ETAGC = [chr(0x21), *map(chr, range(0x23, 0x7F)), *map(chr, range(0x80, 0x100))]
 etags = st.builds(ETag, st.text(alphabet=ETAGC, max_size=20), st.booleans())
@@ -155,6 +157,8 @@ def work(fn: Callable[[], object]) -> int:
         if event in ("call", "c_call") and frame.f_code.co_filename.startswith(PACKAGE):
             count += 1
 
+    _parse_default.cache_clear()  # count a fresh parse, not a memo hit of an earlier example
+    _parse_short.cache_clear()
     previous = sys.getprofile()
     sys.setprofile(profiler)
     try:
@@ -188,3 +192,9 @@ def test_evaluate_work_is_capped() -> None:
         return lambda: evaluate("GET", {"If-None-Match": header, "If-Match": header}, etag='"a"')
 
     assert work(run(100_000)) <= work(run(300)) + 10
+
+
+@given(st.text(max_size=300), st.sampled_from([DEFAULT_POLICY, ConditionalPolicy(strict_field=True)]))
+def test_a_memoized_parse_equals_a_fresh_one(header: str, policy: ConditionalPolicy) -> None:
+    first = parse_etags(header, policy=policy)
+    assert parse_etags(header, policy=policy) == first == _parse(header, policy)
