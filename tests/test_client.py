@@ -14,7 +14,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,11 +32,15 @@ from etagkit.client import ETagClient, ETagTransport, Source
 # ---- the origin ---------------------------------------------------------------------------------
 
 
+START = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the fake clock's start, a whole second
+
+
 class Clock:
-    """A fake wall clock (POSIX seconds) that tests move by hand."""
+    """A fake wall clock (POSIX seconds) that tests move by hand; it starts at a fixed instant, so no
+    test depends on the real time (Date headers and Age arithmetic stay whole seconds)."""
 
     def __init__(self) -> None:
-        self.now = float(int(time.time()))
+        self.now = START
 
     def __call__(self) -> float:
         return self.now
@@ -198,7 +201,7 @@ def test_fresh_hits_send_nothing_then_stale_revalidates_with_304() -> None:
             clock.advance(10)
             hit = await client.get(origin.url("/r"))
             assert (hit.status_code, source(hit), hit.content) == (200, Source.CACHE, b"x" * 1000)
-            assert hit.headers["Age"] == str(int(clock() - first_time))
+            assert hit.headers["Age"] == str(int(clock() - START))
         assert len(origin.requests("/r")) == 1
         clock.advance(11)  # age 61 > max-age 60
         again = await client.get(origin.url("/r"))
@@ -218,7 +221,6 @@ def test_fresh_hits_send_nothing_then_stale_revalidates_with_304() -> None:
         assert source(await client.get(origin.url("/r"))) is Source.CACHE
         assert len(origin.requests("/r")) == 2
 
-    first_time = float(int(time.time()))  # the Clock's start
     run(scenario)
 
 
