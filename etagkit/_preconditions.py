@@ -25,8 +25,9 @@ __all__ = ["Outcome", "evaluate", "not_modified_headers", "range_applies", "requ
 # §13.2.1: methods that neither select nor modify a representation ignore all preconditions.
 _NO_PRECONDITIONS = frozenset({"CONNECT", "OPTIONS", "TRACE"})
 _GET_HEAD = frozenset({"GET", "HEAD"})
-# §9.2.1 safe methods (and CONNECT, which has no representation to guard): no 428 for them.
-_NEED_NO_PRECONDITION = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "CONNECT"})
+# §9.2.1 safe methods, CONNECT (no representation to guard) and POST (it creates or processes; a
+# lost update is an overwrite of the target's representation, RFC 6585 §3): no 428 for them.
+_NEED_NO_PRECONDITION = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "CONNECT", "POST"})
 # §15.4.5: a 304 carries these fields when the 200 would have carried them.
 _NOT_MODIFIED_FIELDS = frozenset({"cache-control", "content-location", "date", "etag", "expires", "vary"})
 # Internet Explorer's legacy If-Modified-Since suffix: "<HTTP-date>; length=<octets>".
@@ -196,7 +197,8 @@ def not_modified_headers(headers: HeaderSource, *, set_cookie: bool = False) -> 
 def requires_precondition(method: str, headers: HeaderSource) -> bool:
     """Whether the opt-in 428 policy (RFC 6585 §3) should refuse this request as unconditional.
 
-    True for an unsafe method (not GET, HEAD, OPTIONS, TRACE, CONNECT) that carries no usable
+    True for a method that may overwrite the target (PUT, PATCH, DELETE and other unsafe methods;
+    not GET, HEAD, OPTIONS, TRACE, CONNECT or POST) that carries no usable
     lost-update guard: no If-Match, no valid If-Unmodified-Since, and no If-None-Match (``*`` on a
     PUT guards creation, §13.1.2).
     """

@@ -404,7 +404,8 @@ def test_format_http_date_feeds_evaluate() -> None:
         ("put", {}, True),
         ("DELETE", {}, True),
         ("PATCH", {}, True),
-        ("POST", {}, True),
+        ("POST", {}, False),  # POST creates or processes: there is no representation to overwrite
+        ("PROPPATCH", {}, True),  # unknown unsafe methods stay guarded
         ("PUT", {"If-Match": '"a"'}, False),
         ("PUT", {"If-Match": "*"}, False),
         ("PUT", {"If-Match": "garbage"}, False),  # conditional (and will fail with 412)
