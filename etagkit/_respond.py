@@ -55,6 +55,7 @@ __all__ = [
     "path_tag",
     "representation_key",
     "request_fields",
+    "response_fields",
     "shared_lookup_allowed",
     "split_tags",
     "variant_key",
@@ -91,15 +92,20 @@ class Reply:
     @property
     def status_line(self) -> str:
         """The status as WSGI and ``http.server`` want it, e.g. ``"304 Not Modified"``."""
-        try:
-            return f"{self.status} {HTTPStatus(self.status).phrase}"
-        except ValueError:
-            return f"{self.status} Unknown"
+        return _status_line(self.status)
 
     @property
     def replaces_body(self) -> bool:
         """True when the handler's body must not be sent (304, 412, 428 ...)."""
         return self.body is not None
+
+
+@functools.lru_cache(maxsize=128)
+def _status_line(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,17 +259,29 @@ def check_preconditions(
         return None
     if outcome is Outcome.NOT_MODIFIED:
         held = response_headers if isinstance(response_headers, tuple) else tuple(response_headers)
-        return _not_modified_reply(held, etag, validator.last_modified)
+        return _not_modified(held, etag, validator.last_modified)
     return error_reply(412, json_body=wants_json(request_headers) if json_errors is None else json_errors)
 
 
-@functools.lru_cache(maxsize=4096)
-def _not_modified_reply(
+def _not_modified(
     headers: tuple[tuple[str, str], ...], etag: ETag | None, last_modified: datetime | None
 ) -> Reply:
-    """The 304 for a known validator: stored records repeat, so each one's 304 is built once."""
+    """The 304 of a response with these headers and validators: exactly the RFC 9110 §15.4.5 fields.
+    Responses repeat (stored records, an app's fixed headers), so each one's 304 is built once."""
+    try:
+        return _not_modified_reply(headers, etag, last_modified)
+    except TypeError:  # an unhashable header pair (a list): build it uncached
+        return _build_not_modified(headers, etag, last_modified)
+
+
+def _build_not_modified(
+    headers: Iterable[tuple[str, str]], etag: ETag | None, last_modified: datetime | None
+) -> Reply:
     with_validators = _with_validators(list(headers), etag, last_modified)
     return Reply(304, tuple(not_modified_headers(with_validators)), b"", etag)
+
+
+_not_modified_reply = functools.lru_cache(maxsize=4096)(_build_not_modified)
 
 
 def conditional_response(
@@ -278,6 +296,7 @@ def conditional_response(
     weak: bool = False,
     weaken_encoded: bool = False,
     json_errors: bool | None = None,
+    fields: Fields | None = None,
 ) -> Reply:
     """Decide after the handler of a safe method ran, over its unconditional response.
 
@@ -288,48 +307,54 @@ def conditional_response(
     checked before they run, with :func:`check_preconditions`); a body is hashed only for a 200, and
     never for ``Cache-Control: no-store``. A Content-Encoding other than identity gets its own strong
     tag (``"<tag>-gzip"``) or, with ``weaken_encoded``, the weak tag: a gzip body and an identity
-    body never share a strong ETag (RFC 9110 §8.8.3.3).
+    body never share a strong ETag (RFC 9110 §8.8.3.3). ``fields`` may pass
+    :func:`response_fields` of the same headers when the caller already built it.
     """
-    headers = list(response_headers)
+    headers = response_headers if isinstance(response_headers, tuple) else tuple(response_headers)
     method = method.upper()
     if method not in SAFE_METHODS or not 200 <= status < 300:
-        return Reply(status, tuple(headers))
-    fields = _index(headers)
+        return Reply(status, headers)
+    if fields is None:
+        fields = response_fields(headers)
     if _no_store(fields):
-        return Reply(status, tuple(headers))
+        return Reply(status, headers)
     tag = _as_etag(etag if etag is not None else fields.get("etag"))
     if tag is None and etag is None and "etag" in fields:
-        return Reply(status, tuple(headers))  # the app's ETag is malformed: leave it alone
+        return Reply(status, headers)  # the app's ETag is malformed: leave it alone
     if tag is None and body is not None and status == 200:
         tag = generate_etag(body, weak=weak)
     if tag is not None:
         tag = coded_etag(tag, fields.get("content-encoding"), weaken=weaken_encoded)
+    modified = parse_http_date(fields.get("last-modified")) if last_modified is None else last_modified
+    if tag is None and modified is None:
+        return Reply(status, headers)
+    outcome = (
+        evaluate(method, request_headers, etag=tag, last_modified=modified, exists=True)
+        if is_conditional(request_headers)
+        else Outcome.PROCEED  # nothing to evaluate: the common first visit
+    )
+    if outcome is Outcome.NOT_MODIFIED:
+        return _not_modified(headers, tag, last_modified)
+    if outcome is Outcome.PRECONDITION_FAILED:
+        if json_errors is None:
+            json_errors = wants_json(request_headers, fields)
+        failed = error_reply(412, json_body=json_errors)
+        return Reply(412, failed.headers, failed.body, tag)
+    sent = list(headers)
     if tag is not None or last_modified is not None:
-        headers = _with_validators(headers, tag, last_modified)
+        sent = _with_validators(sent, tag, last_modified)
     if body is not None and status == 200 and "content-length" not in fields:
         # the buffered body's length, also for HEAD (RFC 9110 §8.6, §9.3.2): the server then never
         # frames a body-less HEAD reply as chunked (RFC 9112 §6.3)
-        headers.append(("Content-Length", str(len(body))))
-    if last_modified is None:
-        last_modified = parse_http_date(fields.get("last-modified"))
-    if tag is None and last_modified is None:
-        return Reply(status, tuple(headers))
-    if not is_conditional(request_headers):  # nothing to evaluate: the common first visit
-        return Reply(status, tuple(headers), None, tag)
-    outcome = evaluate(method, request_headers, etag=tag, last_modified=last_modified, exists=True)
-    if outcome is Outcome.NOT_MODIFIED:
-        return Reply(304, tuple(not_modified_headers(headers)), b"", tag)
-    if outcome is Outcome.PRECONDITION_FAILED:
-        if json_errors is None:
-            json_errors = wants_json(request_headers, headers)
-        failed = error_reply(412, json_body=json_errors)
-        return Reply(412, failed.headers, failed.body, tag)
-    return Reply(status, tuple(headers), None, tag)
+        sent.append(("Content-Length", str(len(body))))
+    return Reply(status, tuple(sent), None, tag)
 
 
-def _index(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Lower-cased field name -> value (repeated fields joined by ", ", RFC 9110 §5.3): one pass."""
-    index: dict[str, str] = {}
+def response_fields(headers: Iterable[tuple[str, str]]) -> Fields:
+    """Response fields under lower-cased names (repeated fields joined by ", ", RFC 9110 §5.3), built
+    in one pass: an adapter builds it once and hands it to :func:`body_needed` and
+    :func:`conditional_response`."""
+    index = Fields()
     for name, value in headers:
         key = name.lower()
         index[key] = f"{index[key]}, {value}" if key in index else value
@@ -346,8 +371,11 @@ def body_needed(method: str, status: int, response_headers: HeaderSource) -> boo
     200 without ETag or Last-Modified and not ``no-store``. Anything else streams through as is."""
     if method.upper() not in SAFE_METHODS or status != 200:
         return False
-    items = response_headers.items() if isinstance(response_headers, Mapping) else response_headers
-    fields = _index(items)
+    if isinstance(response_headers, Fields):
+        fields = response_headers  # already indexed (response_fields)
+    else:
+        items = response_headers.items() if isinstance(response_headers, Mapping) else response_headers
+        fields = response_fields(items)
     return "etag" not in fields and "last-modified" not in fields and not _no_store(fields)
 
 
@@ -502,30 +530,17 @@ class StoredValidator:
         ``length`` its body size (default: Content-Length), counted as saved by each stored 304.
         Not stored: ``no-store``, ``Vary: *`` (no key can select it), no validator at all.
         """
-        if not 200 <= status < 300:
-            return None
-        fields = _index(headers)
-        if _no_store(fields):
-            return None
-        vary = _vary_names(fields)
-        if "*" in vary:
-            return None
-        if etag is None:
-            etag = _as_etag(fields.get("etag"))
-        last_modified = parse_http_date(fields.get("last-modified"))
-        if etag is None and last_modified is None:
-            return None
-        if length is None:
-            declared = fields.get("content-length", "")
-            length = int(declared) if declared.isascii() and declared.isdigit() else 0
-        with_tag = _with_validators(list(headers), etag, None)
-        kept = tuple((k, v) for k, v in not_modified_headers(with_tag) if k.lower() != "date")
-        if any(_SEPARATORS & set(k + v) for k, v in kept):
-            return None  # control characters have no place in a field (RFC 9110 §5.5): do not store
-        return cls(etag, last_modified, kept, vary, length)
+        held = headers if isinstance(headers, tuple) else tuple(headers)
+        try:
+            return _record_of(status, held, etag, length)
+        except TypeError:  # an unhashable header pair (a list): build it uncached
+            return _build_record(status, held, etag, length)
 
     def to_value(self) -> str:
         """One compact string for the cache (cheap to size, to copy and to serialize anywhere)."""
+        return _encode_record(self)
+
+    def _encode(self) -> str:
         return _UNIT.join(
             (
                 _RECORD_VERSION,
@@ -567,8 +582,39 @@ class StoredValidator:
         return Validator(self.etag, self.last_modified, True)
 
 
+def _build_record(
+    status: int, headers: Sequence[tuple[str, str]], etag: ETag | None, length: int | None
+) -> StoredValidator | None:
+    """:meth:`StoredValidator.from_response`, uncached."""
+    if not 200 <= status < 300:
+        return None
+    fields = response_fields(headers)
+    if _no_store(fields):
+        return None
+    vary = _vary_names(fields)
+    if "*" in vary:
+        return None
+    if etag is None:
+        etag = _as_etag(fields.get("etag"))
+    last_modified = parse_http_date(fields.get("last-modified"))
+    if etag is None and last_modified is None:
+        return None
+    if length is None:
+        declared = fields.get("content-length", "")
+        length = int(declared) if declared.isascii() and declared.isdigit() else 0
+    with_tag = _with_validators(list(headers), etag, None)
+    kept = tuple((k, v) for k, v in not_modified_headers(with_tag) if k.lower() != "date")
+    if any(_SEPARATORS & set(k + v) for k, v in kept):
+        return None  # control characters have no place in a field (RFC 9110 §5.5): do not store
+    return StoredValidator(etag, last_modified, kept, vary, length)
+
+
 # Revalidations read the same few records over and over: decode each one once (records are immutable).
 _decode_validator = functools.lru_cache(maxsize=4096)(StoredValidator._decode)
+# Each record is stored again and again (one per 200): encode it once.
+_encode_record = functools.lru_cache(maxsize=4096)(StoredValidator._encode)
+# A view answers the same headers again and again: build each one's record once.
+_record_of = functools.lru_cache(maxsize=4096)(_build_record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -665,7 +711,15 @@ class ValidatorStore:
     Never raises because of the cache: a failing lookup is a miss and a failing write is skipped,
     each counted as a ``store_error`` / ``stateless_fallback`` event in ``metrics`` (the adapter then
     works statelessly: it runs the handler and hashes the body).
+
+    Every 200 stores its validator, and most of those writes repeat the last one. A write is skipped
+    when this object's last successful write for the key had the same value and tags, the store's
+    logical clock has not moved since (no invalidation anywhere: the entry is still valid) and less
+    than half its TTL has passed. A lookup that misses that entry (evicted, deleted) or finds another
+    value forgets the skip, so the next write goes to the store again.
     """
+
+    _MAX_WRITTEN = 4096  # keys remembered for skipping repeated writes (cleared when full)
 
     def __init__(
         self, cache: CacheLike, *, ttl: float | None = None, metrics: MetricsSink | None = None
@@ -673,6 +727,8 @@ class ValidatorStore:
         self.cache = cache
         self.ttl = ttl
         self.metrics = metrics
+        # base key -> (key written, value, tags, clock, time) of the last successful write
+        self._written: dict[str, tuple[str, Any, tuple[str, ...], Any, float]] = {}
 
     def _fault(self, route: str | None) -> None:
         if self.metrics is not None:
@@ -695,6 +751,9 @@ class ValidatorStore:
             if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
                 return None
             value = self._get(variant_key(base_key, request_headers, names), route)
+        written = self._written.get(base_key)
+        if written is not None and written[1] != value:  # not what we wrote: write it next time
+            self._written.pop(base_key, None)
         return None if value is _MISSING else value
 
     def lookup(
@@ -733,16 +792,31 @@ class ValidatorStore:
             return False
         tags = tuple(tags)
         ttl = self.ttl if ttl is None else ttl
+        key = variant_key(base_key, request_headers, vary) if vary else base_key
+        clock, at = getattr(ticket, "started", None), getattr(ticket, "at", None)
+        lifetime = ttl if ttl is not None else getattr(self.cache, "default_ttl", None)
+        written = self._written.get(base_key)
+        if (
+            written is not None
+            and written[:4] == (key, value, tags, clock)
+            and isinstance(at, float | int)
+            and isinstance(lifetime, float | int)
+            and 0 <= at - written[4] < lifetime / 2
+        ):
+            return True  # the same entry is in the store and still valid: nothing to write
         try:
-            key = base_key
             if vary:
                 index = {"vary-index": list(vary)}
                 self.cache.set(base_key, index, ticket=ticket, tags=tags, ttl=ttl)
-                key = variant_key(base_key, request_headers, vary)
-            return bool(self.cache.set(key, value, ticket=ticket, tags=tags, ttl=ttl))
+            stored = bool(self.cache.set(key, value, ticket=ticket, tags=tags, ttl=ttl))
         except Exception:
             self._fault(route)
             return False
+        if stored and clock is not None and isinstance(at, float | int):
+            if len(self._written) >= self._MAX_WRITTEN:
+                self._written.clear()
+            self._written[base_key] = (key, value, tags, clock, at)
+        return stored
 
     def store(
         self,

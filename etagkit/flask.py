@@ -43,7 +43,6 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from flask import Flask, Request, current_app, g, has_app_context, request
 from flask.typing import ResponseReturnValue
-from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
 from ._errors import ConfigurationError, InvalidETagError
@@ -67,6 +66,7 @@ from ._respond import (
     path_tag,
     representation_key,
     request_fields,
+    response_fields,
     shared_lookup_allowed,
 )
 
@@ -471,26 +471,9 @@ def _before(call: _Call, query: str) -> Response | None:
             call.base_key = representation_key("GET", call.path, query, scope=scope)
             if call.validator is None and conditional:
                 call.record = store.lookup(call.base_key, call.all_headers, call.route)
-    record = call.record
-    required = (
-        state.require_precondition if policy.require_precondition is None else policy.require_precondition
-    )
-    early = check_preconditions(
-        method,
-        call.headers,
-        record.validator() if record is not None else call.validator,
-        response_headers=(
-            record.headers
-            if record is not None
-            else ((("Cache-Control", policy.cache_control),) if policy.cache_control else ())
-        ),
-        require_precondition=required and method not in SAFE_METHODS,
-        json_errors=state.json_errors,
-    )
+    early = _check(call)
     if early is not None:
-        stored = record is not None and early.status == 304
-        _count(state, call.route, early.status, record.length if stored and record is not None else 0, stored)
-        return _flask_reply(early)
+        return early
     if store is None or call.base_key is None or not reading:
         return None
     if caching and (call.validator is None or call.validator.exists):
@@ -501,6 +484,34 @@ def _before(call: _Call, query: str) -> Response | None:
     if call.validator is None or caching:
         call.ticket = store.begin([path_tag(call.path), *call.tags], call.route)  # BEFORE the view
     return None
+
+
+def _check(call: _Call) -> Response | None:
+    """The 304 / 412 / 428 decided before the view from a stored or cheap validator, if any."""
+    policy, state, record = call.policy, call.state, call.record
+    validator = record.validator() if record is not None else call.validator
+    required = (
+        state.require_precondition if policy.require_precondition is None else policy.require_precondition
+    ) and call.method not in SAFE_METHODS
+    if validator is None and not required:
+        return None  # nothing to decide before the view
+    early = check_preconditions(
+        call.method,
+        call.headers,
+        validator,
+        response_headers=(
+            record.headers
+            if record is not None
+            else ((("Cache-Control", policy.cache_control),) if policy.cache_control else ())
+        ),
+        require_precondition=required,
+        json_errors=state.json_errors,
+    )
+    if early is None:
+        return None
+    stored = record is not None and early.status == 304
+    _count(state, call.route, early.status, record.length if stored and record is not None else 0, stored)
+    return _flask_reply(early)
 
 
 def _after_write(call: _Call, response: Response) -> Response:
@@ -520,10 +531,11 @@ def _after_read(call: _Call, response: Response) -> Response:
     if policy.cache_control and 200 <= status < 300 and "Cache-Control" not in response.headers:
         response.headers["Cache-Control"] = policy.cache_control
     response_headers = response.headers.to_wsgi_list()
+    fields = response_fields(response_headers)  # indexed once for both decisions
     body: bytes | None = None
     # the body is read to hash it (no validator known) or to cache the whole response
     caching = call.ticket is not None and policy.cache_ttl is not None and status == 200
-    hashing = validator is None and body_needed(call.method, status, response_headers)
+    hashing = validator is None and body_needed(call.method, status, fields)
     if (hashing or caching) and not response.is_streamed:
         data = response.get_data()
         body = data if len(data) <= state.max_buffer else None
@@ -538,6 +550,7 @@ def _after_read(call: _Call, response: Response) -> Response:
         weak=state.weak,
         weaken_encoded=state.weaken_encoded,
         json_errors=state.json_errors,
+        fields=fields,
     )
     if call.ticket is not None and call.base_key is not None and store is not None and reply.status != 412:
         _store(call, store, status=status, response_headers=response_headers, body=body, reply=reply)
@@ -622,10 +635,22 @@ def _cached_reply(call: _Call, store: ValidatorStore, key: str) -> Response | No
 
 def _flask_reply(reply: Reply) -> Response:
     """A Flask response carrying exactly the reply's headers (no default Content-Type on a 304)."""
-    response = current_app.response_class(reply.body or None, status=reply.status)
-    # exactly the reply's fields: werkzeug's default Content-Type must not reach a 304 (§15.4.5)
-    response.headers = Headers(reply.headers)
-    return response
+    response_class = _exact_class(current_app.response_class)
+    return response_class(reply.body or None, status=reply.status, headers=reply.headers)
+
+
+_EXACT: dict[type[Response], type[Response]] = {}
+
+
+def _exact_class(response_class: type[Response]) -> type[Response]:
+    """The app's response class without a default mimetype (made once per class): werkzeug's default
+    Content-Type must not reach a 304 (RFC 9110 §15.4.5), and a subclass stays the app's class."""
+    exact = _EXACT.get(response_class)
+    if exact is None:
+        exact = _EXACT[response_class] = type(
+            response_class.__name__, (response_class,), {"default_mimetype": None}
+        )
+    return exact
 
 
 def _count(state: _State, route: str, status: int, bytes_saved: int, stored: bool) -> None:

@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from types import TracebackType
 from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from ._errors import ConfigurationError
-from ._headers import get_header
+from ._headers import Fields, get_header
 from ._respond import (
     SAFE_METHODS,
     EnvironHeaders,
     MetricsSink,
     Reply,
+    RequestFields,
     StoredValidator,
     Validator,
     ValidatorStore,
@@ -39,6 +41,7 @@ from ._respond import (
     path_tag,
     representation_key,
     request_fields,
+    response_fields,
     shared_lookup_allowed,
     split_tags,
 )
@@ -133,13 +136,30 @@ class ETagMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
-        headers = request_fields(environ)
         route = self.route(environ) if self.route is not None else ""
+        exchange = _Exchange(
+            self,
+            environ=environ,
+            method=method,
+            headers=request_fields(environ),
+            route=route,
+            start_response=start_response,
+        )
+        early = self._before(exchange)
+        if early is not None:
+            start_response(early.status_line, list(early.headers))
+            return [early.body] if early.body and method != "HEAD" else []
+        if method == "HEAD" and exchange.validator is None:
+            environ = {**environ, "REQUEST_METHOD": "GET"}  # HEAD gets the ETag GET would get
+            exchange.drop_body = True
+        return exchange.finish(self.app(environ, exchange.start_response))
+
+    def _before(self, exchange: _Exchange) -> Reply | None:
+        """Before the app: a cheap or stored validator's 304 / 412, or a 428 (then the app never
+        runs); otherwise the ticket under which the response's validator will be stored."""
+        environ, method, headers, route = exchange.environ, exchange.method, exchange.headers, exchange.route
         validator = self.validator(environ) if self.validator is not None else None
         record: StoredValidator | None = None
-        exchange = _Exchange(
-            self, environ=environ, method=method, headers=headers, route=route, start_response=start_response
-        )
         if validator is not None:
             exchange.validator = validator
         elif self.store is not None and method not in ("OPTIONS", "TRACE"):
@@ -156,26 +176,24 @@ class ETagMiddleware:
                     exchange.implicit_tags = [path_tag(path)]
                     if conditional:
                         record = self.store.lookup(exchange.base_key, EnvironHeaders(environ), route)
-        early = check_preconditions(
-            method,
-            headers,
-            record.validator() if record is not None else validator,
-            response_headers=record.headers if record is not None else (),
-            require_precondition=self.require_precondition and method not in SAFE_METHODS,
-            json_errors=self.json_errors,
-        )
-        if early is not None:
-            stored = record is not None and early.status == 304
-            exchange.count(early.status, record.length if stored and record is not None else 0, stored)
-            start_response(early.status_line, list(early.headers))
-            return [early.body] if early.body and method != "HEAD" else []
+        checked = record.validator() if record is not None else validator
+        require = self.require_precondition and method not in SAFE_METHODS
+        if checked is not None or require:  # else there is nothing to decide before the app
+            early = check_preconditions(
+                method,
+                headers,
+                checked,
+                response_headers=record.headers if record is not None else (),
+                require_precondition=require,
+                json_errors=self.json_errors,
+            )
+            if early is not None:
+                stored = record is not None and early.status == 304
+                exchange.count(early.status, record.length if stored and record is not None else 0, stored)
+                return early
         if self.store is not None and exchange.base_key is not None and method in ("GET", "HEAD"):
             exchange.ticket = self.store.begin(exchange.implicit_tags, route)
-        if method == "HEAD" and validator is None:
-            environ = {**environ, "REQUEST_METHOD": "GET"}  # HEAD gets the ETag GET would get
-            exchange.drop_body = True
-        result = self.app(environ, exchange.start_response)
-        return exchange.finish(result)
+        return None
 
 
 def _path(environ: WSGIEnvironment) -> str:
@@ -203,6 +221,7 @@ class _Exchange:
         "drop_body",
         "environ",
         "exc_info",
+        "fields",
         "headers",
         "implicit_tags",
         "method",
@@ -227,7 +246,7 @@ class _Exchange:
         *,
         environ: WSGIEnvironment,
         method: str,
-        headers: dict[str, str],
+        headers: RequestFields,
         route: str,
         start_response: StartResponse,
     ) -> None:
@@ -246,6 +265,7 @@ class _Exchange:
         self.status: str | None = None
         self.code = 0
         self.response_headers: _Headers = []
+        self.fields = Fields()
         self.exc_info: _ExcInfo = None
         self.mode = _Mode.PASS
         self.sent = False
@@ -300,7 +320,8 @@ class _Exchange:
         if store is not None and invalidates_target(self.method, self.code):
             store.invalidate(path_tag(_path(self.environ)), *self.tags, route=self.route)
         given = self.validator
-        if given is None and body_needed(self.method, self.code, self.response_headers):
+        self.fields = response_fields(self.response_headers)  # indexed once for both decisions
+        if given is None and body_needed(self.method, self.code, self.fields):
             return _Mode.BUFFER
         reply = conditional_response(
             self.method,
@@ -312,6 +333,7 @@ class _Exchange:
             weak=self.mw.weak,
             weaken_encoded=self.mw.weaken_encoded,
             json_errors=self.mw.json_errors,
+            fields=self.fields,
         )
         self._remember(reply, None)
         if reply.replaces_body:
@@ -366,7 +388,7 @@ class _Exchange:
                 _close(result)
                 body = self.reply.body if self.reply is not None else None
                 return [body] if body and not self.drop_body else []
-            pending = _chain(prefix, iterator or iter(result))
+            pending = iter(result) if iterator is None else chain(prefix, iterator)
             for chunk in pending:
                 self.chunks.append(chunk)
                 self.size += len(chunk)
@@ -416,6 +438,7 @@ class _Exchange:
             weak=self.mw.weak,
             weaken_encoded=self.mw.weaken_encoded,
             json_errors=self.mw.json_errors,
+            fields=self.fields,
         )
         self._remember(reply, len(body))
         self.reply = reply
@@ -447,11 +470,6 @@ class _Exchange:
     def count(self, status: int, bytes_saved: int, stored: bool) -> None:
         if self.mw.metrics is not None:
             self.mw.metrics.response(self.route, status, bytes_saved=bytes_saved, stored=stored)
-
-
-def _chain(prefix: list[bytes], iterator: Iterator[bytes]) -> Iterator[bytes]:
-    yield from prefix
-    yield from iterator
 
 
 class _Body:

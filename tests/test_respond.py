@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -335,6 +336,42 @@ def test_varying_representations_are_stored_per_variant() -> None:
     found = store.lookup(key, {"Accept": "text/html"})
     assert found is not None and found.etag == ETag("h")
     assert store.lookup(key, {"Accept": "image/png"}) is None
+
+
+class CountingCache(TagCache):
+    """A real TagCache that counts the writes reaching it."""
+
+    def __init__(self, timer: FakeClock) -> None:
+        super().__init__(timer=timer, default_ttl=60)
+        self.writes = 0
+
+    def set(self, key: str, value: Any, **kwargs: Any) -> bool:
+        self.writes += 1
+        return super().set(key, value, **kwargs)
+
+
+def test_a_repeated_write_is_skipped_only_while_the_stored_entry_is_surely_there() -> None:
+    clock = FakeClock()
+    cache = CountingCache(clock)
+    store = ValidatorStore(cache)
+    key = representation_key("GET", "/books")
+
+    def write(record: StoredValidator, tags: tuple[str, ...] = ("books",)) -> bool:
+        return store.store(key, {}, record, ticket=store.begin(tags), tags=tags)
+
+    assert write(_record()) and cache.writes == 1
+    assert write(_record()) and cache.writes == 1  # same value, tags and clock: skipped
+    assert write(_record(), ("books", "new")) and cache.writes == 2  # other tags: written
+    assert write(_record("v2")) and cache.writes == 3  # another value: written
+    store.invalidate("unrelated")  # the clock moved: the entry may be gone, write again
+    assert write(_record("v2")) and cache.writes == 4
+    clock.now += 31  # over half the TTL: refresh the entry before it expires
+    assert write(_record("v2")) and cache.writes == 5
+    assert write(_record("v2")) and cache.writes == 5
+    cache.delete(key)  # evicted or deleted behind the store's back...
+    assert store.lookup(key, {}) is None  # ...a lookup that misses forgets the skip
+    assert write(_record("v2")) and cache.writes == 6
+    assert store.lookup(key, {}) == _record("v2")
 
 
 def test_an_unreachable_store_means_stateless_and_is_counted() -> None:
