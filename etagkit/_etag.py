@@ -22,6 +22,7 @@ __all__ = [
     "HashAlgorithm",
     "coerce_etag",
     "etag_from_version",
+    "etag_or_none",
     "generate_etag",
     "parse_etags",
 ]
@@ -73,10 +74,10 @@ class ETag:
     @classmethod
     def parse(cls, value: str) -> ETag:
         """Read one entity-tag in header form (surrounding OWS allowed); InvalidETagError otherwise."""
-        match = _ENTITY_TAG.fullmatch(value.strip(OWS)) if isinstance(value, str) else None
-        if match is None:
+        etag = etag_or_none(value)
+        if etag is None:
             raise InvalidETagError(f"not an entity-tag (RFC 9110 §8.8.3): {value!r}")
-        return cls._checked(match.group(2), match.group(1) is not None)
+        return etag
 
     def strong_match(self, other: ETag) -> bool:
         """Strong comparison (§8.8.3.2): both tags strong and their opaque-tags equal."""
@@ -94,6 +95,13 @@ def coerce_etag(etag: ETag | str | None) -> ETag | None:
     if isinstance(etag, str):
         return ETag.parse(etag)
     raise InvalidETagError(f"expected an ETag, its header string or None, not {etag!r}")
+
+
+def etag_or_none(value: str | None) -> ETag | None:
+    """A received ``ETag`` field as a value, or None when absent or not exactly one entity-tag
+    (RFC 9110 §8.8.3). Never raises: for fields that come from strangers, which are ignored if bad."""
+    match = _ENTITY_TAG.fullmatch(value.strip(OWS)) if isinstance(value, str) else None
+    return None if match is None else ETag._checked(match.group(2), match.group(1) is not None)
 
 
 def _read_member(member: str, permissive: bool) -> ETag | None:

@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 
-__all__ = ["FieldView", "Fields", "HeaderSource", "get_header", "split_list"]
+__all__ = ["TOKEN", "FieldView", "Fields", "HeaderSource", "fields_of", "get_header", "split_list"]
 
 HeaderSource = Mapping[str, str] | Iterable[tuple[str, str]]
 
 OWS = " \t"
+# token = 1*tchar ; tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_"
+#                           / "`" / "|" / "~" / DIGIT / ALPHA                     (RFC 9110 §5.6.2)
+TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 
 # One list member: text up to the next comma that is not inside a DQUOTE pair. An unclosed quote runs
 # to the end. Every quantifier is possessive in effect (the branches start on distinct characters and
@@ -30,6 +33,16 @@ class Fields(dict[str, str]):
     """
 
     __slots__ = ()
+
+
+def fields_of(headers: Iterable[tuple[str, str]]) -> Fields:
+    """Index a header list in one pass: values under lower-cased names, repeated fields joined by
+    ``", "`` (RFC 9110 §5.3), so that each later lookup is one dict read."""
+    fields = Fields()
+    for name, value in headers:
+        key = name.lower()
+        fields[key] = f"{fields[key]}, {value}" if key in fields else value
+    return fields
 
 
 class FieldView(Mapping[str, str]):

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ._errors import ConfigurationError
-from ._headers import split_list
+from ._headers import TOKEN, split_list
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -21,13 +21,12 @@ __all__ = [
     "delta_seconds",
     "merge_vary",
     "parse_cache_control",
+    "vary_names",
 ]
 
 _MAX_DIRECTIVES = 64
-# token = 1*tchar  (RFC 9110 §5.6.2)
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 # cache-directive = token [ "=" ( token / quoted-string ) ]   (RFC 9111 §5.2; OWS around "=" tolerated)
-_DIRECTIVE = re.compile(rf'({_TOKEN})(?:[ \t]*=[ \t]*(?:({_TOKEN})|"((?:[^"\\]|\\.)*)"))?', re.ASCII)
+_DIRECTIVE = re.compile(rf'({TOKEN})(?:[ \t]*=[ \t]*(?:({TOKEN})|"((?:[^"\\]|\\.)*)"))?', re.ASCII)
 _QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 
 
@@ -229,3 +228,16 @@ def merge_vary(*values: str | Iterable[str] | None) -> str:
                 return "*"
             seen.setdefault(name.lower(), name)
     return ", ".join(seen.values())
+
+
+def vary_names(value: str | None) -> tuple[str, ...] | None:
+    """The request field names a ``Vary`` value names: lower-cased, de-duplicated and sorted, so equal
+    sets give equal keys; None for ``*``, which no later request can match (RFC 9111 §4.1)."""
+    names: set[str] = set()
+    for item in (value or "").split(","):
+        name = item.strip(" \t").lower()
+        if name == "*":
+            return None
+        if name:
+            names.add(name)
+    return tuple(sorted(names))

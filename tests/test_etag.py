@@ -9,6 +9,8 @@ import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from etagkit import (
     ConditionalPolicy,
@@ -21,6 +23,7 @@ from etagkit import (
     generate_etag,
     parse_etags,
 )
+from etagkit._etag import etag_or_none
 
 # --- the value object -------------------------------------------------------------------------
 
@@ -92,6 +95,32 @@ def test_parse_refuses_malformed(value: str) -> None:
 def test_parse_refuses_non_strings() -> None:
     with pytest.raises(InvalidETagError):
         ETag.parse(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('"a"', ETag("a")),
+        (' \tW/"a" ', ETag("a", weak=True)),
+        (None, None),
+        ("a", None),
+        ('w/"a"', None),
+        ('"a", "b"', None),
+        ("*", None),
+        ("", None),
+    ],
+)
+def test_etag_or_none_reads_one_entity_tag_or_gives_none(value: str | None, expected: ETag | None) -> None:
+    assert etag_or_none(value) == expected
+
+
+@given(st.text(max_size=20) | st.builds(lambda s: f'W/"{s}"', st.text(max_size=10)))
+def test_etag_or_none_never_raises_and_agrees_with_parse(value: str) -> None:
+    try:
+        parsed: ETag | None = ETag.parse(value)
+    except InvalidETagError:
+        parsed = None
+    assert etag_or_none(value) == parsed
 
 
 def test_frozen_and_slotted() -> None:

@@ -12,6 +12,7 @@ from etagkit import (
     merge_vary,
     parse_cache_control,
 )
+from etagkit._policy import vary_names
 
 # --- parse_cache_control --------------------------------------------------------------------------
 
@@ -173,6 +174,22 @@ def test_request_cache_control(value: str | None, expected: RequestCacheControl)
 )
 def test_merge_vary(values: tuple[object, ...], expected: str) -> None:
     assert merge_vary(*values) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, ()),
+        ("", ()),
+        ("Accept-Language, accept, , Accept", ("accept", "accept-language")),
+        ("Accept, *", None),
+        (" * ", None),
+    ],
+)
+def test_vary_names_are_a_sorted_lower_cased_set_or_none_for_star(
+    value: str | None, expected: tuple[str, ...] | None
+) -> None:
+    assert vary_names(value) == expected
 
 
 # --- ConditionalPolicy -----------------------------------------------------------------------------

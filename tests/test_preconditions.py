@@ -23,7 +23,7 @@ from etagkit import (
     range_applies,
     requires_precondition,
 )
-from etagkit._headers import Fields, FieldView, get_header
+from etagkit._headers import Fields, FieldView, fields_of, get_header
 
 LM = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 SAME = "Mon, 01 Jan 2024 12:00:00 GMT"
@@ -463,6 +463,14 @@ def test_fields_and_field_views_evaluate_like_plain_mappings(fields: dict[str, s
     lowered = Fields({k.lower(): v for k, v in fields.items()})
     assert evaluate(method, lowered, etag='"a"', last_modified=modified) is expected
     assert evaluate(method, _UpperView(fields), etag='"a"', last_modified=modified) is expected
+    assert evaluate(method, fields_of(fields.items()), etag='"a"', last_modified=modified) is expected
+
+
+def test_fields_of_indexes_lower_cased_names_and_joins_repeated_fields() -> None:
+    assert fields_of([("Vary", "Accept"), ("ETag", '"a"'), ("vary", "Cookie")]) == {
+        "vary": "Accept, Cookie",
+        "etag": '"a"',
+    }
 
 
 def test_a_field_view_returning_a_non_string_counts_as_absent() -> None:
