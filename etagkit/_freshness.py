@@ -16,11 +16,9 @@ from datetime import datetime
 from urllib.parse import urljoin, urlsplit
 
 from ._dates import parse_http_date
-from ._errors import InvalidETagError
-from ._etag import ETag
-from ._headers import get_header
-from ._policy import delta_seconds, parse_cache_control
-from ._respond import invalidates_target
+from ._etag import ETag, etag_or_none
+from ._headers import Fields, fields_of, get_header
+from ._policy import delta_seconds, parse_cache_control, vary_names
 
 __all__ = [
     "Freshness",
@@ -29,7 +27,6 @@ __all__ = [
     "Use",
     "Validators",
     "age_value",
-    "assess",
     "conditional_headers",
     "decide",
     "describe",
@@ -39,7 +36,6 @@ __all__ = [
     "is_storable",
     "select_for_304",
     "usable_on_error",
-    "vary_names",
     "vary_selection",
 ]
 
@@ -50,6 +46,8 @@ Headers = Sequence[tuple[str, str]]
 HEURISTIC_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
 HEURISTIC_CAP = 86_400.0  # a heuristic lifetime never exceeds one day (RFC 9111 §4.2.2 "typical")
 STALE_IF_ERROR_STATUSES = frozenset({500, 502, 503, 504})  # RFC 5861 §4 "an error"
+# Safe methods (RFC 9110 §9.2.1): every other method, unknown ones included, is unsafe (RFC 9111 §4.4).
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 # Header fields a cache does not store (RFC 9111 §3.1: connection-specific and proxy fields) plus
 # Set-Cookie, which is meant for one response and must never be replayed from a cache.
@@ -70,29 +68,6 @@ _NOT_STORED = frozenset(
 )
 # A 304 does not update these (RFC 9111 §3.2): they describe the stored body, not the new response.
 _NOT_FRESHENED = _NOT_STORED | {"content-length", "content-encoding", "content-range", "content-type"}
-
-
-def _fields(headers: Headers) -> dict[str, str]:
-    """Field values by lower-cased name, repeated fields combined with ", " (RFC 9110 §5.3).
-
-    Read once per message, so a decision looks each field up without rescanning the list.
-    """
-    fields: dict[str, str] = {}
-    for name, value in headers:
-        key = name.lower()
-        fields[key] = f"{fields[key]}, {value}" if key in fields else value
-    return fields
-
-
-def _etag_of(fields: dict[str, str]) -> ETag | None:
-    """The response's ``ETag`` as a value, or None when absent or not one entity-tag."""
-    value = fields.get("etag")
-    if value is None:
-        return None
-    try:
-        return ETag.parse(value)
-    except InvalidETagError:
-        return None
 
 
 def _seconds_of_date(value: str | None) -> float | None:
@@ -158,24 +133,6 @@ class Freshness:
         return self.initial_age + max(0.0, now - self.response_time)
 
 
-def assess(
-    status: int,
-    headers: Headers,
-    request_time: float,
-    response_time: float,
-    *,
-    heuristic: float | None = None,
-) -> Freshness:
-    """Freshness lifetime (§4.2.1) and age (§4.2.3) of a response received at ``response_time``.
-
-    A private cache uses ``max-age`` (never ``s-maxage``), else ``Expires - Date``; an invalid
-    ``Expires`` means already expired (§5.3). Without either, the lifetime is 0 unless
-    ``heuristic`` (a fraction such as 0.1) asks for RFC 9111 §4.2.2's fraction of the time since
-    ``Last-Modified``. A missing or invalid ``Date`` is taken as ``response_time`` (§6.6.1 of RFC 9110).
-    """
-    return _assess(status, _fields(headers), request_time, response_time, heuristic)
-
-
 def describe(
     status: int,
     headers: Headers,
@@ -184,14 +141,20 @@ def describe(
     *,
     heuristic: float | None = None,
 ) -> tuple[Freshness, Validators]:
-    """What a cache keeps about a response it stores or freshens: :func:`assess` and
-    :meth:`Validators.of` in one reading of the header list."""
-    fields = _fields(headers)
-    return _assess(status, fields, request_time, response_time, heuristic), Validators.of_fields(fields)
+    """What a cache keeps about a response received at ``response_time``, in one reading of its
+    header list: its freshness lifetime (§4.2.1) and age (§4.2.3), and its validators.
+
+    A private cache uses ``max-age`` (never ``s-maxage``), else ``Expires - Date``; an invalid
+    ``Expires`` means already expired (§5.3). Without either, the lifetime is 0 unless
+    ``heuristic`` (a fraction such as 0.1) asks for RFC 9111 §4.2.2's fraction of the time since
+    ``Last-Modified``. A missing or invalid ``Date`` is taken as ``response_time`` (§6.6.1 of RFC 9110).
+    """
+    fields = fields_of(headers)
+    return _freshness(status, fields, request_time, response_time, heuristic), Validators.of_fields(fields)
 
 
-def _assess(
-    status: int, fields: dict[str, str], request_time: float, response_time: float, heuristic: float | None
+def _freshness(
+    status: int, fields: Fields, request_time: float, response_time: float, heuristic: float | None
 ) -> Freshness:
     cc = parse_cache_control(fields.get("cache-control"))
     date = _seconds_of_date(fields.get("date"))
@@ -234,9 +197,9 @@ def is_storable(method: str, status: int, response_headers: Headers, request: Re
     """
     if method != "GET" or request.no_store or status < 200 or status in (206, 304):
         return False
-    fields = _fields(response_headers)
+    fields = fields_of(response_headers)
     cc = parse_cache_control(fields.get("cache-control"))
-    if "no-store" in cc or vary_names(response_headers) is None:
+    if "no-store" in cc or vary_names(fields.get("vary")) is None:
         return False
     explicit = "max-age" in cc or "public" in cc or "private" in cc or "expires" in fields
     return explicit or status in HEURISTIC_STATUSES
@@ -285,18 +248,6 @@ def usable_on_error(freshness: Freshness, request: RequestDirectives, now: float
     return freshness.current_age(now) < freshness.lifetime + window
 
 
-def vary_names(headers: Headers) -> tuple[str, ...] | None:
-    """The lower-cased request header names a response varies on; None for ``Vary: *`` (§4.1)."""
-    names: list[str] = []
-    for item in (get_header(headers, "vary") or "").split(","):
-        name = item.strip(" \t").lower()
-        if name == "*":
-            return None
-        if name and name not in names:
-            names.append(name)
-    return tuple(sorted(names))
-
-
 def _normalize(value: str | None) -> str | None:
     # RFC 9111 §4.1 allows normalizing: combine field lines, drop whitespace around list commas.
     if value is None:
@@ -322,15 +273,21 @@ class Validators:
     @classmethod
     def of(cls, headers: Headers) -> Validators:
         """The validators of a response's header list."""
-        return cls.of_fields(_fields(headers))
+        return cls.of_fields(fields_of(headers))
 
     @classmethod
-    def of_fields(cls, fields: dict[str, str]) -> Validators:
+    def of_fields(cls, fields: Fields) -> Validators:
+        """The validators of a response's :func:`~etagkit._headers.fields_of` index."""
         text = fields.get("last-modified")
         modified = parse_http_date(text)
         if modified is None:
             text = None
-        return cls(_etag_of(fields), None if text is None else text.strip(" \t"), modified)
+        return cls(etag_or_none(fields.get("etag")), None if text is None else text.strip(" \t"), modified)
+
+    @property
+    def present(self) -> bool:
+        """Whether the response has any valid validator (an ETag or a Last-Modified date)."""
+        return self.etag is not None or self.modified is not None
 
 
 def conditional_headers(stored: Validators) -> tuple[tuple[str, str], ...]:
@@ -350,8 +307,9 @@ def select_for_304(candidates: Sequence[tuple[Validators, float]], response: Val
     ``candidates`` are the stored responses for the request's URL as ``(validators, response_time)``.
     A strong ETag in the 304 selects every candidate with the same strong ETag; a weak one (or, with
     no ETag, a Last-Modified) selects the most recent candidate that matches it weakly; a 304 with no
-    validator selects the single stored response. Empty means: nothing to freshen, so the request
-    must be repeated without a condition.
+    validator selects the single stored response only if that one has no validator either (so the
+    condition sent did not come from it). Empty means: nothing to freshen, so the request must be
+    repeated without a condition.
     """
     new = response.etag
     if new is not None and not new.weak:
@@ -365,7 +323,7 @@ def select_for_304(candidates: Sequence[tuple[Validators, float]], response: Val
     elif response.modified is not None:
         matching = [i for i, (old, _) in enumerate(candidates) if old.modified == response.modified]
     else:
-        return [0] if len(candidates) == 1 else []
+        return [0] if len(candidates) == 1 and not candidates[0][0].present else []
     if not matching:
         return []
     return [max(matching, key=lambda i: candidates[i][1])]
@@ -409,7 +367,7 @@ def invalidation_targets(method: str, status: int, target: str, response_headers
     Only non-error answers (2xx, 3xx) to unsafe methods invalidate: the target URI, and the
     ``Location`` and ``Content-Location`` URLs when they share the target's origin.
     """
-    if not invalidates_target(method, status):
+    if method.upper() in _SAFE_METHODS or not 200 <= status < 400:
         return ()
     urls = [target]
     origin = _origin(target)

@@ -46,9 +46,9 @@ from ._freshness import (
     is_storable,
     select_for_304,
     usable_on_error,
-    vary_names,
     vary_selection,
 )
+from ._policy import vary_names
 
 __all__ = ["ClientStats", "ETagClient", "ETagTransport", "Source"]
 
@@ -577,7 +577,7 @@ class ETagTransport(httpx.AsyncBaseTransport):
 
     def _maybe_store(self, ask: _Ask, received: _Received) -> None:
         """Store a full response (RFC 9111 §3) unless a newer one for its key completed first."""
-        names = vary_names(received.headers)
+        names = vary_names(received.wire.get("vary"))
         key: StoreKey = (ask.url, ask.scope, vary_selection(names or (), ask.headers))
         if not self._may_update(key, received.generation):
             return  # a newer response for this key already completed, or the URL was invalidated
