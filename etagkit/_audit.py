@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ._dates import parse_http_date
-from ._errors import InvalidETagError
-from ._etag import ETag
+from ._etag import ETag, etag_or_none
 from ._headers import get_header
 from ._policy import delta_seconds, parse_cache_control
 from ._preconditions import not_modified_headers
@@ -84,15 +83,6 @@ def exit_code(checks: Sequence[Check]) -> int:
     return 1 if any(c.verdict is Verdict.FAIL for c in checks) else 0
 
 
-def _parse_etag(value: str | None) -> ETag | None:
-    if value is None:
-        return None
-    try:
-        return ETag.parse(value)
-    except InvalidETagError:
-        return None
-
-
 def audit(send: Send, *, writes: bool = False) -> list[Check]:
     """Probe a URL as a client would and judge every answer.
 
@@ -113,7 +103,7 @@ def audit(send: Send, *, writes: bool = False) -> list[Check]:
     checks = [Check("get-status", Verdict.PASS, f"GET answered {first.status}")]
     second = send(Probe("GET"))
     raw_etag = first.header("etag")
-    etag = _parse_etag(raw_etag)
+    etag = etag_or_none(raw_etag)
     checks += etag_checks(raw_etag, etag, first, second)
     checks.append(cache_control_check(first.header("cache-control"), has_etag=etag is not None))
     last_modified = first.header("last-modified")
@@ -175,7 +165,7 @@ def etag_checks(raw: str | None, etag: ETag | None, first: Answer, second: Answe
         )
     else:
         checks.append(Check("etag-strength", Verdict.PASS, "strong"))
-    again = _parse_etag(second.header("etag"))
+    again = etag_or_none(second.header("etag"))
     if again == etag:
         checks.append(Check("etag-stable", Verdict.PASS, "a second GET gave the same ETag"))
     elif second.body == first.body:
@@ -269,8 +259,8 @@ def not_modified_fields_check(first: Answer, answer: Answer) -> Check:
     missing = [field for field in required if answer.header(field) is None]
     if missing:
         return Check(name, Verdict.FAIL, f"the 304 lacks {', '.join(missing)}, which the 200 carried")
-    sent = _parse_etag(answer.header("etag"))
-    if sent is not None and sent != _parse_etag(first.header("etag")):
+    sent = etag_or_none(answer.header("etag"))
+    if sent is not None and sent != etag_or_none(first.header("etag")):
         return Check(name, Verdict.FAIL, f"the 304 names ETag {sent}, the 200 {first.header('etag')}")
     return Check(name, Verdict.PASS, f"the 304 carries {', '.join(required) or 'nothing required'}")
 
@@ -346,7 +336,7 @@ def head_checks(first: Answer, head: Answer) -> list[Check]:
     if head.status != first.status:
         return [Check("head-parity", Verdict.FAIL, f"HEAD answered {head.status}, GET {first.status}")]
     get_tag, head_tag = first.header("etag"), head.header("etag")
-    if _parse_etag(get_tag) != _parse_etag(head_tag):
+    if etag_or_none(get_tag) != etag_or_none(head_tag):
         detail = f"HEAD gave ETag {head_tag}, GET {get_tag}" if head_tag else "HEAD gave no ETag"
         checks = [Check("head-parity", Verdict.FAIL, detail)]
     else:
