@@ -32,6 +32,7 @@ Example (the bookstore's shape)::
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -326,6 +327,11 @@ class _ViewPolicy:
     auto_invalidate: bool | None
     stored: bool | None
     cache_ttl: float | None
+    literal_tags: tuple[str, ...] | None = dataclasses.field(init=False, default=None)  # when no spec varies
+
+    def __post_init__(self) -> None:
+        if all(isinstance(spec, str) and "{" not in spec for spec in self.tags):
+            object.__setattr__(self, "literal_tags", tuple(dict.fromkeys(cast(tuple[str, ...], self.tags))))
 
     def check_templates(self, view: Callable[..., Any]) -> None:
         """A template naming an argument the view does not take is a mistake: raise now."""
@@ -350,6 +356,8 @@ class _ViewPolicy:
                     )
 
     def resolve_tags(self, view_args: dict[str, Any]) -> list[str]:
+        if self.literal_tags is not None:
+            return list(self.literal_tags)
         out: list[str] = []
         for spec in self.tags:
             if isinstance(spec, str):
@@ -423,6 +431,11 @@ class _Call:
             self._tags = self.policy.resolve_tags(self.view_args) if self.policy.tags else []
         return self._tags
 
+    @property
+    def stored_tags(self) -> list[str]:
+        """The tags of what this call stores: its path's implicit tag, then the view's tags."""
+        return [path_tag(self.path), *self.tags]
+
 
 def _handle(
     policy: _ViewPolicy, view: Callable[..., ResponseReturnValue], args: Any, kwargs: Any
@@ -482,7 +495,7 @@ def _before(call: _Call, query: str) -> Response | None:
         if hit is not None:
             return hit
     if call.validator is None or caching:
-        call.ticket = store.begin([path_tag(call.path), *call.tags], call.route)  # BEFORE the view
+        call.ticket = store.begin(call.stored_tags, call.route)  # BEFORE the view
     return None
 
 
@@ -577,7 +590,7 @@ def _store(
 ) -> None:
     """Store the validator (and, for ``@kit.cached``, the whole response) under the call's ticket."""
     assert call.base_key is not None
-    all_tags = [path_tag(call.path), *call.tags]
+    all_tags = call.stored_tags
     validator = call.validator
     if validator is None:  # a cheap validator is evaluated on every request: nothing to store
         length = len(body) if body is not None else None
