@@ -59,6 +59,7 @@ class Resource:
     headers: dict[str, str] = field(default_factory=dict)
     status: int = 200
     by_language: dict[str, bytes] | None = None  # Vary: Accept-Language bodies
+    bare_304: bool = False  # answer any If-Modified-Since with a 304 that carries no validator
 
 
 @dataclass
@@ -134,6 +135,8 @@ class Origin:
         if state.etag is not None and request.headers.get("If-None-Match") == state.etag:
             headers.pop("Content-Type", None)
             return web.Response(status=304, headers=headers)
+        if state.bare_304 and "If-Modified-Since" in request.headers:
+            return web.Response(status=304, headers={"Date": date})
         return web.Response(status=state.status, body=body, headers=headers)
 
 
@@ -270,6 +273,27 @@ def test_no_cache_revalidates_every_use_with_both_validators() -> None:
         assert source(await client.get(origin.url("/r"))) is Source.REVALIDATED
         assert source(await client.get(origin.url("/r"))) is Source.CACHE
         assert len(origin.requests("/r")) == 5
+
+    run(scenario)
+
+
+def test_a_304_without_a_validator_does_not_confirm_a_stored_response_that_has_one() -> None:
+    # RFC 9111 §4.3.4: the "single stored response" rule needs that response to lack a validator too;
+    # here it has a Last-Modified the 304 does not confirm, so the client asks again unconditionally.
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource(
+            etag=None,
+            cache_control="no-cache",
+            headers={"Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"},
+            bare_304=True,
+        )
+        await client.get(origin.url("/r"))
+        origin.resources["/r"].body = b"two"
+        again = await client.get(origin.url("/r"))
+        assert (again.status_code, source(again), again.content) == (200, Source.NETWORK, b"two")
+        conditional, unconditional = origin.requests("/r")[1:]
+        assert "if-modified-since" in conditional.headers
+        assert "if-modified-since" not in unconditional.headers
 
     run(scenario)
 
