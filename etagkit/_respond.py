@@ -340,9 +340,10 @@ def conditional_response(
             json_errors = wants_json(request_headers, fields)
         failed = error_reply(412, json_body=json_errors)
         return Reply(412, failed.headers, failed.body, tag)
-    sent = list(headers)
-    if tag is not None or last_modified is not None:
-        sent = _with_validators(sent, tag, last_modified)
+    if "etag" in fields or "last-modified" in fields:  # the view's own validators: replace them
+        sent = _with_validators(list(headers), tag, last_modified)
+    else:
+        sent = [*headers, *_validator_fields(tag, last_modified)]
     if body is not None and status == 200 and "content-length" not in fields:
         # the buffered body's length, also for HEAD (RFC 9110 §8.6, §9.3.2): the server then never
         # frames a body-less HEAD reply as chunked (RFC 9112 §6.3)
@@ -419,9 +420,11 @@ def _with_validators(
         drop.add("etag")
     if last_modified is not None:
         drop.add("last-modified")
-    out = [(k, v) for k, v in headers if k.lower() not in drop]
-    if etag is not None:
-        out.append(("ETag", str(etag)))
+    return [(k, v) for k, v in headers if k.lower() not in drop] + _validator_fields(etag, last_modified)
+
+
+def _validator_fields(etag: ETag | None, last_modified: datetime | None) -> list[tuple[str, str]]:
+    out = [] if etag is None else [("ETag", str(etag))]
     if last_modified is not None:
         out.append(("Last-Modified", format_http_date(last_modified)))
     return out
