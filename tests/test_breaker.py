@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
@@ -83,7 +84,10 @@ def test_concurrent_callers_in_half_open_get_one_probe() -> None:
     assert allowed.count(True) == 1
 
 
-@pytest.mark.parametrize(("threshold", "timeout"), [(0, 1.0), (1, 0.0), (1, -1.0)])
-def test_invalid_settings(threshold: int, timeout: float) -> None:
+@pytest.mark.parametrize(
+    ("threshold", "timeout"),
+    [(0, 1.0), (1.5, 1.0), (True, 1.0), ("3", 1.0), (1, 0.0), (1, -1.0), (1, float("nan")), (1, "2")],
+)
+def test_invalid_settings(threshold: Any, timeout: Any) -> None:
     with pytest.raises(ConfigurationError):
         CircuitBreaker(failure_threshold=threshold, reset_timeout=timeout)

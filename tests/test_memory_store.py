@@ -12,14 +12,14 @@ import pytest
 from support import FakeTimer
 
 from etagkit import ConfigurationError
-from etagkit.cache import Entry, MemoryStore, estimate_size
+from etagkit.cache import Entry, MemoryStore, SetResult, estimate_size
 
 T0 = 1_000_000.0
 
 
 def put(
     store: MemoryStore, key: str, *, tags: tuple[str, ...] = (), until: float = T0 + 100, size: int = 0
-) -> bool:
+) -> SetResult:
     started = store.begin(tags)
     return store.set(key, Entry(key, tags, started, until, until, until, size=size), T0)
 
@@ -49,7 +49,7 @@ def test_bounded_by_bytes() -> None:
 def test_entry_larger_than_max_bytes_is_not_stored() -> None:
     store = MemoryStore(max_bytes=1000, timer=FakeTimer(T0))
     put(store, "a", size=100)
-    assert put(store, "a", size=5000) is False
+    assert put(store, "a", size=5000) is SetResult.NOT_STORED  # valid, too large
     assert present(store) == set()  # the older value of "a" went too
 
 
@@ -102,7 +102,7 @@ def test_evicted_mark_makes_its_entries_miss_even_after_a_memoized_hit() -> None
     store.begin(("t2", "t3"))  # evicts t1's mark
     assert store.stats()["mark_evictions"] == 1
     assert store.get("a", T0) is None
-    assert put(store, "a", tags=("t1",)) is True  # a new compute is stored again
+    assert put(store, "a", tags=("t1",)) is SetResult.STORED  # a new compute is stored again
     assert store.get("a", T0) is not None
 
 
@@ -110,7 +110,7 @@ def test_mark_evicted_during_the_compute_refuses_the_write() -> None:
     store = MemoryStore(max_marks=1, timer=FakeTimer(T0))
     started = store.begin(("t1",))
     store.begin(("t2",))  # t1's mark is evicted while "computing"
-    assert store.set("a", Entry(1, ("t1",), started, T0 + 9, T0 + 9, T0 + 9), T0) is False
+    assert store.set("a", Entry(1, ("t1",), started, T0 + 9, T0 + 9, T0 + 9), T0) is SetResult.REFUSED
 
 
 def test_memoized_hit_sees_a_later_invalidation() -> None:
@@ -196,7 +196,7 @@ def test_thread_safety_under_concurrent_use() -> None:
 
 
 @pytest.mark.parametrize("option", ["max_entries", "max_bytes", "max_marks"])
-@pytest.mark.parametrize("bad", [0, -1, 1.5])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "10", None])
 def test_bounds_must_be_positive_ints(option: str, bad: Any) -> None:
     with pytest.raises(ConfigurationError):
         MemoryStore(**{option: bad})

@@ -14,7 +14,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from support import LocalRedisCluster
 
 from etagkit.cache import TagCache
-from etagkit.cache._store import Entry
+from etagkit.cache._store import Entry, SetResult
 from etagkit.cache.redis import RedisStore
 from etagkit.cache.twolevel import TwoLevelStore
 
@@ -51,7 +51,7 @@ def test_a_namespace_lives_in_one_slot(connect: Callable[..., RedisCluster]) -> 
     store = RedisStore(client, prefix="slot-test:")
     started = store.begin(["a", "b"])
     assert store.set("k1", entry(started), NOW)
-    assert store.set("k2", entry(started, tags=("c",)), NOW) is False  # creates c's mark
+    assert store.set("k2", entry(started, tags=("c",)), NOW) is SetResult.REFUSED  # creates c's mark
     store.invalidate(["d"], soft=True)
     keys = [
         k

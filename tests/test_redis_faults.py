@@ -20,9 +20,9 @@ from support import RedisServer, counting_connection_class
 from etagkit import StoreUnavailableError
 from etagkit.cache import TagCache
 from etagkit.cache._serialize import Codec
-from etagkit.cache._store import Entry
+from etagkit.cache._store import Entry, SetResult
 from etagkit.cache.breaker import CircuitBreaker
-from etagkit.cache.redis import RedisStore
+from etagkit.cache.redis import _SCRIPTS, RedisStore
 
 pytestmark = pytest.mark.redis
 
@@ -48,6 +48,15 @@ def make_store(url: str, timer: FakeTimer, **kwargs: Any) -> RedisStore:
     return RedisStore(url, prefix="f:", socket_timeout=0.05, connect_timeout=0.05, breaker=breaker, **kwargs)
 
 
+def load_scripts(url: str) -> None:
+    """Load etagkit's scripts into a restarted server, as if it had kept its script cache: then only
+    the owed global invalidation (not the NOSCRIPT one) can hide what was written before."""
+    client = redis.Redis.from_url(url)
+    for script in _SCRIPTS:
+        client.script_load(script.source)
+    client.close()
+
+
 @pytest.fixture
 def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A private server whose data survives a SIGKILL (AOF, fsync always): an outage, not a wipe."""
@@ -69,7 +78,7 @@ def test_killed_redis_gives_misses_and_opens_the_breaker(private_redis: RedisSer
     assert cache.get_or_set("k", compute, tags=["a"]) == "computed 1"
     private_redis.stop()
     assert cache.get_or_set("k", compute, tags=["a"]) == "computed 2"  # no exception, recomputed
-    assert store.breaker_state == "open"
+    assert store.breaker.state == "open"
     cache.invalidate_tags("a")  # not delivered: remembered, no exception
     cache.delete("k")
     cache.clear()
@@ -79,7 +88,7 @@ def test_killed_redis_gives_misses_and_opens_the_breaker(private_redis: RedisSer
     private_redis.restart()
     timer.now += 5  # half-open: the next call is the probe
     assert cache.get_or_set("k", compute, tags=["a"]) == "computed 3"
-    assert store.breaker_state == "closed"
+    assert store.breaker.state == "closed"
     assert cache.get_or_set("k", compute, tags=["a"]) == "computed 3"
     store.close()
 
@@ -91,7 +100,7 @@ def test_open_breaker_does_not_touch_redis(private_redis: RedisServer) -> None:
     private_redis.stop()
     with pytest.raises(StoreUnavailableError):
         store.get("k", NOW)
-    assert store.breaker_state == "open"
+    assert store.breaker.state == "open"
     CountingConnection.sent.clear()
     for call in (
         lambda: store.get("k", NOW),
@@ -115,13 +124,13 @@ def test_paused_redis_times_out_and_opens_the_breaker(private_redis: RedisServer
     # Every client's commands hang for 2 s (CLIENT UNPAUSE would hang too, so the pause expires).
     admin.execute_command("CLIENT", "PAUSE", 2000, "ALL")
     assert cache.get_or_set("k", lambda: "v2", tags=["a"]) == "v2"  # timed out: a miss
-    assert store.breaker_state == "open"
+    assert store.breaker.state == "open"
     assert cache.get_or_set("k", lambda: "v3", tags=["a"]) == "v3"  # refused by the breaker at once
     assert admin.ping()  # answered once the pause is over
     admin.close()
     timer.now += 5
     assert cache.get_or_set("k", lambda: "v4", tags=["a"]) == "v1"  # back: the stored value again
-    assert store.breaker_state == "closed"
+    assert store.breaker.state == "closed"
     store.close()
 
 
@@ -179,7 +188,7 @@ def test_garbage_in_a_key_is_a_logged_miss(
     messages = [record.getMessage() for record in caplog.records]
     assert any("'k'" in message and verdict in message for message in messages), messages
     assert cache.get_or_set("k", lambda: "again", tags=["a"]) == "fresh"
-    assert store.breaker_state == "closed"
+    assert store.breaker.state == "closed"
     store.close()
 
 
@@ -205,6 +214,7 @@ def test_lost_invalidation_forces_a_global_one_after_recovery(durable_redis: Red
         store.invalidate(["a"])  # the write that invalidated "a" happened; Redis never heard of it
     assert store.stats()["owed_global_invalidation"]
     durable_redis.restart()
+    load_scripts(durable_redis.url)
     assert other.get("k", NOW) is not None  # the data survived the outage...
     timer.now += 5
     assert store.get("k", NOW) is None  # ...but the first call after recovery invalidates everything
@@ -226,8 +236,43 @@ def test_write_begun_before_outage_is_refused_after_it(durable_redis: RedisServe
     with pytest.raises(StoreUnavailableError):
         store.invalidate(["a"])  # ...an invalidation is lost during the outage...
     durable_redis.restart()
+    load_scripts(durable_redis.url)
     timer.now += 5
-    assert not store.set("k", entry(started), NOW)  # ...so its result is never stored
+    assert store.set("k", entry(started), NOW) is SetResult.REFUSED  # ...so its result is never stored
+    store.close()
+
+
+@pytest.mark.parametrize("first_reader", ["this-store", "another-store"])
+def test_restart_from_an_older_snapshot_never_serves_what_was_invalidated(
+    private_redis: RedisServer, first_reader: str
+) -> None:
+    """Redis restarts from an RDB snapshot taken before an acknowledged invalidation: the entry it
+    hid is back in Redis, yet no store serves it (the first NOSCRIPT invalidates everything)."""
+    timer = FakeTimer()
+    store = make_store(private_redis.url, timer)
+    cache = TagCache(store, timer=lambda: NOW)
+    assert cache.get_or_set("book:1", lambda: "old title", tags=["book:1"], ttl=600) == "old title"
+    before_crash = store.begin(["book:1"])  # a compute that is still running when Redis dies
+    store.client.save()  # the snapshot (as `save 60 1000` would take one)
+    cache.invalidate_tags("book:1")  # acknowledged by Redis, after the snapshot
+    assert store.get("book:1", NOW) is None
+    private_redis.stop()
+    private_redis.restart()  # loads the snapshot: the invalidation is lost
+    store.client.connection_pool.disconnect()  # drop connections that died with the server
+    admin = redis.Redis.from_url(private_redis.url)
+    assert admin.exists(store.namespace + "e:book:1")  # the invalidated entry really is back
+    admin.close()
+    other = RedisStore(private_redis.url, prefix="f:")  # another process
+    readers = [store, other] if first_reader == "this-store" else [other, store]
+    for reader in readers:
+        assert reader.get("book:1", NOW) is None
+    # the compute begun before the crash carries a clock value older than the global mark: refused
+    assert store.set("book:1", entry(before_crash, "old title", ("book:1",)), NOW) is SetResult.REFUSED
+    assert cache.get_or_set("book:1", lambda: "new title", tags=["book:1"]) == "new title"
+    hit = other.get("book:1", NOW)
+    assert hit is not None and hit.entry.value == "new title"
+    assert store.breaker.state == "closed"
+    other.close()
     store.close()
 
 

@@ -13,7 +13,7 @@ import redis
 from support import RedisServer, counting_connection_class
 
 from etagkit import ConfigurationError
-from etagkit.cache._store import GLOBAL_TAG, Entry
+from etagkit.cache._store import GLOBAL_TAG, Entry, SetResult
 from etagkit.cache.redis import RedisStore, namespace_for
 
 pytestmark = pytest.mark.redis
@@ -103,28 +103,32 @@ def test_evicted_clock_restarts_above_every_old_value(store: RedisStore, redis_p
     after = store.begin(["a"])
     assert after >= before
     store.invalidate(["a"])
-    assert not store.set("k", entry(after, tags=("a",)), NOW)
+    assert store.set("k", entry(after, tags=("a",)), NOW) is SetResult.REFUSED
 
 
 def test_expired_or_late_writes(store: RedisStore) -> None:
     started = store.begin(["a", "b"])
-    assert not store.set("k", entry(started), NOW + 30)  # already past error_until: nothing stored
+    assert store.set("k", entry(started), NOW + 30) is SetResult.NOT_STORED  # past error_until
     assert store.set("k", entry(started), NOW)
     assert store.get("k", NOW + 29.9) is not None
     assert store.get("k", NOW + 30) is None
 
 
-def test_noscript_is_recovered(private_redis: RedisServer) -> None:
-    """SCRIPT FLUSH (or a restarted server) forgets the scripts: the next call loads them again.
+def test_noscript_invalidates_everything_once_then_works(private_redis: RedisServer) -> None:
+    """SCRIPT FLUSH looks like a restart (the script cache is never persisted): the next call first
+    invalidates everything, loads every script, and goes on; later calls do not invalidate again.
     On a private server: flushing the shared one's script cache would disturb other tests."""
     store = RedisStore(private_redis.url, prefix="p:", socket_timeout=2)
-    started = store.begin(["a", "b"])
-    assert store.set("k", entry(started), NOW)
+    assert store.set("k", entry(store.begin(["a", "b"])), NOW)
+    first_use = store.stats()["redis_restarts_detected"]  # a fresh server had no scripts either
     store.client.script_flush()
+    assert store.get("k", NOW) is None
+    assert store.stats()["redis_restarts_detected"] == first_use + 1
+    assert store.set("k", entry(store.begin(["a", "b"])), NOW) is SetResult.STORED
     assert store.get("k", NOW) is not None
-    store.client.script_flush()
     store.invalidate(["a"])
     assert store.get("k", NOW) is None
+    assert store.stats()["redis_restarts_detected"] == first_use + 1
     store.close()
 
 
@@ -140,6 +144,28 @@ def test_invalidations_are_published(store: RedisStore) -> None:
 
     payloads = [json.loads(m["data"]) for m in messages if m]
     assert payloads == [{"f": "s", "t": ["a", "b"]}, {"k": "k"}]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"prefix": ""},
+        {"socket_timeout": 0},
+        {"socket_timeout": -1},
+        {"connect_timeout": 0},
+        {"connect_timeout": "1"},
+        {"mark_ttl": 0},
+    ],
+)
+def test_bad_settings_raise_configuration_error_at_construction(options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match=next(iter(options))):
+        RedisStore("redis://127.0.0.1:1/0", **options)  # no connection is made at construction
+
+
+def test_an_empty_prefix_has_no_namespace() -> None:
+    """``{}`` is an empty hash tag, which Redis Cluster ignores: keys would spread over slots."""
+    with pytest.raises(ConfigurationError):
+        namespace_for("")
 
 
 def test_decode_responses_client_is_refused(redis_url: str) -> None:

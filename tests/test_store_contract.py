@@ -6,6 +6,7 @@ the deterministic invalidate-during-compute race and a many-thread stress run wi
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from support import FakeTimer
 
-from etagkit.cache import GLOBAL_TAG, Entry, Hit, Store, TagCache
+from etagkit.cache import GLOBAL_TAG, Entry, Hit, SetResult, Store, TagCache
 
 MakeStore = Callable[..., Any]
 T0 = 1_000_000.0
@@ -45,7 +46,7 @@ def test_clock_advances_on_invalidation_only(make_store: MakeStore) -> None:
 def test_roundtrip_of_any_value_including_falsy(make_store: MakeStore, value: Any) -> None:
     store, _ = store_with(make_store)
     started = store.begin(["a"])
-    assert store.set("k", entry(value, ("a",), started), T0) is True
+    assert store.set("k", entry(value, ("a",), started), T0) is SetResult.STORED
     hit = store.get("k", T0)
     assert isinstance(hit, Hit)
     assert hit.entry.value == value
@@ -89,10 +90,10 @@ def test_write_refused_when_a_tag_was_invalidated_during_the_compute(make_store:
     store, _ = store_with(make_store)
     started = store.begin(["a", "b"])
     store.invalidate(["b"])  # while "computing"
-    assert store.set("k", entry("old", ("a", "b"), started), T0) is False
+    assert store.set("k", entry("old", ("a", "b"), started), T0) is SetResult.REFUSED
     assert store.get("k", T0) is None
     again = store.begin(["a", "b"])
-    assert store.set("k", entry("new", ("a", "b"), again), T0) is True
+    assert store.set("k", entry("new", ("a", "b"), again), T0) is SetResult.STORED
 
 
 def test_invalidation_before_begin_does_not_refuse(make_store: MakeStore) -> None:
@@ -100,7 +101,7 @@ def test_invalidation_before_begin_does_not_refuse(make_store: MakeStore) -> Non
     store.begin(["a"])
     store.invalidate(["a"])
     started = store.begin(["a"])
-    assert store.set("k", entry("v", ("a",), started), T0) is True
+    assert store.set("k", entry("v", ("a",), started), T0) is SetResult.STORED
     assert store.get("k", T0) is not None
 
 
@@ -109,16 +110,16 @@ def test_late_learned_tag_invalidated_during_the_compute_is_refused(make_store: 
     store.begin(["late"])  # the tag exists (an earlier response carried it)
     started = store.begin(["a"])  # this compute only knows "a" up front
     store.invalidate(["late"])
-    assert store.set("k", entry("v", ("a", "late"), started), T0) is False
+    assert store.set("k", entry("v", ("a", "late"), started), T0) is SetResult.REFUSED
     assert store.get("k", T0) is None
 
 
 def test_tag_without_mark_counts_as_invalidated_now_then_recovers(make_store: MakeStore) -> None:
     store, _ = store_with(make_store)
     started = store.begin(["a"])
-    assert store.set("k", entry("v", ("a", "never-seen"), started), T0) is False
+    assert store.set("k", entry("v", ("a", "never-seen"), started), T0) is SetResult.REFUSED
     again = store.begin(["a"])
-    assert store.set("k", entry("v", ("a", "never-seen"), again), T0) is True
+    assert store.set("k", entry("v", ("a", "never-seen"), again), T0) is SetResult.STORED
     assert store.get("k", T0) is not None
 
 
@@ -131,7 +132,7 @@ def test_soft_invalidation_flags_the_hit_and_a_new_entry_is_clean(make_store: Ma
     hit = store.get("k", T0)
     assert hit is not None and hit.soft_invalidated and hit.entry.value == "old"
     started = store.begin(["a"])
-    assert store.set("k", entry("new", ("a",), started), T0) is True  # soft never refuses a write
+    assert store.set("k", entry("new", ("a",), started), T0) is SetResult.STORED  # soft never refuses a write
     hit = store.get("k", T0)
     assert hit is not None and not hit.soft_invalidated and hit.entry.value == "new"
 
@@ -152,13 +153,15 @@ def test_global_tag_and_clear_invalidate_everything(make_store: MakeStore) -> No
     store.set("k2", entry(2, (), started), T0)
     store.invalidate([GLOBAL_TAG])
     assert store.get("k1", T0) is None and store.get("k2", T0) is None
-    assert store.set("k3", entry(3, (), started), T0) is False  # began before the global invalidation
+    assert (
+        store.set("k3", entry(3, (), started), T0) is SetResult.REFUSED
+    )  # began before the global invalidation
     started = store.begin(["a"])
-    assert store.set("k1", entry(1, ("a",), started), T0) is True
+    assert store.set("k1", entry(1, ("a",), started), T0) is SetResult.STORED
     store.clear()
     assert store.get("k1", T0) is None
     started = store.begin(["a"])
-    assert store.set("k1", entry(1, ("a",), started), T0) is True
+    assert store.set("k1", entry(1, ("a",), started), T0) is SetResult.STORED
     assert store.get("k1", T0) is not None
 
 
@@ -175,17 +178,46 @@ def test_delete_and_overwrite(make_store: MakeStore) -> None:
 
 
 def test_refused_write_removes_the_older_value(make_store: MakeStore) -> None:
+    """v1 is still valid by its own tags, but a later compute for the key was refused: what it would
+    have replaced is no newer, so it goes too (the next read computes again)."""
     store, _ = store_with(make_store)
     started = store.begin(["a"])
-    store.set("k", entry("v1", ("a",), started), T0)
+    assert store.set("k", entry("v1", ("a",), started), T0) is SetResult.STORED
     slow = store.begin(["a", "b"])
     store.invalidate(["b"])
-    assert store.set("k", entry("v2", ("a", "b"), slow), T0) is False
     hit = store.get("k", T0)
-    assert hit is None or hit.entry.value == "v1"  # never the refused value
+    assert hit is not None and hit.entry.value == "v1"  # "a" was not invalidated
+    assert store.set("k", entry("v2", ("a", "b"), slow), T0) is SetResult.REFUSED
+    assert store.get("k", T0) is None  # neither the refused value nor the one it would replace
 
 
 # -- through TagCache -----------------------------------------------------------------------------
+
+
+class Opaque:
+    """A value neither msgpack nor JSON can encode: a remote store without a pickle_key refuses it."""
+
+
+def test_a_value_the_store_cannot_encode_is_returned_uncached_never_raised(
+    make_store: MakeStore, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    timer = FakeTimer(T0)
+    cache = TagCache(make_store(timer=timer), timer=timer)
+    value, calls = Opaque(), []
+
+    def compute() -> Opaque:
+        calls.append(1)
+        return value
+
+    with caplog.at_level(logging.WARNING, logger="etagkit.cache"):
+        for _ in range(3):
+            assert cache.get_or_set("k", compute, tags=["a"]) is value
+    logged = [r for r in caplog.records if "cannot encode" in r.getMessage() and "'k'" in r.getMessage()]
+    if request.node.callspec.params["make_store"] == "memory":  # keeps Python objects as they are
+        assert (len(calls), cache.stats()["serialization_errors"], logged) == (1, 0, [])
+    else:
+        assert (len(calls), cache.stats()["serialization_errors"], len(logged)) == (3, 3, 1)
+    assert cache.stats()["store_errors"] == 0
 
 
 def test_invalidation_during_compute_never_leaves_its_result_readable(make_store: MakeStore) -> None:
@@ -233,11 +265,16 @@ def test_ticket_write_refused_for_tags_learned_after_the_compute(make_store: Mak
 
 
 @pytest.mark.slow
-def test_stress_no_stale_read_under_concurrent_invalidation(make_store: MakeStore) -> None:
+def test_stress_no_stale_read_under_concurrent_invalidation(
+    make_store: MakeStore, request: pytest.FixtureRequest
+) -> None:
     """Readers (two TagCaches = two processes) race a writer; no read may return a value older
-    than the last version whose write (database, then invalidation) had completed when it started."""
-    store = make_store()
-    caches = [TagCache(store, default_ttl=3600), TagCache(store, default_ttl=3600)]
+    than the last version whose write (database, then invalidation) had completed when it started.
+    Two-level: each "process" has its own TwoLevelStore (its own local layer) over the same Redis
+    namespace, so one's invalidations reach the other's local layer only over pub/sub."""
+    first = make_store()
+    second = make_store() if request.node.callspec.params["make_store"] == "twolevel" else first
+    caches = [TagCache(first, default_ttl=3600), TagCache(second, default_ttl=3600)]
     items = 4
     db = [0] * items
     done = [0] * items  # versions whose invalidation has returned
@@ -276,5 +313,7 @@ def test_stress_no_stale_read_under_concurrent_invalidation(make_store: MakeStor
     assert errors == [], [(c.stats()["store_errors"], c.stats()["refresh_errors"]) for c in caches]
     for i in range(items):  # quiet now: every read gives the last version
         assert caches[0].get_or_set(f"item:{i}", lambda i=i: db[i], tags=[f"item:{i}"]) == db[i]
-    stats = caches[0].stats()
-    assert stats["hits"] + stats["misses"] >= rounds * readers // 2
+    for cache in caches:
+        stats = cache.stats()
+        assert stats["hits"] + stats["misses"] >= rounds * readers // 2
+        assert stats["hits"] > 0  # a store that never stores would pass the rest

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from support import FakeTimer
 
 from etagkit import ConfigurationError, StoreUnavailableError
-from etagkit.cache import Entry, Hit, MemoryStore, TagCache
+from etagkit.cache import Entry, Hit, MemoryStore, SetResult, TagCache
 from etagkit.cache._keys import canonical
 
 T0 = 1_000_000.0
@@ -148,6 +148,22 @@ def test_negative_or_nan_windows_are_refused(option: str) -> None:
         TagCache(default_ttl=-1)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"default_ttl": "300"},
+        {"default_ttl": math.inf},
+        {"default_ttl": True},
+        {"beta": -0.5},
+        {"beta": math.nan},
+        {"beta": "1"},
+    ],
+)
+def test_bad_settings_raise_configuration_error_at_construction(options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match=next(iter(options))):
+        TagCache(**options)
+
+
 # -- single-flight --------------------------------------------------------------------------------
 
 
@@ -173,6 +189,32 @@ def test_concurrent_misses_run_the_compute_once() -> None:
         thread.join(10)
     assert calls == [1]
     assert results == ["value"] * 8
+
+
+def test_a_value_too_large_to_store_is_still_shared_by_the_waiters() -> None:
+    """NOT_STORED (larger than max_bytes) is not a race refusal: the waiters take the leader's value."""
+    cache = TagCache(MemoryStore(max_bytes=5_000))
+    release = threading.Event()
+    calls: list[int] = []
+
+    def compute() -> str:
+        calls.append(1)
+        assert release.wait(10)
+        return "x" * 10_000
+
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get_or_set("k", compute))) for _ in range(10)
+    ]
+    for thread in threads:
+        thread.start()
+    wait_for_waiters(cache, "k", 9)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert calls == [1]
+    assert results == ["x" * 10_000] * 10
+    assert cache.get("k") is None  # and it was indeed not stored
 
 
 def test_the_exception_reaches_every_waiter_and_is_not_cached() -> None:
@@ -245,7 +287,7 @@ class PausingStore(MemoryStore):
         super().__init__()
         self.written, self.go = threading.Event(), threading.Event()
 
-    def set(self, key: str, entry: Entry, now: float) -> bool:
+    def set(self, key: str, entry: Entry, now: float) -> SetResult:
         stored = super().set(key, entry, now)
         if not self.written.is_set():
             self.written.set()

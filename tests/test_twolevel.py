@@ -12,7 +12,7 @@ import pytest
 import redis
 from support import RedisServer, counting_connection_class
 
-from etagkit import StoreUnavailableError
+from etagkit import ConfigurationError, StoreUnavailableError
 from etagkit.cache._store import Entry
 from etagkit.cache.breaker import CircuitBreaker
 from etagkit.cache.memory import MemoryStore
@@ -55,6 +55,17 @@ def pair(
     yield a, b
     a.close()
     b.close()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"resubscribe_interval": 0}, {"resubscribe_interval": -1}, {"ping_interval": 0}, {"max_entries": 0}],
+)
+def test_bad_settings_raise_configuration_error_before_any_thread(options: dict[str, Any]) -> None:
+    """``resubscribe_interval=0`` would make a lost subscription a busy loop."""
+    remote = RedisStore("redis://127.0.0.1:1/0")  # never connected: construction fails first
+    with pytest.raises(ConfigurationError, match=next(iter(options))):
+        TwoLevelStore(remote, **options)
 
 
 def test_local_hit_does_not_touch_redis(redis_url: str, redis_prefix: str) -> None:

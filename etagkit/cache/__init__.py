@@ -6,7 +6,7 @@ imports redis.
 
 from __future__ import annotations
 
-from ._store import GLOBAL_TAG, Entry, Hit, Store
+from ._store import GLOBAL_TAG, Entry, Hit, SetResult, Store
 from ._tagcache import CachedFunction, TagCache, Ticket
 from .memory import MemoryStore, estimate_size
 
@@ -16,6 +16,7 @@ __all__ = [
     "Entry",
     "Hit",
     "MemoryStore",
+    "SetResult",
     "Store",
     "TagCache",
     "Ticket",

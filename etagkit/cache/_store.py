@@ -8,10 +8,14 @@ Race-safe O(1) invalidation (DESIGN.md "Cache-aside with tags"):
 * Before a compute starts, ``begin(tags)`` returns the current clock ``started`` and makes sure every
   tag known up front has a mark (a missing one is set to ``started``: invalidations before the
   compute began cannot make it stale).
-* ``set(key, entry)`` is a compare-and-set: it refuses (returns False) if any of the entry's tags has
-  a hard mark ``> entry.started`` **or no mark at all** (evicted or never seen: "invalidated now").
-  A refused tag that had no mark gets one, so the next compute can be stored. Tags learned only
-  after the compute (``entry.tags`` may hold more than ``begin`` saw) are checked the same way.
+* ``set(key, entry)`` is a compare-and-set. It answers ``SetResult.REFUSED`` if any of the entry's
+  tags has a hard mark ``> entry.started`` **or no mark at all** (evicted or never seen: "invalidated
+  now"): the value may be outdated. A refused tag that had no mark gets one, so the next compute can
+  be stored. Tags learned only after the compute (``entry.tags`` may hold more than ``begin`` saw)
+  are checked the same way. The marks are checked first: only a value that passed them may be
+  answered ``SetResult.NOT_STORED`` (valid, but not kept: larger than the store's bound, or expiring
+  at once). ``TagCache``'s single-flight relies on the difference: waiters take the leader's value
+  unless it was REFUSED (then they compute again, since their call may postdate the invalidation).
 * ``get(key)`` returns the entry only if every tag still has a hard mark ``<= entry.started``; a
   missing mark means miss. It also says whether a *soft* mark is newer than ``started`` (serve
   stale while one refresh runs).
@@ -27,11 +31,12 @@ sharing a store agree).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["GLOBAL_TAG", "Entry", "Hit", "Store"]
+__all__ = ["GLOBAL_TAG", "Entry", "Hit", "SetResult", "Store"]
 
 GLOBAL_TAG = "*"  # implicit on every entry; tags given by users may not be "*"
 
@@ -58,6 +63,17 @@ class Hit:
     soft_invalidated: bool = False
 
 
+class SetResult(enum.Enum):
+    """What ``Store.set`` did. Truthy only when the entry was stored (``if store.set(...)`` reads so)."""
+
+    STORED = "stored"
+    REFUSED = "refused"  # a tag was invalidated after entry.started, or had no mark: maybe outdated
+    NOT_STORED = "not_stored"  # the marks allowed it, but the store did not keep it (too large, ...)
+
+    def __bool__(self) -> bool:
+        return self is SetResult.STORED
+
+
 @runtime_checkable
 class Store(Protocol):
     """What every store (memory, Redis, two-level) implements; one contract test suite covers all."""
@@ -70,7 +86,7 @@ class Store(Protocol):
         """The entry if present, not expired at ``now`` (past ``error_until``) and not hard-invalidated."""
         ...
 
-    def set(self, key: str, entry: Entry, now: float) -> bool:
+    def set(self, key: str, entry: Entry, now: float) -> SetResult:
         """Compare-and-set: store unless a tag was invalidated after ``entry.started`` (or lost its mark)."""
         ...
 

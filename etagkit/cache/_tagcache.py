@@ -12,7 +12,9 @@ are awaited, store calls run in a worker thread so the event loop never waits on
 
 The store is never a reason to fail: when it is unreachable (``StoreUnavailableError``) reads are
 misses, writes are skipped and invalidations are left to the store's own catch-up (the Redis
-breaker remembers them); each such event is counted in ``stats()["store_errors"]``.
+breaker remembers them); each such event is counted in ``stats()["store_errors"]``. A value a
+remote store cannot encode (``SerializationError``: msgpack/JSON without a ``pickle_key``) is
+returned uncached, logged once per key and type, and counted in ``stats()["serialization_errors"]``.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
-from .._errors import ConfigurationError, StoreUnavailableError
+from .._errors import SerializationError, StoreUnavailableError
+from ._config import number
 from ._keys import KeyBuilder, KeySpec, TagBuilder, TagSpec, bound_arguments, normalize_tags
 from ._singleflight import SingleFlight
-from ._store import Entry, Hit, Store
+from ._store import Entry, Hit, SetResult, Store
 from .memory import MemoryStore
 
 __all__ = ["CachedFunction", "TagCache", "Ticket"]
@@ -47,7 +50,17 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _SHARED_ATTEMPTS = 3  # flights joined before a waiter computes on its own (see _load)
-_COUNTERS = ("hits", "misses", "stale_served", "refreshes", "refresh_errors", "invalidations", "store_errors")
+_COUNTERS = (
+    "hits",
+    "misses",
+    "stale_served",
+    "refreshes",
+    "refresh_errors",
+    "invalidations",
+    "store_errors",
+    "serialization_errors",
+)
+_LOGGED_UNSERIALIZABLE = 1024  # (key, type) pairs remembered so each is logged once; bounded memory
 _EVENTS = {"hits": "cache_hit", "misses": "cache_miss", "stale_served": "stale_serve", "refreshes": "refresh"}
 
 
@@ -114,14 +127,10 @@ class TagCache:
         random: Callable[[], float] = random.random,
         spawn: Callable[[Callable[[], None]], object] = _spawn_thread,
     ) -> None:
-        if not default_ttl >= 0:
-            raise ConfigurationError(f"default_ttl must be >= 0, not {default_ttl!r}")
-        if not beta >= 0:
-            raise ConfigurationError(f"beta must be >= 0, not {beta!r}")
+        self.default_ttl = number("default_ttl", default_ttl)
+        self._beta = number("beta", beta)
         self.store: Store = store if store is not None else MemoryStore(timer=timer)
-        self.default_ttl = float(default_ttl)
         self._timer = timer
-        self._beta = float(beta)
         self._metrics = metrics
         self._random = random
         self._spawn = spawn
@@ -131,6 +140,7 @@ class TagCache:
         self._store_inline = type(self.store) is MemoryStore  # never waits on I/O (a subclass might)
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._unserializable: set[tuple[str, str]] = set()  # (key, type name) already logged
 
     # -- cache-aside ------------------------------------------------------------------------------
 
@@ -295,7 +305,7 @@ class TagCache:
         windows = self._windows(ttl, stale_ttl, error_ttl)
         if ticket is None:
             ticket = self.begin(tags)
-        return self._write(key, value, ticket, normalize_tags(tags), windows) is True
+        return self._write(key, value, ticket, normalize_tags(tags), windows) is SetResult.STORED
 
     # -- invalidation and housekeeping ------------------------------------------------------------
 
@@ -328,7 +338,8 @@ class TagCache:
 
     def stats(self) -> dict[str, Any]:
         """Counters: hits, misses, stale_served, refreshes, refresh_errors, invalidations,
-        store_errors, plus what the store reports (evictions; the breaker state of a Redis store)."""
+        store_errors, serialization_errors, plus what the store reports (evictions; the breaker state
+        of a Redis store)."""
         with self._lock:
             counts: dict[str, Any] = dict(self._counts)
         counts.setdefault("evictions", 0)
@@ -341,11 +352,11 @@ class TagCache:
     # -- internals --------------------------------------------------------------------------------
 
     def _windows(self, ttl: float | None, stale_ttl: float, error_ttl: float) -> _Windows:
-        ttl = self.default_ttl if ttl is None else ttl
-        for name, seconds in (("ttl", ttl), ("stale_ttl", stale_ttl), ("error_ttl", error_ttl)):
-            if not seconds >= 0:  # also refuses NaN
-                raise ConfigurationError(f"{name} must be >= 0 seconds, not {seconds!r}")
-        return _Windows(float(ttl), float(stale_ttl), float(error_ttl))
+        return _Windows(
+            self.default_ttl if ttl is None else number("ttl", ttl),
+            number("stale_ttl", stale_ttl),
+            number("error_ttl", error_ttl),
+        )
 
     def _read(self, key: str, now: float) -> Hit | None:
         try:
@@ -354,8 +365,11 @@ class TagCache:
             self._store_error("get")
             return None
 
-    def _write(self, key: str, value: Any, ticket: Ticket, tags: tuple[str, ...], w: _Windows) -> bool | None:
-        """True stored; False refused by the store (a tag invalidated during the compute); None skipped."""
+    def _write(
+        self, key: str, value: Any, ticket: Ticket, tags: tuple[str, ...], w: _Windows
+    ) -> SetResult | None:
+        """The store's answer (REFUSED: a tag was invalidated during the compute); None: not attempted
+        or failed (no ticket, nothing to keep, store unreachable, value not encodable)."""
         if ticket.started is None:
             return None
         now = self._timer()
@@ -372,7 +386,9 @@ class TagCache:
             return self.store.set(key, entry, now)
         except StoreUnavailableError:
             self._store_error("set")
-            return None
+        except SerializationError as exc:
+            self._serialization_error(key, value, exc)
+        return None
 
     def _compute_and_store(
         self,
@@ -390,7 +406,7 @@ class TagCache:
         ticket = self.begin(tags)
         value = compute()
         close()
-        return value, self._write(key, value, ticket, (), w) is False
+        return value, self._write(key, value, ticket, (), w) is SetResult.REFUSED
 
     def _load(self, key: str, compute: Callable[[], T], tags: Iterable[str] | str, w: _Windows) -> T:
         """Compute through single-flight.
@@ -456,7 +472,7 @@ class TagCache:
         ticket = await self._off_loop(self.begin, tags)
         value = await compute()
         close()
-        return value, await self._off_loop(self._write, key, value, ticket, (), w) is False
+        return value, await self._off_loop(self._write, key, value, ticket, (), w) is SetResult.REFUSED
 
     async def _aload(
         self, key: str, compute: Callable[[], Awaitable[T]], tags: Iterable[str] | str, w: _Windows
@@ -544,6 +560,21 @@ class TagCache:
             self._counts[name] += 1
         if self._metrics is not None and name in _EVENTS:
             self._metrics.event(_EVENTS[name])
+
+    def _serialization_error(self, key: str, value: Any, exc: SerializationError) -> None:
+        """Count it; log it once per (key, type): the same call would otherwise log at every miss."""
+        seen = (key, type(value).__qualname__)
+        with self._lock:
+            self._counts["serialization_errors"] += 1
+            first = seen not in self._unserializable
+            if first:
+                if len(self._unserializable) >= _LOGGED_UNSERIALIZABLE:
+                    self._unserializable.clear()  # bounded: a pair may then be logged once more
+                self._unserializable.add(seen)
+        if first:
+            log.warning(
+                "cache key %r: the store cannot encode a %s (%s): returned uncached", key, seen[1], exc
+            )
 
     def _store_error(self, operation: str) -> None:
         log.warning("cache store unavailable during %s; carrying on without it", operation)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from .._errors import ConfigurationError
+from ._config import number, positive_int
 
 __all__ = ["BreakerState", "CircuitBreaker"]
 
@@ -30,10 +30,8 @@ class CircuitBreaker:
         reset_timeout: float = 2.0,
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
-        if failure_threshold < 1 or reset_timeout <= 0:
-            raise ConfigurationError("failure_threshold must be >= 1 and reset_timeout > 0")
-        self.failure_threshold = failure_threshold
-        self.reset_timeout = reset_timeout
+        self.failure_threshold = positive_int("failure_threshold", failure_threshold)
+        self.reset_timeout = number("reset_timeout", reset_timeout, positive=True)
         self._timer = timer
         self._lock = threading.Lock()
         self._state: BreakerState = "closed"

@@ -18,8 +18,8 @@ from itertools import islice
 
 from cachetools import TLRUCache
 
-from .._errors import ConfigurationError
-from ._store import GLOBAL_TAG, Entry, Hit
+from ._config import positive_int
+from ._store import GLOBAL_TAG, Entry, Hit, SetResult
 
 __all__ = ["MemoryStore", "estimate_size"]
 
@@ -115,13 +115,12 @@ class MemoryStore:
         max_marks: int = 100_000,
         timer: Callable[[], float] = time.time,
     ) -> None:
-        for name, bound in (("max_entries", max_entries), ("max_bytes", max_bytes), ("max_marks", max_marks)):
-            if not isinstance(bound, int) or bound < 1:
-                raise ConfigurationError(f"{name} must be a positive int, not {bound!r}")
         self._lock = threading.Lock()
-        self._entries = _Entries(max_entries, max_bytes, timer)
+        self._entries = _Entries(
+            positive_int("max_entries", max_entries), positive_int("max_bytes", max_bytes), timer
+        )
         self._marks: OrderedDict[str, _Mark] = OrderedDict()
-        self._max_marks = max_marks
+        self._max_marks = positive_int("max_marks", max_marks)
         self._clock = 0
         self._global: _Mark = (0, 0)  # GLOBAL_TAG's mark is never evicted
         self._mark_evictions = 0
@@ -174,8 +173,9 @@ class MemoryStore:
             slot.checked = self._epoch
             return hit
 
-    def set(self, key: str, entry: Entry, now: float) -> bool:
-        """Store unless a tag lost its mark or was hard-invalidated after ``entry.started``."""
+    def set(self, key: str, entry: Entry, now: float) -> SetResult:
+        """Store unless a tag lost its mark or was hard-invalidated after ``entry.started`` (REFUSED);
+        NOT_STORED if the marks allow it but it is larger than ``max_bytes`` or already expired."""
         if entry.size <= 0:
             size = estimate_size(entry.value) + len(key) + sum(map(len, entry.tags)) + ENTRY_OVERHEAD
             entry = replace(entry, size=size)
@@ -190,15 +190,18 @@ class MemoryStore:
                     self._marks.move_to_end(tag)
                     if mark[0] > entry.started:
                         valid = False
-            if valid and now < entry.error_until:
-                try:
-                    self._entries[key] = _Slot(Hit(entry))
-                except ValueError:  # larger than max_bytes
-                    pass
-                else:
-                    return True
-            self._drop(key)  # whatever was there is older than this refused value
-            return False
+            result = SetResult.REFUSED
+            if valid:
+                result = SetResult.NOT_STORED
+                if now < entry.error_until:
+                    try:
+                        self._entries[key] = _Slot(Hit(entry))
+                    except ValueError:  # larger than max_bytes
+                        pass
+                    else:
+                        return SetResult.STORED
+            self._drop(key)  # whatever was there is older than this value that was not stored
+            return result
 
     def invalidate(self, tags: Sequence[str], *, soft: bool = False) -> None:
         """Advance the clock once and mark every tag with it: O(1) per tag, entries untouched."""

@@ -8,15 +8,29 @@ Layout, under a namespace ``B`` (see "Redis Cluster" below)::
                    s: started}
     B inv          pub/sub channel: every invalidation and delete is published here (two-level mode)
 
-Every operation is one Lua script (EVALSHA, loaded again on NOSCRIPT), so each is one round trip
-and atomic: a read fetches the entry, then all its marks (its tags' plus ``GLOBAL_TAG``'s) with one
-MGET inside the script, and returns the record only if every hard mark exists and is ``<= started``;
+Every operation is one Lua script (EVALSHA), so each is one round trip and atomic: a read fetches
+the entry, then all its marks (its tags' plus ``GLOBAL_TAG``'s) with one MGET inside the script,
+and returns the record only if every hard mark exists and is ``<= started``;
 a write is the compare-and-set of the contract; an invalidation advances the clock, sets the marks
 and PUBLISHes, all in the same script. Every key has a TTL: entries live until ``error_until``;
 marks and the clock get ``mark_ttl`` (long, refreshed on every write), so Redis may run
 ``allkeys-lru``. An evicted mark reads as "invalidated now". The clock is a hybrid logical clock,
 ``max(clock + 1, server time in µs)``, so even if the clock key itself is evicted, it restarts above
 every value it ever had.
+
+Restarts. Redis never persists its script cache, so a NOSCRIPT reply means the server restarted
+(from an RDB/AOF file that may predate acknowledged invalidations) or its scripts were flushed.
+Before anything else runs on it, the store invalidates ``GLOBAL_TAG`` with a plain EVAL, then loads
+its scripts and retries the call. Every access is a script, so the first one after a restart (from
+any process) is that global invalidation. Its mark is ``max(clock + 1, server time in µs)``: above
+every ``started`` of the snapshot's entries (each is at most the snapshot's clock), and above any
+ticket taken before the crash (the clock never runs ahead of server time, except by +1 steps when
+it is invalidated faster than once a µs). Remaining gap: a server that comes back with *older data
+but its scripts still cached* is not detected: a replica promoted (Sentinel, Cluster failover)
+after missing the last writes of an asynchronous replication, or a dataset swapped under a running
+server (``DEBUG RELOAD`` of an old file, ``RESTORE``). Such a failover should be followed by
+``clear()`` (one global invalidation); a server whose wall clock steps back across a restart also
+weakens the argument above.
 
 A circuit breaker (``breaker.py``) wraps every call, with short socket timeouts. While it is open,
 calls raise ``StoreUnavailableError`` without touching the network (``TagCache`` turns that into a
@@ -51,8 +65,9 @@ from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from .._errors import ConfigurationError, SerializationError, StoreUnavailableError
+from ._config import number
 from ._serialize import Codec, SerializerName
-from ._store import GLOBAL_TAG, Entry, Hit
+from ._store import GLOBAL_TAG, Entry, Hit, SetResult
 from .breaker import CircuitBreaker
 
 __all__ = ["RedisStore"]
@@ -133,6 +148,7 @@ return e[1]
 
 # KEYS: entry, clock, hard mark keys... ARGV: mark_ttl_ms, entry_ttl_ms, record, keys JSON, started
 # -> 1 stored | 0 refused (a tag invalidated after `started`, or without a mark: one is created)
+#    | 2 valid but not stored (entry_ttl_ms <= 0: it would expire at once)
 _SET_LUA = (
     _LUA_CLOCK
     + """
@@ -152,7 +168,8 @@ for i = 3, #KEYS do
     redis.call('PEXPIRE', KEYS[i], ARGV[1])
   end
 end
-redis.call('DEL', KEYS[1])  -- refused: what was there is no newer than this refused value
+redis.call('DEL', KEYS[1])  -- what was there is no newer than this value
+if stored == 1 and tonumber(ARGV[2]) <= 0 then return 2 end
 if stored == 1 then
   redis.call('HSET', KEYS[1], 'd', ARGV[3], 'k', ARGV[4], 's', ARGV[5])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -185,6 +202,9 @@ return 1
 """
 
 
+_SET_RESULTS = {1: SetResult.STORED, 0: SetResult.REFUSED, 2: SetResult.NOT_STORED}
+
+
 def _is_real(x: object) -> bool:
     return type(x) is float or type(x) is int
 
@@ -205,10 +225,16 @@ _GET = _Script(_GET_LUA)
 _SET = _Script(_SET_LUA)
 _INVALIDATE = _Script(_INVALIDATE_LUA)
 _DELETE = _Script(_DELETE_LUA)
+_SCRIPTS = (_BEGIN, _GET, _SET, _INVALIDATE, _DELETE)
 
 
 def namespace_for(prefix: str) -> str:
-    """The key namespace: ``prefix`` if it holds a ``{hash tag}``, else ``{prefix}`` (one cluster slot)."""
+    """The key namespace: ``prefix`` if it holds a ``{hash tag}``, else ``{prefix}`` (one cluster slot).
+
+    An empty prefix is refused: ``{}`` is an empty hash tag, which Redis Cluster ignores (each key
+    would then hash on its own, and a script's keys would span slots)."""
+    if not isinstance(prefix, str) or not prefix:
+        raise ConfigurationError(f"prefix must be a non-empty string, not {prefix!r}")
     start = prefix.find("{")
     if start != -1 and prefix.find("}", start + 2) != -1:
         return prefix
@@ -235,6 +261,10 @@ class RedisStore:
         mark_ttl: float = 7 * 24 * 3600,
         breaker: CircuitBreaker | None = None,
     ) -> None:
+        socket_timeout = number("socket_timeout", socket_timeout, positive=True)
+        connect_timeout = number("connect_timeout", connect_timeout, positive=True)
+        mark_ttl = number("mark_ttl", mark_ttl, positive=True)
+        self.namespace = namespace_for(prefix)
         self._owns_client = isinstance(client, str)
         if isinstance(client, str):
             client = redis.Redis.from_url(
@@ -245,10 +275,7 @@ class RedisStore:
             )
         if client.get_encoder().decode_responses:
             raise ConfigurationError("RedisStore needs a client with decode_responses=False")
-        if mark_ttl <= 0:
-            raise ConfigurationError("mark_ttl must be positive")
         self.client = client
-        self.namespace = namespace_for(prefix)
         self.channel = self.namespace + "inv"
         self.codec = Codec(serializer, pickle_key=pickle_key)
         self.breaker = breaker or CircuitBreaker()
@@ -260,15 +287,25 @@ class RedisStore:
         self._mark_ttl_ms = max(1, int(mark_ttl * 1000))
         self._owed_global = False  # a mutation may not have reached Redis: invalidate everything first
         self._owed_lock = threading.Lock()
+        self.restarts_detected = 0  # NOSCRIPT replies answered with a global invalidation
 
     def _eval(self, script: _Script, keys: list[str], args: Sequence[_Arg]) -> Any:
-        """EVALSHA (one round trip); on NOSCRIPT (a restarted or flushed server) load it and retry."""
+        """EVALSHA (one round trip). NOSCRIPT means the server restarted (maybe from a snapshot older
+        than the last invalidations) or was flushed: invalidate everything, load the scripts, retry."""
         client: Any = self.client
         try:
             return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
-            client.script_load(script.source)
-            return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            pass
+        keys_g, args_g = self._invalidate_call((GLOBAL_TAG,), soft=False)
+        client.execute_command("EVAL", _INVALIDATE.source, len(keys_g), *keys_g, *args_g)  # before all else
+        self.restarts_detected += 1
+        log.warning(
+            "Redis has no etagkit scripts (first use, restart, flush): invalidated all of %s", self.namespace
+        )
+        for each in _SCRIPTS:  # so that other calls do not answer NOSCRIPT (and invalidate) again
+            client.script_load(each.source)
+        return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
     # -- the breaker around every call ----------------------------------------------------------------
 
@@ -311,11 +348,14 @@ class RedisStore:
             self._owed_global = False
             log.warning("Redis is back: invalidated everything written before the outage")
 
-    def _run_invalidate(self, tags: Sequence[str], *, soft: bool) -> int:
+    def _invalidate_call(self, tags: Sequence[str], *, soft: bool) -> tuple[list[str], list[_Arg]]:
+        """The keys and arguments of the invalidation script for ``tags``."""
         marks = self._soft if soft else self._hard
         keys = [self._clock_key, *(marks + tag for tag in tags)]
-        args: list[_Arg] = [self._mark_ttl_ms, self.channel, "s" if soft else "h", *tags]
-        return int(self._eval(_INVALIDATE, keys, args))
+        return keys, [self._mark_ttl_ms, self.channel, "s" if soft else "h", *tags]
+
+    def _run_invalidate(self, tags: Sequence[str], *, soft: bool) -> int:
+        return int(self._eval(_INVALIDATE, *self._invalidate_call(tags, soft=soft)))
 
     # -- the Store contract ---------------------------------------------------------------------------
 
@@ -345,11 +385,10 @@ class RedisStore:
             return None
         return Hit(entry, soft_invalidated=soft)
 
-    def set(self, key: str, entry: Entry, now: float) -> bool:
-        """Compare-and-set in one script; False if a tag was invalidated after ``entry.started``."""
+    def set(self, key: str, entry: Entry, now: float) -> SetResult:
+        """Compare-and-set in one script: REFUSED if a tag was invalidated after ``entry.started``,
+        NOT_STORED if the marks allow it but it would expire within a millisecond."""
         ttl_ms = int((entry.error_until - now) * 1000)
-        if ttl_ms <= 0:
-            return False
         record = self.codec.dumps(
             [
                 entry.value,
@@ -366,7 +405,7 @@ class RedisStore:
         marks = json.dumps([*hard, *(self._soft + tag for tag in tags)], ensure_ascii=False)
         keys = [self._entries + key, self._clock_key, *hard]
         args: list[_Arg] = [self._mark_ttl_ms, ttl_ms, record, marks, entry.started]
-        return bool(self._call(lambda: self._eval(_SET, keys, args)))
+        return _SET_RESULTS[self._call(lambda: self._eval(_SET, keys, args))]
 
     def invalidate(self, tags: Sequence[str], *, soft: bool = False) -> None:
         """Advance the clock, set the marks and publish them: one script. Undelivered -> owed global."""
@@ -384,17 +423,14 @@ class RedisStore:
 
     # -- introspection ----------------------------------------------------------------------------------
 
-    @property
-    def breaker_state(self) -> str:
-        """``closed``, ``open`` or ``half_open``, for stats and metrics."""
-        return self.breaker.state
-
     def stats(self) -> dict[str, Any]:
-        """Breaker state, how often it opened, and whether a global invalidation is still owed."""
+        """Breaker state, how often it opened, whether a global invalidation is still owed, and how
+        many server restarts (lost script caches) were answered with one."""
         return {
             "breaker_state": self.breaker.state,
             "breaker_opened": self.breaker.opened_count,
             "owed_global_invalidation": self._owed_global,
+            "redis_restarts_detected": self.restarts_detected,
         }
 
     def close(self) -> None:

@@ -27,7 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ._store import Entry, Hit
+from ._config import number
+from ._store import Entry, Hit, SetResult
 from .memory import ENTRY_OVERHEAD, MemoryStore, estimate_size
 from .redis import RedisStore
 
@@ -60,10 +61,10 @@ class TwoLevelStore:
         resubscribe_interval: float = 1.0,
         ping_interval: float = 5.0,
     ) -> None:
+        self.resubscribe_interval = number("resubscribe_interval", resubscribe_interval, positive=True)
+        self.ping_interval = number("ping_interval", ping_interval, positive=True)
         self.remote = remote
         self.local = local or MemoryStore(max_entries=max_entries, max_bytes=max_bytes, timer=timer)
-        self.resubscribe_interval = resubscribe_interval
-        self.ping_interval = ping_interval
         self.received = 0  # invalidation messages applied (for stats and tests)
         self.subscription_losses = 0
         self._subscribed = False  # read lock-free on the hot path
@@ -94,15 +95,16 @@ class TwoLevelStore:
             local.set(key, _local_copy(hit.entry, local_started), now)
         return hit
 
-    def set(self, key: str, entry: Entry, now: float) -> bool:
-        """Compare-and-set in Redis; on success also keep a local copy (if subscribed)."""
+    def set(self, key: str, entry: Entry, now: float) -> SetResult:
+        """Compare-and-set in Redis (its result is the answer); if stored, also keep a local copy (if
+        subscribed; the local layer may still not keep it, e.g. larger than its ``max_bytes``)."""
         local_started = self.local.begin(entry.tags) if self._subscribed else None
-        stored = self.remote.set(key, entry, now)
-        if stored and local_started is not None and self._subscribed:
+        result = self.remote.set(key, entry, now)
+        if result is SetResult.STORED and local_started is not None and self._subscribed:
             self.local.set(key, _local_copy(entry, local_started), now)
-        elif not stored:
+        elif result is not SetResult.STORED:
             self.local.delete(key)
-        return stored
+        return result
 
     def invalidate(self, tags: Sequence[str], *, soft: bool = False) -> None:
         """Invalidate in Redis (published to every process), then locally, even if Redis failed."""
