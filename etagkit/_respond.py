@@ -749,7 +749,7 @@ class ValidatorStore:
         """The stored value of the variant this request selects, or None. When the stored response
         varies, the base key holds an index ``{"vary-index": [field names]}`` (one more read)."""
         value = self._get(base_key, route)
-        if isinstance(value, Mapping) and "vary-index" in value:
+        if not isinstance(value, str) and isinstance(value, Mapping) and "vary-index" in value:
             names = value["vary-index"]
             if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
                 return None

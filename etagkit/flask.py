@@ -44,6 +44,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from flask import Flask, Request, current_app, g, has_app_context, request
 from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
 from ._errors import ConfigurationError, InvalidETagError
@@ -411,6 +412,7 @@ class _Call:
 
     policy: _ViewPolicy
     state: _State
+    response_class: type[Response]  # the app's (read once: current_app is a costly proxy)
     method: str
     headers: RequestFields  # the fields the decisions read
     all_headers: EnvironHeaders  # any field (those a stored response names in Vary)
@@ -449,6 +451,7 @@ def _handle(
     call = _Call(
         policy=policy,
         state=_state_of(app),
+        response_class=app.response_class,
         method=req.method,
         headers=request_fields(environ),
         all_headers=EnvironHeaders(environ),
@@ -524,7 +527,7 @@ def _check(call: _Call) -> Response | None:
         return None
     stored = record is not None and early.status == 304
     _count(state, call.route, early.status, record.length if stored and record is not None else 0, stored)
-    return _flask_reply(early)
+    return _flask_reply(call, early)
 
 
 def _after_write(call: _Call, response: Response) -> Response:
@@ -572,7 +575,7 @@ def _after_read(call: _Call, response: Response) -> Response:
     )
     if reply.replaces_body:
         response.close()
-        return _flask_reply(reply)
+        return _flask_reply(call, reply)
     for name, value in reply.headers:  # the reply only adds validators to the view's headers
         if name in ("ETag", "Last-Modified"):
             response.headers[name] = value
@@ -642,28 +645,16 @@ def _cached_reply(call: _Call, store: ValidatorStore, key: str) -> Response | No
     if state.metrics is not None:
         state.metrics.event("cache_hit", call.route)
     if reply.replaces_body:
-        return _flask_reply(reply)
-    return _flask_reply(Reply(reply.status, reply.headers, cached.body, reply.etag))
+        return _flask_reply(call, reply)
+    return _flask_reply(call, Reply(reply.status, reply.headers, cached.body, reply.etag))
 
 
-def _flask_reply(reply: Reply) -> Response:
+def _flask_reply(call: _Call, reply: Reply) -> Response:
     """A Flask response carrying exactly the reply's headers (no default Content-Type on a 304)."""
-    response_class = _exact_class(current_app.response_class)
-    return response_class(reply.body or None, status=reply.status, headers=reply.headers)
-
-
-_EXACT: dict[type[Response], type[Response]] = {}
-
-
-def _exact_class(response_class: type[Response]) -> type[Response]:
-    """The app's response class without a default mimetype (made once per class): werkzeug's default
-    Content-Type must not reach a 304 (RFC 9110 §15.4.5), and a subclass stays the app's class."""
-    exact = _EXACT.get(response_class)
-    if exact is None:
-        exact = _EXACT[response_class] = type(
-            response_class.__name__, (response_class,), {"default_mimetype": None}
-        )
-    return exact
+    response = call.response_class(reply.body or None, status=reply.status)
+    # exactly the reply's fields: werkzeug's default Content-Type must not reach a 304 (§15.4.5)
+    response.headers = Headers(reply.headers)
+    return response
 
 
 def _count(state: _State, route: str, status: int, bytes_saved: int, stored: bool) -> None:
