@@ -23,7 +23,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -518,6 +518,11 @@ class StoredValidator:
     headers: tuple[tuple[str, str], ...] = ()
     vary: tuple[str, ...] = ()
     length: int = 0  # body bytes a 304 from this record does not send
+    # what check_preconditions takes, made once per record (decoded records are shared: lru_cache)
+    _validator: Validator = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_validator", Validator(self.etag, self.last_modified, True))
 
     @classmethod
     def from_response(
@@ -573,8 +578,8 @@ class StoredValidator:
         if etag is None and last_modified is None:
             return None
         headers: list[tuple[str, str]] = []
-        for field in h.split(_RECORD) if h else ():
-            name, sep, field_value = field.partition(": ")
+        for line in h.split(_RECORD) if h else ():
+            name, sep, field_value = line.partition(": ")
             if not sep:
                 return None
             headers.append((name, field_value))
@@ -582,7 +587,8 @@ class StoredValidator:
         return cls(etag, last_modified, tuple(headers), vary, int(n))
 
     def validator(self) -> Validator:
-        return Validator(self.etag, self.last_modified, True)
+        """The record's validator, as :func:`check_preconditions` takes it."""
+        return self._validator
 
 
 def _build_record(
