@@ -136,14 +136,17 @@ def test_invalidations_are_published(store: RedisStore) -> None:
     pubsub = store.client.pubsub()
     pubsub.subscribe(store.channel)
     assert pubsub.get_message(timeout=5)["type"] == "subscribe"  # type: ignore[index]
-    store.invalidate(["a", "b"], soft=True)
+    clock, receivers = store.invalidate_published(["a", "b"], soft=True, origin="me")
     store.delete("k")
     messages = [pubsub.get_message(timeout=5) for _ in range(2)]
     pubsub.close()
     import json
 
     payloads = [json.loads(m["data"]) for m in messages if m]
-    assert payloads == [{"f": "s", "t": ["a", "b"]}, {"k": "k"}]
+    # the clock travels as a string: cjson would round a 16-digit number
+    assert payloads == [{"f": "s", "t": ["a", "b"], "c": str(clock), "o": "me"}, {"k": "k"}]
+    assert receivers == 1
+    assert store.ack_channel("me") == store.namespace + "ack:me"
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ RESP3), and a flushed, bypassed local layer whenever the subscription is lost.""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -100,6 +101,41 @@ def test_other_process_invalidation_reaches_local_layer(pair: tuple[TwoLevelStor
     wait_until(lambda: b.received > seen)
     assert b.local.get("k", NOW) is None
     assert b.get("k", NOW) is None
+
+
+def test_invalidate_returns_only_once_other_processes_applied_it(redis_url: str, redis_prefix: str) -> None:
+    """Read-after-invalidate across processes: b's listener is held (its local layer's lock taken), so
+    a's invalidate waits for b's acknowledgement; once it returns, b has no local copy left."""
+    a, b = two_level(redis_url, redis_prefix), two_level(redis_url, redis_prefix)
+    a.ack_timeout = 30.0  # far beyond this test: only the acknowledgement can end the wait
+    try:
+        assert a.set("k", entry(a.begin(["a"])), NOW)
+        assert b.get("k", NOW) is not None and b.local.get("k", NOW) is not None
+        seen = a.received
+        with b.local._lock:  # b's listener blocks when it applies the message
+            call = threading.Thread(target=a.invalidate, args=(["a"],))
+            call.start()
+            wait_until(lambda: a.received > seen)  # a applied (and acknowledged) its own message...
+            assert call.is_alive()  # ...and still waits for b
+        call.join(10)
+        assert not call.is_alive()
+        assert b.local.get("k", NOW) is None  # no wait_until: already applied when invalidate returned
+        assert a.stats()["ack_timeouts"] == 0
+    finally:
+        a.close()
+        b.close()
+
+
+def test_an_unanswered_acknowledgement_times_out_and_is_counted(redis_url: str, redis_prefix: str) -> None:
+    a, b = two_level(redis_url, redis_prefix), two_level(redis_url, redis_prefix)
+    a.ack_timeout = 0.05
+    try:
+        with b.local._lock:  # b never answers in time
+            a.invalidate(["a"])
+        assert a.stats()["ack_timeouts"] == 1
+    finally:
+        a.close()
+        b.close()
 
 
 def test_soft_invalidation_and_delete_propagate(pair: tuple[TwoLevelStore, TwoLevelStore]) -> None:

@@ -7,6 +7,7 @@ Layout, under a namespace ``B`` (see "Redis Cluster" below)::
     B e:<key>      an entry: hash {d: the self-describing record, k: JSON list of its mark keys,
                    s: started}
     B inv          pub/sub channel: every invalidation and delete is published here (two-level mode)
+    B ack:<id>     pub/sub channel: acknowledgements of two-level store <id>'s invalidations
 
 Every operation is one Lua script (EVALSHA), so each is one round trip and atomic: a read fetches
 the entry, then all its marks (its tags' plus ``GLOBAL_TAG``'s) with one MGET inside the script,
@@ -178,8 +179,9 @@ return stored
 """
 )
 
-# KEYS: clock, mark keys (all hard or all soft)... ARGV: mark_ttl_ms, channel, 'h' | 's', tags...
-# -> the new clock; the invalidation is published in the same script
+# KEYS: clock, mark keys (all hard or all soft)... ARGV: mark_ttl_ms, channel, 'h' | 's', origin, tags...
+# -> {the new clock, how many subscribers received the message}; published in the same script, with
+# the clock as a string (cjson would round a 16-digit number) and the origin to acknowledge it to
 _INVALIDATE_LUA = (
     _LUA_CLOCK
     + """
@@ -189,8 +191,9 @@ redis.call('SET', KEYS[1], c, 'PX', ARGV[1])
 for i = 2, #KEYS do
   redis.call('SET', KEYS[i], c, 'PX', ARGV[1])
 end
-redis.call('PUBLISH', ARGV[2], cjson.encode({f = ARGV[3], t = {unpack(ARGV, 4)}}))
-return tonumber(c)
+local msg = cjson.encode({f = ARGV[3], t = {unpack(ARGV, 5)}, c = c, o = ARGV[4]})
+local n = redis.call('PUBLISH', ARGV[2], msg)
+return {tonumber(c), n}
 """
 )
 
@@ -348,14 +351,17 @@ class RedisStore:
             self._owed_global = False
             log.warning("Redis is back: invalidated everything written before the outage")
 
-    def _invalidate_call(self, tags: Sequence[str], *, soft: bool) -> tuple[list[str], list[_Arg]]:
+    def _invalidate_call(
+        self, tags: Sequence[str], *, soft: bool, origin: str = ""
+    ) -> tuple[list[str], list[_Arg]]:
         """The keys and arguments of the invalidation script for ``tags``."""
         marks = self._soft if soft else self._hard
         keys = [self._clock_key, *(marks + tag for tag in tags)]
-        return keys, [self._mark_ttl_ms, self.channel, "s" if soft else "h", *tags]
+        return keys, [self._mark_ttl_ms, self.channel, "s" if soft else "h", origin, *tags]
 
-    def _run_invalidate(self, tags: Sequence[str], *, soft: bool) -> int:
-        return int(self._eval(_INVALIDATE, *self._invalidate_call(tags, soft=soft)))
+    def _run_invalidate(self, tags: Sequence[str], *, soft: bool, origin: str = "") -> tuple[int, int]:
+        clock, receivers = self._eval(_INVALIDATE, *self._invalidate_call(tags, soft=soft, origin=origin))
+        return int(clock), int(receivers)
 
     # -- the Store contract ---------------------------------------------------------------------------
 
@@ -410,7 +416,19 @@ class RedisStore:
     def invalidate(self, tags: Sequence[str], *, soft: bool = False) -> None:
         """Advance the clock, set the marks and publish them: one script. Undelivered -> owed global."""
         if tags:
-            self._call(lambda: self._run_invalidate(tags, soft=soft), mutation=True)
+            self.invalidate_published(tags, soft=soft)
+
+    def invalidate_published(
+        self, tags: Sequence[str], *, soft: bool = False, origin: str = ""
+    ) -> tuple[int, int]:
+        """As :meth:`invalidate`; returns the invalidation's clock value and how many subscribers
+        received its message. ``origin`` names the channel suffix to acknowledge it on (see
+        :meth:`ack_channel`; two-level stores wait for those acknowledgements)."""
+        return self._call(lambda: self._run_invalidate(tags, soft=soft, origin=origin), mutation=True)
+
+    def ack_channel(self, origin: str) -> str:
+        """The channel on which subscribers acknowledge the invalidations published by ``origin``."""
+        return self.namespace + "ack:" + origin
 
     def delete(self, key: str) -> None:
         """Remove one entry (and tell two-level stores to drop their copy)."""

@@ -13,8 +13,14 @@ call bypasses it, going to Redis directly, until it has resubscribed and flushed
 local layer never serves anything it cannot prove was not invalidated in the meantime.
 Invalidations made through this store are applied locally at once, after Redis has them.
 
-Delivery is asynchronous: another process's local layer drops an entry when the message arrives
-(typically well under a millisecond on a LAN), not at the instant Redis applied the invalidation.
+Read-after-invalidate across processes: delivery is asynchronous, so ``invalidate`` waits (up to
+``ack_timeout``) until every subscriber that received the message has applied it and acknowledged
+it on this store's own ack channel (``RedisStore.ack_channel``). A read that starts after
+``invalidate`` returned, in any process, then finds no local copy of what it invalidated. Bounds:
+a subscriber that does not answer within ``ack_timeout`` (a hung process, or a foreign subscriber
+of the channel, e.g. a debugging ``redis-cli``) makes the call return anyway, logged and counted
+(``stats()["ack_timeouts"]``); ``ack_timeout=0`` turns the wait off (delivery then typically lands
+well under a millisecond later). Deletes are not waited for.
 """
 
 from __future__ import annotations
@@ -23,18 +29,24 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from ._config import number
-from ._store import Entry, Hit, SetResult
+from ._store import GLOBAL_TAG, Entry, Hit, SetResult
 from .memory import ENTRY_OVERHEAD, MemoryStore, estimate_size
 from .redis import RedisStore
 
 __all__ = ["TwoLevelStore"]
 
 log = logging.getLogger("etagkit.cache.twolevel")
+
+
+def _text(channel: Any) -> Any:
+    """A channel name as str (redis-py gives bytes with ``decode_responses=False``)."""
+    return channel.decode("utf-8", "replace") if isinstance(channel, bytes) else channel
 
 
 def _local_copy(entry: Entry, local_started: int) -> Entry:
@@ -60,9 +72,16 @@ class TwoLevelStore:
         timer: Callable[[], float] = time.time,
         resubscribe_interval: float = 1.0,
         ping_interval: float = 5.0,
+        ack_timeout: float = 0.25,
     ) -> None:
         self.resubscribe_interval = number("resubscribe_interval", resubscribe_interval, positive=True)
         self.ping_interval = number("ping_interval", ping_interval, positive=True)
+        self.ack_timeout = number("ack_timeout", ack_timeout)
+        self.id = uuid.uuid4().hex  # names this store's ack channel
+        self._ack_channel = remote.ack_channel(self.id)
+        self._acks: dict[int, int] = {}  # clock of one of our invalidations -> acknowledgements heard
+        self._acked = threading.Condition()
+        self.ack_timeouts = 0
         self.remote = remote
         self.local = local or MemoryStore(max_entries=max_entries, max_bytes=max_bytes, timer=timer)
         self.received = 0  # invalidation messages applied (for stats and tests)
@@ -107,11 +126,15 @@ class TwoLevelStore:
         return result
 
     def invalidate(self, tags: Sequence[str], *, soft: bool = False) -> None:
-        """Invalidate in Redis (published to every process), then locally, even if Redis failed."""
+        """Invalidate in Redis (published to every process), then locally, even if Redis failed; then
+        wait until every subscriber acknowledged it (at most ``ack_timeout``)."""
+        if not tags:
+            return
         try:
-            self.remote.invalidate(tags, soft=soft)
+            clock, receivers = self.remote.invalidate_published(tags, soft=soft, origin=self.id)
         finally:
             self.local.invalidate(tags, soft=soft)
+        self._await_acks(clock, receivers)
 
     def delete(self, key: str) -> None:
         """Delete in Redis (published) and locally."""
@@ -121,9 +144,9 @@ class TwoLevelStore:
             self.local.delete(key)
 
     def clear(self) -> None:
-        """Invalidate everything in Redis (published) and locally."""
+        """Invalidate everything in Redis (published, acknowledged) and locally."""
         try:
-            self.remote.clear()
+            self.invalidate((GLOBAL_TAG,))
         finally:
             self.local.clear()
 
@@ -155,7 +178,7 @@ class TwoLevelStore:
         client: Any = self.remote.client  # redis.Redis or RedisCluster (whose pubsub() is untyped)
         pubsub = client.pubsub()
         try:
-            pubsub.subscribe(self.remote.channel)
+            pubsub.subscribe(self.remote.channel, self._ack_channel)
             last_traffic = time.monotonic()
             while not self._stop.is_set():
                 message = pubsub.get_message(timeout=0.2)
@@ -166,10 +189,12 @@ class TwoLevelStore:
                     continue
                 last_traffic = time.monotonic()
                 kind = message.get("type")
-                if kind == "subscribe":
+                if kind == "subscribe" and message.get("data") == 2:  # both channels: invalidations, acks
                     self.local.clear()  # whatever was missed before this moment is gone
                     self._subscribed = True
                     self._ready.set()
+                elif kind == "message" and _text(message.get("channel")) == self._ack_channel:
+                    self._count_ack(message.get("data"))
                 elif kind == "message":
                     self._apply(message.get("data"))
         finally:
@@ -195,6 +220,42 @@ class TwoLevelStore:
         if isinstance(tags, list) and tags:
             self.local.invalidate([str(t) for t in tags], soft=message.get("f") == "s")
         self.received += 1
+        clock, origin = message.get("c"), message.get("o")
+        if isinstance(clock, str) and isinstance(origin, str) and origin:  # applied: acknowledge it
+            if origin == self.id:
+                self._count_ack(clock)
+            else:
+                self.remote.client.publish(self.remote.ack_channel(origin), clock)
+
+    def _count_ack(self, data: Any) -> None:
+        try:
+            clock = int(data)
+        except (TypeError, ValueError):
+            log.warning("ignored a malformed acknowledgement on the cache ack channel: %r", data)
+            return
+        with self._acked:
+            if len(self._acks) > 1024:  # acknowledgements that arrived after their wait gave up
+                self._acks.clear()
+            self._acks[clock] = self._acks.get(clock, 0) + 1
+            self._acked.notify_all()
+
+    def _await_acks(self, clock: int, receivers: int) -> None:
+        """Wait until ``receivers`` subscribers acknowledged invalidation ``clock`` (or the timeout)."""
+        if not receivers or not self.ack_timeout:
+            return
+        with self._acked:
+            done = self._acked.wait_for(lambda: self._acks.get(clock, 0) >= receivers, self.ack_timeout)
+            heard = self._acks.pop(clock, 0)
+        if not done:
+            self.ack_timeouts += 1
+            log.warning(
+                "cache invalidation %d: %d of %d subscribers acknowledged within %ss; another process "
+                "may serve its local copy until the message reaches it",
+                clock,
+                heard,
+                receivers,
+                self.ack_timeout,
+            )
 
     # -- lifecycle and stats ----------------------------------------------------------------------------
 
@@ -206,6 +267,7 @@ class TwoLevelStore:
         stats["subscribed"] = self._subscribed
         stats["subscription_losses"] = self.subscription_losses
         stats["invalidations_received"] = self.received
+        stats["ack_timeouts"] = self.ack_timeouts
         return stats
 
     def close(self) -> None:
