@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlencode
 from ._dates import format_http_date, parse_http_date
 from ._errors import InvalidETagError
 from ._etag import ETag, generate_etag
-from ._headers import Fields, FieldView, HeaderSource, get_header
+from ._headers import Fields, FieldView, HeaderSource, fields_of, get_header
 from ._policy import parse_cache_control
 from ._preconditions import Outcome, evaluate, not_modified_headers, requires_precondition
 
@@ -55,7 +55,6 @@ __all__ = [
     "path_tag",
     "representation_key",
     "request_fields",
-    "response_fields",
     "shared_lookup_allowed",
     "split_tags",
     "variant_key",
@@ -308,14 +307,14 @@ def conditional_response(
     never for ``Cache-Control: no-store``. A Content-Encoding other than identity gets its own strong
     tag (``"<tag>-gzip"``) or, with ``weaken_encoded``, the weak tag: a gzip body and an identity
     body never share a strong ETag (RFC 9110 §8.8.3.3). ``fields`` may pass
-    :func:`response_fields` of the same headers when the caller already built it.
+    :func:`~etagkit._headers.fields_of` of the same headers when the caller already built it.
     """
     headers = response_headers if isinstance(response_headers, tuple) else tuple(response_headers)
     method = method.upper()
     if method not in SAFE_METHODS or not 200 <= status < 300:
         return Reply(status, headers)
     if fields is None:
-        fields = response_fields(headers)
+        fields = fields_of(headers)
     if _no_store(fields):
         return Reply(status, headers)
     tag = _as_etag(etag if etag is not None else fields.get("etag"))
@@ -351,17 +350,6 @@ def conditional_response(
     return Reply(status, tuple(sent), None, tag)
 
 
-def response_fields(headers: Iterable[tuple[str, str]]) -> Fields:
-    """Response fields under lower-cased names (repeated fields joined by ", ", RFC 9110 §5.3), built
-    in one pass: an adapter builds it once and hands it to :func:`body_needed` and
-    :func:`conditional_response`."""
-    index = Fields()
-    for name, value in headers:
-        key = name.lower()
-        index[key] = f"{index[key]}, {value}" if key in index else value
-    return index
-
-
 def _no_store(fields: dict[str, str]) -> bool:
     value = fields.get("cache-control")
     return value is not None and "no-store" in parse_cache_control(value)
@@ -376,7 +364,7 @@ def body_needed(method: str, status: int, response_headers: HeaderSource) -> boo
         fields = response_headers  # already indexed (response_fields)
     else:
         items = response_headers.items() if isinstance(response_headers, Mapping) else response_headers
-        fields = response_fields(items)
+        fields = fields_of(items)
     return "etag" not in fields and "last-modified" not in fields and not _no_store(fields)
 
 
@@ -597,7 +585,7 @@ def _build_record(
     """:meth:`StoredValidator.from_response`, uncached."""
     if not 200 <= status < 300:
         return None
-    fields = response_fields(headers)
+    fields = fields_of(headers)
     if _no_store(fields):
         return None
     vary = _vary_names(fields)

@@ -49,6 +49,7 @@ from werkzeug.wrappers import Response
 
 from ._errors import ConfigurationError, InvalidETagError
 from ._etag import ETag, etag_from_version
+from ._headers import fields_of
 from ._policy import CacheControl
 from ._respond import (
     SAFE_METHODS,
@@ -68,7 +69,6 @@ from ._respond import (
     path_tag,
     representation_key,
     request_fields,
-    response_fields,
     shared_lookup_allowed,
 )
 
@@ -547,7 +547,7 @@ def _after_read(call: _Call, response: Response) -> Response:
     if policy.cache_control and 200 <= status < 300 and "Cache-Control" not in response.headers:
         response.headers["Cache-Control"] = policy.cache_control
     response_headers = response.headers.to_wsgi_list()
-    fields = response_fields(response_headers)  # indexed once for both decisions
+    fields = fields_of(response_headers)  # indexed once for both decisions
     body: bytes | None = None
     # the body is read to hash it (no validator known) or to cache the whole response
     caching = call.ticket is not None and policy.cache_ttl is not None and status == 200

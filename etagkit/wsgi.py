@@ -23,7 +23,7 @@ from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from ._errors import ConfigurationError
-from ._headers import Fields, get_header
+from ._headers import Fields, fields_of, get_header
 from ._respond import (
     SAFE_METHODS,
     EnvironHeaders,
@@ -41,7 +41,6 @@ from ._respond import (
     path_tag,
     representation_key,
     request_fields,
-    response_fields,
     shared_lookup_allowed,
     split_tags,
 )
@@ -320,7 +319,7 @@ class _Exchange:
         if store is not None and invalidates_target(self.method, self.code):
             store.invalidate(path_tag(_path(self.environ)), *self.tags, route=self.route)
         given = self.validator
-        self.fields = response_fields(self.response_headers)  # indexed once for both decisions
+        self.fields = fields_of(self.response_headers)  # indexed once for both decisions
         if given is None and body_needed(self.method, self.code, self.fields):
             return _Mode.BUFFER
         reply = conditional_response(
