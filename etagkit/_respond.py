@@ -361,7 +361,7 @@ def body_needed(method: str, status: int, response_headers: HeaderSource) -> boo
     if method.upper() not in SAFE_METHODS or status != 200:
         return False
     if isinstance(response_headers, Fields):
-        fields = response_headers  # already indexed (response_fields)
+        fields = response_headers  # already indexed (fields_of)
     else:
         items = response_headers.items() if isinstance(response_headers, Mapping) else response_headers
         fields = fields_of(items)
