@@ -30,8 +30,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode
 
 from ._dates import format_http_date, parse_http_date
-from ._errors import InvalidETagError
-from ._etag import ETag, generate_etag
+from ._etag import ETag, etag_or_none, generate_etag
 from ._headers import Fields, FieldView, HeaderSource, fields_of, get_header
 from ._policy import parse_cache_control
 from ._preconditions import Outcome, evaluate, not_modified_headers, requires_precondition
@@ -391,12 +390,7 @@ def coded_etag(etag: ETag, content_encoding: str | None, *, weaken: bool = False
 
 
 def _as_etag(value: ETag | str | None) -> ETag | None:
-    if value is None or isinstance(value, ETag):
-        return value
-    try:
-        return ETag.parse(value)
-    except InvalidETagError:
-        return None
+    return value if isinstance(value, ETag) else etag_or_none(value)
 
 
 def _with_validators(
