@@ -246,8 +246,8 @@ class TwoLevelStore:
         with self._acked:
             done = self._acked.wait_for(lambda: self._acks.get(clock, 0) >= receivers, self.ack_timeout)
             heard = self._acks.pop(clock, 0)
+            self.ack_timeouts += not done
         if not done:
-            self.ack_timeouts += 1
             log.warning(
                 "cache invalidation %d: %d of %d subscribers acknowledged within %ss; another process "
                 "may serve its local copy until the message reaches it",
