@@ -82,7 +82,8 @@ class SingleFlight:
         return call.value
 
     def waiting(self, key: str) -> int:
-        """How many callers wait for the call in flight for ``key`` (0 if none)."""
+        """How many callers wait for the call in flight for ``key`` (0 if none): an observable that
+        lets tests release a compute once every caller has joined, without sleeping."""
         with self._lock:
             call = self._calls.get(key)
             return call.waiters if call is not None else 0
