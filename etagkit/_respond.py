@@ -62,6 +62,8 @@ __all__ = [
 
 # RFC 9110 §9.2.1: methods whose preconditions may be evaluated after the handler ran.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Methods that can create the target's representation (RFC 9110 §9.3.4; RFC 5789 §2 for PATCH).
+_CREATING_METHODS = frozenset({"PUT", "PATCH"})
 # Request fields that make a request conditional (RFC 9110 §13.1).
 CONDITIONAL_FIELDS = ("If-None-Match", "If-Match", "If-Modified-Since", "If-Unmodified-Since")
 _CONDITIONAL_SET = frozenset(name.lower() for name in CONDITIONAL_FIELDS)
@@ -240,7 +242,13 @@ def check_preconditions(
     428 rule applies). ``response_headers`` are headers the 200 would carry (Cache-Control, Vary
     ...); a 304 keeps those RFC 9110 §15.4.5 names. ``require_precondition`` answers 428 to an
     unsafe request that carries neither If-Match nor If-Unmodified-Since (RFC 6585 §3).
+
+    A target with no current representation (``validator.exists`` False) is decided only for the
+    methods that can create one (PUT, PATCH): for any other method the handler's answer (a 404)
+    passes untouched, since preconditions apply only where the response would be 2xx (§13.2.1).
     """
+    if validator is not None and not validator.exists and method.upper() not in _CREATING_METHODS:
+        return None
     if require_precondition and requires_precondition(method, request_headers):
         return error_reply(428, json_body=wants_json(request_headers) if json_errors is None else json_errors)
     if validator is None:

@@ -51,6 +51,7 @@ from ._errors import ConfigurationError, InvalidETagError
 from ._etag import ETag, etag_from_version
 from ._headers import fields_of
 from ._policy import CacheControl
+from ._readback import READBACK_KEY, read_current_validator
 from ._respond import (
     SAFE_METHODS,
     CachedResponse,
@@ -506,6 +507,11 @@ def _check(call: _Call) -> Response | None:
     """The 304 / 412 / 428 decided before the view from a stored or cheap validator, if any."""
     policy, state, record = call.policy, call.state, call.record
     validator = record.validator() if record is not None else call.validator
+    if validator is None and call.method not in SAFE_METHODS and is_conditional(call.headers):
+        # a write's condition needs the current validator: read it as a client's GET would, through
+        # the deployed app (RFC 9110 §13.2.1). Declare etag= to spare this GET.
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        validator = read_current_validator(app.wsgi_app, request.environ)
     required = (
         state.require_precondition if policy.require_precondition is None else policy.require_precondition
     ) and call.method not in SAFE_METHODS
@@ -658,5 +664,5 @@ def _flask_reply(call: _Call, reply: Reply) -> Response:
 
 
 def _count(state: _State, route: str, status: int, bytes_saved: int, stored: bool) -> None:
-    if state.metrics is not None:
+    if state.metrics is not None and READBACK_KEY not in request.environ:  # a write's GET is not traffic
         state.metrics.response(route, status, bytes_saved=bytes_saved, stored=stored)

@@ -24,6 +24,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from ._errors import ConfigurationError
 from ._headers import Fields, fields_of, get_header
+from ._readback import READBACK_KEY, read_current_validator
 from ._respond import (
     SAFE_METHODS,
     EnvironHeaders,
@@ -176,6 +177,10 @@ class ETagMiddleware:
                     if conditional:
                         record = self.store.lookup(exchange.base_key, EnvironHeaders(environ), route)
         checked = record.validator() if record is not None else validator
+        if checked is None and method not in SAFE_METHODS and is_conditional(headers):
+            # a write's condition needs the current validator: read it as a client's GET would
+            # (RFC 9110 §13.2.1: a false condition means the method is not performed at all)
+            checked = read_current_validator(self, environ)
         require = self.require_precondition and method not in SAFE_METHODS
         if checked is not None or require:  # else there is nothing to decide before the app
             early = check_preconditions(
@@ -467,7 +472,7 @@ class _Exchange:
             )
 
     def count(self, status: int, bytes_saved: int, stored: bool) -> None:
-        if self.mw.metrics is not None:
+        if self.mw.metrics is not None and READBACK_KEY not in self.environ:  # a write's GET is not traffic
             self.mw.metrics.response(self.route, status, bytes_saved=bytes_saved, stored=stored)
 
 

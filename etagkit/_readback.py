@@ -1,0 +1,94 @@
+"""The current validator of a target, read back through the WSGI app itself with a GET sub-request.
+
+A conditional write (If-Match, If-Unmodified-Since, If-None-Match on PUT/PATCH/DELETE ...) must be
+refused with 412 *before* it runs when its condition is false (RFC 9110 §13.1.1, §13.2.1). When the
+application declared no cheap validator and no stored one is held (first write, eviction, store
+outage), the only faithful source of the current validator is what a GET of the same target
+answers right now: this module asks the app exactly that. The sub-request carries the original
+request's target and credentials, no body and no conditions; its body is read (hashed by the caller's
+adapter when it has no ETag) and its iterable always closed (PEP 3333).
+
+Status mapping: a 2xx gives the validator; 404 and 410 mean there is no current representation
+(``exists=False``: ``If-Match`` fails, ``If-None-Match: *`` passes); anything else (401, 403, 405,
+5xx ...) means the state cannot be read, and None is returned so the write proceeds to the app, which
+answers as it would without conditions.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable
+from wsgiref.types import WSGIApplication, WSGIEnvironment
+
+from ._dates import parse_http_date
+from ._etag import etag_or_none
+from ._headers import fields_of
+from ._respond import Validator
+
+__all__ = ["READBACK_KEY", "read_current_validator"]
+
+READBACK_KEY = "etagkit.readback"  # set in the sub-request's environ (adapters skip its metrics)
+
+# Request fields that make the read conditional or carry the write's body: dropped from the GET.
+_DROPPED = frozenset(
+    {
+        "HTTP_IF_MATCH",
+        "HTTP_IF_NONE_MATCH",
+        "HTTP_IF_MODIFIED_SINCE",
+        "HTTP_IF_UNMODIFIED_SINCE",
+        "HTTP_IF_RANGE",
+        "HTTP_RANGE",
+        "CONTENT_LENGTH",
+        "CONTENT_TYPE",
+        "HTTP_TRANSFER_ENCODING",
+        "HTTP_CONTENT_ENCODING",
+    }
+)
+_GONE = frozenset({404, 410})
+
+
+def read_environ(environ: WSGIEnvironment) -> WSGIEnvironment:
+    """The environ of an unconditional, body-less GET of the same target, with the same credentials."""
+    sub = {key: value for key, value in environ.items() if key not in _DROPPED}
+    sub["REQUEST_METHOD"] = "GET"
+    sub["wsgi.input"] = io.BytesIO(b"")
+    sub[READBACK_KEY] = True
+    return sub
+
+
+def read_current_validator(app: WSGIApplication, environ: WSGIEnvironment) -> Validator | None:
+    """Run a GET of ``environ``'s target through ``app`` and return its validator (see module doc).
+
+    ``app`` should be the *tagged* app (the middleware itself, or Flask's ``wsgi_app`` with its
+    decorators) so that the ETag read back is byte-for-byte the one a client's GET receives.
+    """
+    captured: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: object = None
+    ) -> Callable[[bytes], object]:
+        captured[:] = [(status, list(headers))]
+        return lambda data: None
+
+    result: Iterable[bytes] = app(read_environ(environ), start_response)
+    try:
+        for _ in result:  # drain: a lazily started app calls start_response while iterating
+            pass
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    if not captured:
+        return None
+    status, headers = captured[0]
+    head = status.split(" ", 1)[0]
+    code = int(head) if head.isascii() and head.isdigit() else 0
+    if code in _GONE:
+        return Validator(exists=False)
+    if not 200 <= code < 300:
+        return None
+    fields = fields_of(headers)
+    etag = etag_or_none(fields.get("etag"))
+    last_modified = parse_http_date(fields.get("last-modified"))
+    # no ETag at all: the representation exists but matches no listed tag (If-Match fails, §13.1.1)
+    return Validator(etag, last_modified, True)
