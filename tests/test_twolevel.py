@@ -284,7 +284,7 @@ def test_readme_redis_example_runs(
     section = text[text.index("## Sharing the cache through Redis") :]
     start = section.index("```python\n") + len("```python\n")
     code = section[start : section.index("```", start)]
-    assert 'REDIS_URL = "redis://127.0.0.1:6379/0"' in code and code.count('prefix="bookstore:"') == 2
-    code = code.replace("redis://127.0.0.1:6379/0", redis_url).replace('"bookstore:"', repr(redis_prefix))
+    assert 'REDIS_URL = "redis://127.0.0.1:6379/0"' in code and code.count('prefix="demo:"') == 2
+    code = code.replace("redis://127.0.0.1:6379/0", redis_url).replace('"demo:"', repr(redis_prefix))
     exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out.strip() == "closed True"
