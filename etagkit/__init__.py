@@ -27,6 +27,7 @@ from ._respond import (
     conditional_response,
     path_tag,
     representation_key,
+    request_origin,
 )
 from .cache import MemoryStore, TagCache
 
@@ -64,5 +65,6 @@ __all__ = [
     "path_tag",
     "range_applies",
     "representation_key",
+    "request_origin",
     "requires_precondition",
 ]

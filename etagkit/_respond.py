@@ -54,6 +54,7 @@ __all__ = [
     "path_tag",
     "representation_key",
     "request_fields",
+    "request_origin",
     "shared_lookup_allowed",
     "split_tags",
     "variant_key",
@@ -69,7 +70,7 @@ CONDITIONAL_FIELDS = ("If-None-Match", "If-Match", "If-Modified-Since", "If-Unmo
 _CONDITIONAL_SET = frozenset(name.lower() for name in CONDITIONAL_FIELDS)
 _IDENTITY = frozenset({"", "identity"})
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
-_KEY_VERSION = "v1"
+_KEY_VERSION = "v2"
 _RECORD_VERSION = "etagkit-validator-1"
 _UNIT, _RECORD = "\x1f", "\x1e"  # ASCII unit / record separators: never in a field (RFC 9110 §5.5)
 _SEPARATORS = frozenset(_UNIT + _RECORD)
@@ -425,18 +426,27 @@ def _validator_fields(etag: ETag | None, last_modified: datetime | None) -> list
 
 @functools.lru_cache(maxsize=4096)
 def representation_key(
-    method: str, path: str, query: str = "", *, scope: str | None = None, kind: str = "etag"
+    method: str,
+    path: str,
+    query: str = "",
+    *,
+    scope: str | None = None,
+    kind: str = "etag",
+    origin: str = "",
 ) -> str:
-    """The stored-validator key of a target before Vary: method class, path, canonical query, scope.
+    """The stored-validator key of a target before Vary: method class, origin, path, query, scope.
 
-    GET and HEAD share one class (HEAD gets GET's ETag); the query's parameters are sorted so
-    ``?a=1&b=2`` and ``?b=2&a=1`` are one representation. Stable across processes (sha256).
-    ``kind`` separates what is stored for it (``"etag"``: validators, ``"response"``: whole responses).
+    ``origin`` is the request's scheme and authority (:func:`request_origin`): one app serving
+    several hosts never answers one host's request with another's validator or response (the
+    target URI, RFC 9110 §7.1, is part of the cache key, RFC 9111 §2). GET and HEAD share one class
+    (HEAD gets GET's ETag); the query's parameters are sorted so ``?a=1&b=2`` and ``?b=2&a=1``
+    are one representation. Stable across processes (sha256). ``kind`` separates what is stored
+    for it (``"etag"``: validators, ``"response"``: whole responses).
     """
     method = method.upper()
     method_class = "GET" if method in ("GET", "HEAD") else method
     pairs = sorted(parse_qsl(query, keep_blank_values=True)) if query else []
-    return _digest(kind, method_class, path, urlencode(pairs), scope)
+    return _digest(kind, method_class, origin, path, urlencode(pairs), scope)
 
 
 def variant_key(base_key: str, request_headers: HeaderSource, vary: Sequence[str]) -> str:
@@ -456,10 +466,30 @@ def variant_key(base_key: str, request_headers: HeaderSource, vary: Sequence[str
 
 
 @functools.lru_cache(maxsize=4096)
-def path_tag(path: str) -> str:
-    """The implicit tag of every validator stored for ``path``; a successful unsafe request to the
-    path invalidates it (RFC 9111 §4.4: unsafe requests invalidate the target URI)."""
-    return "etagkit:path:" + hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+def path_tag(path: str, origin: str = "") -> str:
+    """The implicit tag of every validator stored for ``origin`` + ``path``; a successful unsafe
+    request to that target invalidates it (RFC 9111 §4.4: unsafe requests invalidate the target
+    URI), and only on that origin (:func:`request_origin`)."""
+    target = origin + path
+    return "etagkit:path:" + hashlib.sha256(target.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def request_origin(environ: Mapping[str, Any]) -> str:
+    """The request's origin from a WSGI environ: ``scheme://host[:port]``, lower-cased, the scheme's
+    default port dropped (RFC 9110 §4.2.3 normalization). The host is Host (``HTTP_HOST``), else
+    ``SERVER_NAME:SERVER_PORT`` (PEP 3333 URL reconstruction)."""
+    scheme = str(environ.get("wsgi.url_scheme") or "http").lower()
+    host = environ.get("HTTP_HOST")
+    if not isinstance(host, str) or not host:
+        host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    host = host.strip(" \t").lower()
+    name, colon, port = host.rpartition(":")
+    if colon and (not port or port == _DEFAULT_PORTS.get(scheme)):
+        host = name
+    return f"{scheme}://{host}"
 
 
 def shared_lookup_allowed(request_headers: HeaderSource, scope: str | None) -> bool:

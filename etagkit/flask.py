@@ -70,6 +70,7 @@ from ._respond import (
     path_tag,
     representation_key,
     request_fields,
+    request_origin,
     shared_lookup_allowed,
 )
 
@@ -419,6 +420,7 @@ class _Call:
     all_headers: EnvironHeaders  # any field (those a stored response names in Vary)
     route: str
     path: str
+    origin: str  # scheme://host: part of every key and path tag (tenants never share entries)
     view_args: dict[str, Any]
     checked: CheckedValidator | None
     validator: Validator | None
@@ -437,7 +439,7 @@ class _Call:
     @property
     def stored_tags(self) -> list[str]:
         """The tags of what this call stores: its path's implicit tag, then the view's tags."""
-        return [path_tag(self.path), *self.tags]
+        return [path_tag(self.path, self.origin), *self.tags]
 
 
 def _handle(
@@ -458,6 +460,7 @@ def _handle(
         all_headers=EnvironHeaders(environ),
         route=req.url_rule.rule if req.url_rule is not None else req.path,
         path=str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")),
+        origin=request_origin(environ),
         view_args=view_args,
         checked=checked,
         validator=checked.validator if checked is not None else None,
@@ -485,7 +488,7 @@ def _before(call: _Call, query: str) -> Response | None:
     if use_store and store is not None and (reading or (conditional and method not in SAFE_METHODS)):
         scope = policy.scope() if policy.scope is not None else None
         if shared_lookup_allowed(call.headers, scope):
-            call.base_key = representation_key("GET", call.path, query, scope=scope)
+            call.base_key = representation_key("GET", call.path, query, scope=scope, origin=call.origin)
             if call.validator is None and conditional:
                 call.record = store.lookup(call.base_key, call.all_headers, call.route)
     early = _check(call)
@@ -541,7 +544,7 @@ def _after_write(call: _Call, response: Response) -> Response:
     policy, state, store = call.policy, call.state, call.state.store
     auto = policy.auto_invalidate if policy.auto_invalidate is not None else state.auto_invalidate
     if store is not None and invalidates_target(call.method, response.status_code):
-        store.invalidate(path_tag(call.path), *(call.tags if auto else ()), route=call.route)
+        store.invalidate(path_tag(call.path, call.origin), *(call.tags if auto else ()), route=call.route)
     _count(state, call.route, response.status_code, 0, False)
     return response
 

@@ -42,6 +42,7 @@ from ._respond import (
     path_tag,
     representation_key,
     request_fields,
+    request_origin,
     shared_lookup_allowed,
     split_tags,
 )
@@ -169,11 +170,11 @@ class ETagMiddleware:
             if conditional or method in ("GET", "HEAD"):
                 scope = self.scope(environ) if self.scope is not None else None
                 if shared_lookup_allowed(headers, scope):
-                    path = _path(environ)
+                    path, origin = _path(environ), request_origin(environ)
                     exchange.base_key = representation_key(
-                        "GET", path, environ.get("QUERY_STRING", ""), scope=scope
+                        "GET", path, environ.get("QUERY_STRING", ""), scope=scope, origin=origin
                     )
-                    exchange.implicit_tags = [path_tag(path)]
+                    exchange.implicit_tags = [path_tag(path, origin)]
                     if conditional:
                         record = self.store.lookup(exchange.base_key, EnvironHeaders(environ), route)
         checked = record.validator() if record is not None else validator
@@ -322,7 +323,8 @@ class _Exchange:
         """PASS, BUFFER or REPLACED, from the status and headers alone (no body yet)."""
         store = self.mw.store
         if store is not None and invalidates_target(self.method, self.code):
-            store.invalidate(path_tag(_path(self.environ)), *self.tags, route=self.route)
+            target = path_tag(_path(self.environ), request_origin(self.environ))
+            store.invalidate(target, *self.tags, route=self.route)
         given = self.validator
         self.fields = fields_of(self.response_headers)  # indexed once for both decisions
         if given is None and body_needed(self.method, self.code, self.fields):

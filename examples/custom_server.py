@@ -36,6 +36,7 @@ from etagkit import (
     etag_from_version,
     path_tag,
     representation_key,
+    request_origin,
 )
 from etagkit.cache import TagCache
 
@@ -63,6 +64,13 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
+    def _origin(self) -> str:
+        """``http://host[:port]`` of this request: keys and path tags are per origin (virtual hosts)."""
+        name, port = self.server.server_address[:2]
+        return request_origin(
+            {"HTTP_HOST": self.headers.get("Host", ""), "SERVER_NAME": name, "SERVER_PORT": port}
+        )
+
     # -- reads: stored validator first, render only when needed ------------------------------------
 
     def _read(self) -> None:
@@ -71,7 +79,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/renders":
             self._send(Reply(200, (("Content-Type", "application/json"),)), json.dumps(RENDERS).encode())
             return
-        key = representation_key(self.command, path, query)
+        origin = self._origin()
+        key = representation_key(self.command, path, query, origin=origin)
         record = STORE.lookup(key, headers)
         early = check_preconditions(
             self.command,
@@ -82,12 +91,12 @@ class Handler(BaseHTTPRequestHandler):
         if early is not None:  # a 304 (or 412) straight from the stored validator
             self._send(early)
             return
-        ticket = STORE.begin([path_tag(path), "items"])  # BEFORE rendering: race-safe
+        ticket = STORE.begin([path_tag(path, origin), "items"])  # BEFORE rendering: race-safe
         status, response_headers, body, version = render(path)
         reply = conditional_response(self.command, headers, status, response_headers, body, etag=version)
         record = StoredValidator.from_response(status, reply.headers, reply.etag, len(body))
         if record is not None:
-            STORE.store(key, headers, record, ticket=ticket, tags=[path_tag(path), "items"])
+            STORE.store(key, headers, record, ticket=ticket, tags=[path_tag(path, origin), "items"])
         self._send(reply, body)
 
     # -- writes: optimistic concurrency with If-Match ----------------------------------------------
@@ -109,7 +118,7 @@ class Handler(BaseHTTPRequestHandler):
                 return
             version = int(str(item["version"])) + 1 if item else 1
             ITEMS[item_id] = {"name": data, "version": version}
-        STORE.invalidate(path_tag(path), "items")
+        STORE.invalidate(path_tag(path, self._origin()), "items")
         self._send(Reply(204, (("ETag", str(etag_from_version(version))),)))
 
     def _send(self, reply: Reply, body: bytes = b"") -> None:

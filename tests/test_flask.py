@@ -250,6 +250,31 @@ def test_response_caching_serves_the_whole_response(kit: ETagKit, shop: Shop) ->
     assert client.get("/covers/1").status_code == 200 and shop.calls["cover"] == 2
 
 
+def test_cached_responses_and_path_tags_are_per_host(cache: TagCache) -> None:
+    app = Flask(__name__)
+    kit = ETagKit(app, cache=cache)
+    calls: Counter[str] = Counter()
+
+    @app.route("/home", methods=["GET", "POST"])
+    @kit.cached(ttl=60)
+    def home() -> Any:
+        calls[request.host] += 1
+        return f"welcome to {request.host}"
+
+    client = app.test_client()
+    for host in ("tenant-a.example", "tenant-b.example", "tenant-a.example", "tenant-b.example"):
+        got = client.get("/home", base_url=f"http://{host}")
+        assert got.get_data(as_text=True) == f"welcome to {host}"
+    assert calls == {"tenant-a.example": 1, "tenant-b.example": 1}
+    # https is another origin: its own entry
+    assert client.get("/home", base_url="https://tenant-a.example").status_code == 200
+    assert calls["tenant-a.example"] == 2
+    client.post("/home", base_url="http://tenant-a.example")  # invalidates tenant-a's /home only
+    client.get("/home", base_url="http://tenant-b.example")
+    client.get("/home", base_url="http://tenant-a.example")
+    assert calls == {"tenant-a.example": 4, "tenant-b.example": 1}
+
+
 def test_a_cached_view_with_a_cheap_validator_checks_it_first_and_caches_per_version(
     cache: TagCache,
 ) -> None:

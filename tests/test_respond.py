@@ -20,6 +20,7 @@ from etagkit import (
     generate_etag,
     path_tag,
     representation_key,
+    request_origin,
 )
 from etagkit._headers import get_header
 from etagkit._respond import (
@@ -234,6 +235,22 @@ def test_shared_lookups_skip_credentialed_requests_without_a_scope() -> None:
     assert not shared_lookup_allowed({"Authorization": "Bearer x"}, None)
     assert not shared_lookup_allowed({"Cookie": "s=1"}, None)
     assert shared_lookup_allowed({"Cookie": "s=1"}, "user:1")
+
+
+def test_keys_and_path_tags_are_per_origin() -> None:
+    a = request_origin({"wsgi.url_scheme": "http", "HTTP_HOST": "Tenant-A.example:80"})
+    assert a == "http://tenant-a.example"
+    assert request_origin({"wsgi.url_scheme": "https", "HTTP_HOST": "a.example:443"}) == "https://a.example"
+    assert request_origin({"wsgi.url_scheme": "https", "HTTP_HOST": "a.example:80"}) == "https://a.example:80"
+    fallback = {"wsgi.url_scheme": "http", "SERVER_NAME": "b.example", "SERVER_PORT": "8080"}
+    assert request_origin(fallback) == "http://b.example:8080"
+    assert request_origin({"HTTP_HOST": "[::1]:8000"}) == "http://[::1]:8000"
+    b = request_origin({"HTTP_HOST": "tenant-b.example"})
+    assert representation_key("GET", "/x", origin=a) != representation_key("GET", "/x", origin=b)
+    assert representation_key("GET", "/x", origin=a) != representation_key(
+        "GET", "/x", origin="https" + a[4:]
+    )
+    assert path_tag("/x", a) != path_tag("/x", b) and path_tag("/x", a) == path_tag("/x", a)
 
 
 def test_tags_and_paths() -> None:

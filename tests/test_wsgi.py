@@ -445,6 +445,25 @@ def test_a_successful_write_invalidates_the_stored_validators_of_its_path() -> N
     assert app.calls == calls + 1
 
 
+def test_stored_validators_and_path_tags_are_per_host() -> None:
+    cache = TagCache(timer=FakeClock())
+    app = App(headers=[("Content-Type", "text/plain"), ("Cache-Control", "no-cache")])  # path tags only
+    mw = wrap(app, cache=cache)
+    a, b = {"Host": "tenant-a.example"}, {"Host": "tenant-b.example"}
+    tag_a = _warm(mw, path="/home", headers=a)
+    calls = app.calls
+    # tenant-a's stored validator never answers tenant-b (the app runs for b)
+    assert serve(mw, path="/home", headers={**b, "If-None-Match": tag_a}).status == 304
+    assert app.calls == calls + 1
+    tag_b = _warm(mw, path="/home", headers=b)
+    calls = app.calls
+    serve(mw, path="/home", method="POST", headers=a)  # a write on tenant-a's /home ...
+    assert serve(mw, path="/home", headers={**b, "If-None-Match": tag_b}).status == 304
+    assert app.calls == calls + 1  # ... leaves tenant-b's stored validator alone (only the POST ran)
+    assert serve(mw, path="/home", headers={**a, "If-None-Match": tag_a}).status == 304
+    assert app.calls == calls + 2  # tenant-a's was invalidated
+
+
 def test_a_stored_validator_guards_writes_before_they_run() -> None:
     cache = TagCache(timer=FakeClock())
     app = _tagged_app()
