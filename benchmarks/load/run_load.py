@@ -1,6 +1,6 @@
 """Load and fault runs against the bookstore under gunicorn, on loopback, bounded in time.
 
-    python -m benchmarks.load.run_load [throughput|fault|ryw|all] [--seconds S]
+    python -m benchmarks.load.run_load [throughput|fault|stall|ryw|all] [--seconds S]
 
 Every run starts what it needs and stops it again: a PRIVATE ``redis-server`` on a free port (never
 the shared one), gunicorn with 2 workers over an SQLite file in a temporary folder, and the load
@@ -14,6 +14,8 @@ tool. Results are merged into ``benchmarks/results/load.json`` and rendered as `
   back with it), a book is changed while it is down, and Redis is started again. Reported: 5xx
   (must be 0), requests served statelessly while the breaker was open (the bookstore's /stats),
   and, after recovery, any response that still carries a validator from before the write (must be 0).
+* ``stall``: the same with Redis frozen (SIGSTOP) and thawed (SIGCONT) instead: the same server
+  comes back with its data and scripts, so nothing but the store's own catch-up can help.
 * ``ryw``: writer threads change books (PUT with If-Match) while reader threads revalidate them,
   every request on a new connection so the two workers share the traffic; a read that starts after
   a write returned and shows an older version is a stale read (must be 0).
@@ -40,6 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -383,14 +386,16 @@ class Probe(threading.Thread):
         }
 
 
-def fault(seconds: float, work: Path) -> dict[str, Any]:
+def fault(seconds: float, work: Path, *, stall: bool = False) -> dict[str, Any]:
     """Redis stopped and started again under load: no 5xx, stateless answers, no stale validator after.
 
     Two back-to-back wrk phases revalidate ``GET /books`` with the ETag it had before the outage.
     Phase 1 spans the start of the outage; between the phases ``PUT /books/1`` changes the catalog
-    (its invalidation cannot reach Redis); phase 2 spans the rest of the outage, the restart of
-    Redis with its saved data (the pre-outage stored validator included) and the recovery. Every 304
-    of phase 2 would be a stale validator served: it must be 0.
+    (its invalidation cannot reach Redis); phase 2 spans the rest of the outage, the return of
+    Redis with the pre-outage stored validator and the recovery. Every 304 of phase 2 would be a
+    stale validator served: it must be 0. Redis goes away by ``SHUTDOWN SAVE`` and comes back by a
+    restart that loads the saved data; with ``stall`` it is frozen (SIGSTOP: connections hang, the
+    socket timeouts fire) and thawed (SIGCONT): the same server, its data and scripts intact.
     """
     load_s = max(12.0, seconds)
     phase1_s, phase2_s = round(load_s * 0.4), round(load_s * 0.6)
@@ -411,8 +416,12 @@ def fault(seconds: float, work: Path) -> dict[str, Any]:
         load = wrk_background(app.url + "/books", old["/books"], phase1_s)
         mark(f"phase 1: wrk for {phase1_s} s")
         time.sleep(phase1_s * 0.5)
-        shutdown_saving(server)
-        mark("Redis shut down (SHUTDOWN SAVE)")
+        if stall:
+            os.kill(server.proc.pid, signal.SIGSTOP)
+            mark("Redis frozen (SIGSTOP)")
+        else:
+            shutdown_saving(server)
+            mark("Redis shut down (SHUTDOWN SAVE)")
         phase1 = wrk_wait(load, phase1_s)
         _, write = put_book(client, 1, f"Changed during the outage {time.time():.0f}")
         mark(f"PUT /books/1 during the outage: {write.status_code}")
@@ -422,12 +431,17 @@ def fault(seconds: float, work: Path) -> dict[str, Any]:
         probe.start()
         time.sleep(phase2_s * 0.3)
         outage = stats(app.url)
-        server.start()
+        if stall:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        else:
+            server.start()
         restarted = time.monotonic() - t0
         restored = redis.Redis.from_url(server.url)
-        keys_restored = int(restored.dbsize())  # a private server: every key is the bookstore's
+        keys_back = int(restored.dbsize())  # a private server: every key is the bookstore's
         restored.close()
-        mark(f"Redis started again with its saved data ({keys_restored} keys)")
+        mark(
+            f"Redis {'thawed (SIGCONT)' if stall else 'started again with its saved data'}: {keys_back} keys"
+        )
         phase2 = wrk_wait(load, phase2_s)
         probe.stop()
         mark("load stopped")
@@ -451,8 +465,9 @@ def fault(seconds: float, work: Path) -> dict[str, Any]:
 
     return {
         "what": "wrk -t2 -c16 on GET /books with If-None-Match of its pre-outage ETag: "
-        f"phase 1 ({phase1_s} s, Redis shut down halfway), PUT /books/1 while Redis is down, "
-        f"phase 2 ({phase2_s} s, Redis started again with its saved data, see the timeline); "
+        f"phase 1 ({phase1_s} s, Redis {'frozen by SIGSTOP' if stall else 'shut down'} halfway), "
+        f"PUT /books/1 while Redis is away, phase 2 ({phase2_s} s, Redis "
+        f"{'thawed by SIGCONT' if stall else 'started again with its saved data'}, see the timeline); "
         "then 80 requests per validator over new connections",
         "requests": phase1.requests + phase2.requests,
         "statuses_phase1": statuses(phase1),
@@ -461,7 +476,7 @@ def fault(seconds: float, work: Path) -> dict[str, Any]:
         "socket_errors": sum(phase1.errors.values()) + sum(phase2.errors.values()),
         "write_during_outage": write.status_code,
         "stateless_served": after.stateless - before.stateless,
-        "keys_restored_with_redis": keys_restored,
+        "keys_when_redis_came_back": keys_back,
         "breakers_during_outage": sorted(outage.breakers.values()),
         "breakers_after": sorted(after.breakers.values()),
         "stale_304_under_load_after_the_write": phase2.statuses.get(304, 0),
@@ -606,6 +621,7 @@ def ryw(seconds: float, work: Path) -> dict[str, Any]:
 RUNS: dict[str, Callable[[float, Path], dict[str, Any]]] = {
     "throughput": throughput,
     "fault": fault,
+    "stall": partial(fault, stall=True),
     "ryw": ryw,
 }
 
@@ -623,11 +639,15 @@ MUST_BE_ZERO: dict[str, list[tuple[str, str]]] = {
         ("probe_after_the_write.stale_304", "the same, seen by the timestamped probe"),
         ("stale_after_recovery", "responses carrying or matching a pre-outage validator after recovery"),
     ],
+    "stall": [],  # the same checks as "fault", filled in below
     "ryw": [
         ("stale_reads", "reads older than a write that had returned when they started"),
         ("errors", "failed requests"),
     ],
 }
+
+
+MUST_BE_ZERO["stall"] = MUST_BE_ZERO["fault"]
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
