@@ -312,9 +312,11 @@ def conditional_response(
     (what GET sends); a 200 whose ``body`` is given gets its Content-Length when it declares none.
     Only a 2xx of a safe method is evaluated (RFC 9110 §13.2.1; unsafe methods are
     checked before they run, with :func:`check_preconditions`); a body is hashed only for a 200, and
-    never for ``Cache-Control: no-store``. A Content-Encoding other than identity gets its own strong
-    tag (``"<tag>-gzip"``) or, with ``weaken_encoded``, the weak tag: a gzip body and an identity
-    body never share a strong ETag (RFC 9110 §8.8.3.3). ``fields`` may pass
+    never for ``Cache-Control: no-store``. A tag generated from a body with a Content-Encoding other
+    than identity gets its own strong tag (``"<tag>-gzip"``) or, with ``weaken_encoded``, the weak
+    tag: a gzip body and an identity body never share a strong ETag (RFC 9110 §8.8.3.3). A tag the
+    application chose (its ETag header, ``etag``) is its own and is never rewritten: its writes
+    compare If-Match against exactly that tag. ``fields`` may pass
     :func:`~etagkit._headers.fields_of` of the same headers when the caller already built it.
     """
     headers = response_headers if isinstance(response_headers, tuple) else tuple(response_headers)
@@ -329,9 +331,10 @@ def conditional_response(
     if tag is None and etag is None and "etag" in fields:
         return Reply(status, headers)  # the app's ETag is malformed: leave it alone
     if tag is None and body is not None and status == 200:
-        tag = generate_etag(body, weak=weak)
-    if tag is not None:
-        tag = coded_etag(tag, fields.get("content-encoding"), weaken=weaken_encoded)
+        # a tag etagkit makes is per coding; the app's own (or ``etag``) is sent exactly as given
+        tag = coded_etag(
+            generate_etag(body, weak=weak), fields.get("content-encoding"), weaken=weaken_encoded
+        )
     modified = parse_http_date(fields.get("last-modified")) if last_modified is None else last_modified
     if tag is None and modified is None:
         return Reply(status, headers)

@@ -7,8 +7,9 @@ Flask and the pure decisions of ``etagkit._respond`` (the same ones ``ETagMiddle
 
 Config keys (defaults): ``ETAGKIT_MAX_BUFFER`` (1 MiB: largest body hashed),
 ``ETAGKIT_WEAK`` (False: generate strong ETags), ``ETAGKIT_WEAKEN_ENCODED`` (False: a
-content-coded body gets a per-coding strong tag), ``ETAGKIT_REQUIRE_PRECONDITION`` (False: 428 for
-unconditional writes on decorated views), ``ETAGKIT_AUTO_INVALIDATE`` (True: a successful write
+content-coded body gets a per-coding strong tag; a view's own ETag is never rewritten),
+``ETAGKIT_REQUIRE_PRECONDITION`` (False: 428 for unconditional writes on decorated views),
+``ETAGKIT_AUTO_INVALIDATE`` (True: a successful write
 invalidates the view's tags), ``ETAGKIT_STORED_ETAGS`` (True: use stored ETags when a cache is
 given), ``ETAGKIT_JSON_ERRORS`` (None: 412/428 bodies negotiated; True JSON, False text),
 ``ETAGKIT_TTL`` (None: stored validators live as long as the cache's default).

@@ -82,7 +82,7 @@ class ETagMiddleware:
       runs it, and used as the response's ETag without buffering.
     * ``max_buffer``: the largest body hashed (bytes); bigger bodies stream through untagged.
     * ``weak``: generate weak ETags. ``weaken_encoded``: a content-coded body gets the weak tag
-      instead of a per-coding strong one.
+      instead of a per-coding strong one (generated tags only: an app's own ETag is sent as is).
     * ``require_precondition``: answer 428 to PUT/PATCH/DELETE/POST without If-Match or
       If-Unmodified-Since (RFC 6585 §3).
     * ``json_errors``: 412/428 bodies as JSON (True), text (False) or by content negotiation (None).
