@@ -559,7 +559,11 @@ class StoredValidator:
 
         ``headers`` are the 200's, ``etag`` the tag it was sent with (default: its ETag header) and
         ``length`` its body size (default: Content-Length), counted as saved by each stored 304.
-        Not stored: ``no-store``, ``Vary: *`` (no key can select it), no validator at all.
+        Not stored: ``no-store``, ``Vary: *`` (no key can select it), no validator at all, and an
+        ``Expires``: it is an absolute time that a stored 304 would replay frozen long after the
+        app moved it on (RFC 9110 §15.4.5 makes the 304 carry it; RFC 9111 §5.3). Such a response
+        is revalidated statelessly (the app runs and its fresh Expires goes out); the pure core
+        reads no clock, so it does not rebase the date itself.
         """
         held = headers if isinstance(headers, tuple) else tuple(headers)
         try:
@@ -621,7 +625,7 @@ def _build_record(
     if not 200 <= status < 300:
         return None
     fields = fields_of(headers)
-    if _no_store(fields):
+    if _no_store(fields) or "expires" in fields:
         return None
     vary = _vary_names(fields)
     if "*" in vary:
@@ -668,9 +672,12 @@ class CachedResponse:
     ) -> CachedResponse | None:
         """The record for a response that may be served to other requests of the same key: a 200,
         not ``no-store`` / ``private``, no Set-Cookie (never replay one user's cookie), no ``Vary: *``,
+        no ``Expires`` (an absolute time a replay would freeze, see :meth:`StoredValidator.from_response`),
         with a validator (``etag`` / ``last_modified`` replace the response's own), so that it is
         always served with one."""
         if status != 200 or get_header(headers, "Set-Cookie") is not None:
+            return None
+        if get_header(headers, "Expires") is not None:
             return None
         directives = parse_cache_control(get_header(headers, "Cache-Control"))
         if "no-store" in directives or "private" in directives:

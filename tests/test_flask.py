@@ -12,7 +12,7 @@ from flask import Flask, request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etagkit import ConfigurationError, ETag, etag_from_version, generate_etag
+from etagkit import ConfigurationError, ETag, etag_from_version, format_http_date, generate_etag
 from etagkit.cache import TagCache
 from etagkit.flask import ETagKit
 from etagkit.metrics import Metrics
@@ -273,6 +273,27 @@ def test_cached_responses_and_path_tags_are_per_host(cache: TagCache) -> None:
     client.get("/home", base_url="http://tenant-b.example")
     client.get("/home", base_url="http://tenant-a.example")
     assert calls == {"tenant-a.example": 4, "tenant-b.example": 1}
+
+
+def test_a_response_with_expires_is_never_replayed_from_the_cache(cache: TagCache) -> None:
+    app = Flask(__name__)
+    kit = ETagKit(app, cache=cache)
+    calls: list[int] = []
+
+    @app.get("/dated")
+    @kit.cached(ttl=60)
+    def dated() -> Any:
+        calls.append(1)
+        return "same body", 200, {"Expires": format_http_date(1_800_000_000 + 3600 * len(calls))}
+
+    client = app.test_client()
+    for n in (1, 2, 3):
+        got = client.get("/dated")
+        assert got.headers["Expires"] == format_http_date(1_800_000_000 + 3600 * n) and len(calls) == n
+        tag = got.headers["ETag"]
+    assert client.get("/dated", headers={"If-None-Match": tag}).headers["Expires"] == format_http_date(
+        1_800_000_000 + 3600 * 4
+    )
 
 
 def test_a_cached_view_with_a_cheap_validator_checks_it_first_and_caches_per_version(

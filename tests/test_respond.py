@@ -280,8 +280,9 @@ def test_environ_headers_are_case_insensitive() -> None:
 
 
 def test_stored_validator_round_trip_and_refusals() -> None:
+    undated = [(k, v) for k, v in HEADERS_200 if k != "Expires"]  # Expires is never stored (below)
     record = StoredValidator.from_response(
-        200, [*HEADERS_200, ("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")], TAG
+        200, [*undated, ("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")], TAG
     )
     assert record is not None
     assert record.vary == ("Accept",) and record.length == len(BODY) and record.last_modified == LM
@@ -306,6 +307,9 @@ def test_stored_validator_round_trip_and_refusals() -> None:
     assert StoredValidator.from_response(200, [("Vary", "*")], TAG) is None
     assert StoredValidator.from_response(200, [], None) is None
     assert StoredValidator.from_response(200, [("Cache-Control", "a\x1fb")], TAG) is None
+    expires = [("Expires", "Thu, 01 Jan 2026 00:00:00 GMT")]
+    assert StoredValidator.from_response(200, expires, TAG) is None  # a 304 would replay it frozen
+    assert CachedResponse.from_response(200, expires, b"x", TAG) is None
 
 
 def test_cached_response_records() -> None:

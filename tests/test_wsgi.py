@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from support import free_port, wait_for_port
 from werkzeug.test import Client, EnvironBuilder
 
-from etagkit import ConfigurationError, Validator, generate_etag
+from etagkit import ConfigurationError, Validator, format_http_date, generate_etag
 from etagkit.cache import TagCache
 from etagkit.metrics import Metrics
 from etagkit.wsgi import ETagMiddleware
@@ -479,6 +479,25 @@ def test_stored_validators_and_path_tags_are_per_host() -> None:
     assert app.calls == calls + 1  # ... leaves tenant-b's stored validator alone (only the POST ran)
     assert serve(mw, path="/home", headers={**a, "If-None-Match": tag_a}).status == 304
     assert app.calls == calls + 2  # tenant-a's was invalidated
+
+
+def test_a_response_with_expires_is_never_replayed_from_a_stored_validator() -> None:
+    clock = iter(range(1_800_000_000, 1_900_000_000, 3600))  # each app call: one hour later
+    expires: list[str] = []
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        expires.append(format_http_date(next(clock) + 60))
+        start_response(
+            "200 OK", [("Content-Type", "text/plain"), ("Expires", expires[-1]), ("Cache-Tag", "t")]
+        )
+        return [b"same body"]
+
+    mw = wrap(app, cache=TagCache(timer=FakeClock()))
+    tag = serve(mw).header("ETag") or ""
+    for _ in range(3):
+        got = serve(mw, headers={"If-None-Match": tag})
+        assert got.status == 304 and got.header("Expires") == expires[-1]  # the app's current one
+    assert len(expires) == 4
 
 
 def test_a_stored_validator_guards_writes_before_they_run() -> None:
