@@ -442,14 +442,19 @@ def representation_key(
     ``origin`` is the request's scheme and authority (:func:`request_origin`): one app serving
     several hosts never answers one host's request with another's validator or response (the
     target URI, RFC 9110 §7.1, is part of the cache key, RFC 9111 §2). GET and HEAD share one class
-    (HEAD gets GET's ETag); the query's parameters are sorted so ``?a=1&b=2`` and ``?b=2&a=1``
-    are one representation. Stable across processes (sha256). ``kind`` separates what is stored
-    for it (``"etag"``: validators, ``"response"``: whole responses).
+    (HEAD gets GET's ETag); the query's parameters are ordered by name only (a stable sort), so
+    ``?a=1&b=2`` and ``?b=2&a=1`` are one representation while ``?a=2&a=1`` and ``?a=1&a=2``,
+    whose repeated values are ordered data, are two. Stable across processes (sha256). ``kind``
+    separates what is stored for it (``"etag"``: validators, ``"response"``: whole responses).
     """
     method = method.upper()
     method_class = "GET" if method in ("GET", "HEAD") else method
-    pairs = sorted(parse_qsl(query, keep_blank_values=True)) if query else []
+    pairs = sorted(parse_qsl(query, keep_blank_values=True), key=_name) if query else []
     return _digest(kind, method_class, origin, path, urlencode(pairs), scope)
+
+
+def _name(pair: tuple[str, str]) -> str:
+    return pair[0]
 
 
 def variant_key(base_key: str, request_headers: HeaderSource, vary: Sequence[str]) -> str:

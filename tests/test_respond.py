@@ -228,6 +228,9 @@ def test_representation_key_classes_and_canonical_query() -> None:
     assert key != representation_key("GET", "/books", "a=1&b=3")
     assert key != representation_key("GET", "/books", "a=1&b=2", scope="user:1")
     assert representation_key("GET", "/b", "x=") != representation_key("GET", "/b", "")
+    # a repeated parameter's values keep their order: they are ordered data
+    assert representation_key("GET", "/b", "a=2&a=1") != representation_key("GET", "/b", "a=1&a=2")
+    assert representation_key("GET", "/b", "a=2&b=0&a=1") == representation_key("GET", "/b", "b=0&a=2&a=1")
     assert key.startswith("etagkit:etag:")
     assert representation_key("GET", "/books", kind="response") != representation_key("GET", "/books")
 
