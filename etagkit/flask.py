@@ -117,6 +117,7 @@ class _State:
     stored_etags: bool
     json_errors: bool | None
     metrics: MetricsSink | None
+    count_hits: bool  # the kit counts @kit.cached hits (not when the cache already counts them here)
 
 
 def _state() -> _State:
@@ -179,6 +180,8 @@ class ETagKit:
             stored_etags=config["ETAGKIT_STORED_ETAGS"],
             json_errors=config["ETAGKIT_JSON_ERRORS"],
             metrics=self.metrics,
+            # a TagCache given the same Metrics counts each hit itself: count it once
+            count_hits=self.metrics is not None and getattr(cache, "_metrics", None) is not self.metrics,
         )
 
     # -- inside a view ----------------------------------------------------------------------------
@@ -652,7 +655,7 @@ def _cached_reply(call: _Call, store: ValidatorStore, key: str) -> Response | No
     )
     saved = len(cached.body) if reply.status == 304 else 0
     _count(state, call.route, reply.status, saved, reply.status == 304)
-    if state.metrics is not None:
+    if state.count_hits and state.metrics is not None:
         state.metrics.event("cache_hit", call.route)
     if reply.replaces_body:
         return _flask_reply(call, reply)

@@ -449,6 +449,24 @@ def test_metrics_per_route(cache: TagCache, shop: Shop) -> None:
     assert counts[("responses", "/books/<int:book_id>", "428")] == 1
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["cache-shares-metrics", "kit-only"])
+def test_a_cached_hit_is_counted_once(shared: bool) -> None:
+    metrics = Metrics()
+    app = Flask(__name__)
+    kit = ETagKit(app, cache=TagCache(metrics=metrics if shared else None), metrics=metrics)
+
+    @app.get("/c")
+    @kit.cached(ttl=60)
+    def c() -> str:
+        return "x"
+
+    client = app.test_client()
+    client.get("/c")
+    metrics.reset()
+    assert client.get("/c").data == b"x"
+    assert metrics.snapshot()["totals"]["events"] == {"cache_hit": 1}
+
+
 def test_version_values_of_several_shapes() -> None:
     app = Flask(__name__)
     kit = ETagKit(app)
