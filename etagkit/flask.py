@@ -568,14 +568,17 @@ def _after_read(call: _Call, response: Response) -> Response:
     if (hashing or caching) and not response.is_streamed:
         data = response.get_data()
         body = data if len(data) <= state.max_buffer else None
+    # the view's own ETag / Last-Modified win over the cheap validator's (it chose what it sends)
     reply = conditional_response(
         call.method,
         call.headers,
         status,
         response_headers,
         body,
-        etag=validator.etag if validator is not None else None,
-        last_modified=validator.last_modified if validator is not None else None,
+        etag=validator.etag if validator is not None and "etag" not in fields else None,
+        last_modified=(
+            validator.last_modified if validator is not None and "last-modified" not in fields else None
+        ),
         weak=state.weak,
         weaken_encoded=state.weaken_encoded,
         json_errors=state.json_errors,

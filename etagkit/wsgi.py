@@ -334,8 +334,11 @@ class _Exchange:
             self.headers,
             self.code,
             self.response_headers,
-            etag=given.etag if given is not None else None,
-            last_modified=given.last_modified if given is not None else None,
+            # the app's own ETag / Last-Modified win over the validator callable's
+            etag=given.etag if given is not None and "etag" not in self.fields else None,
+            last_modified=(
+                given.last_modified if given is not None and "last-modified" not in self.fields else None
+            ),
             weak=self.mw.weak,
             weaken_encoded=self.mw.weaken_encoded,
             json_errors=self.mw.json_errors,

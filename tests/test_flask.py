@@ -467,6 +467,21 @@ def test_a_cached_hit_is_counted_once(shared: bool) -> None:
     assert metrics.snapshot()["totals"]["events"] == {"cache_hit": 1}
 
 
+def test_the_views_own_etag_wins_over_the_cheap_validators() -> None:
+    app = Flask(__name__)
+    kit = ETagKit(app)
+
+    @app.get("/own")
+    @kit.conditional(etag=lambda: 1, last_modified=lambda: datetime(2024, 1, 1, tzinfo=UTC))
+    def own() -> Any:
+        return "x", 200, {"ETag": '"view-made"', "Last-Modified": "Tue, 02 Jan 2024 00:00:00 GMT"}
+
+    got = app.test_client().get("/own")
+    assert got.headers["ETag"] == '"view-made"'
+    assert got.headers["Last-Modified"] == "Tue, 02 Jan 2024 00:00:00 GMT"
+    assert app.test_client().get("/own", headers={"If-None-Match": '"view-made"'}).status_code == 304
+
+
 def test_version_values_of_several_shapes() -> None:
     app = Flask(__name__)
     kit = ETagKit(app)

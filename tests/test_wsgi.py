@@ -370,6 +370,13 @@ def test_a_cheap_validator_answers_304_before_the_app_and_tags_the_response() ->
     assert serve(mw).header("ETag") == '"v2"' and app.calls == 1
 
 
+def test_the_apps_own_etag_wins_over_the_validator_callables() -> None:
+    app = App(headers=[("Content-Type", "text/plain"), ("ETag", '"app-made"')])
+    mw = wrap(app, validator=lambda environ: Validator('"v2"'))
+    assert serve(mw).header("ETag") == '"app-made"'
+    assert serve(mw, headers={"If-None-Match": '"app-made"'}).status == 304 and app.calls == 2
+
+
 def test_428_is_opt_in() -> None:
     app = App()
     assert serve(wrap(app), method="DELETE").status == 200
