@@ -30,10 +30,12 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode
 
 from ._dates import format_http_date, parse_http_date
+from ._errors import ConfigurationError
 from ._etag import ETag, etag_or_none, generate_etag
 from ._headers import Fields, FieldView, HeaderSource, fields_of, get_header
 from ._policy import parse_cache_control
 from ._preconditions import Outcome, evaluate, not_modified_headers, requires_precondition
+from .cache._config import number
 
 __all__ = [
     "CachedResponse",
@@ -45,6 +47,7 @@ __all__ = [
     "Validator",
     "ValidatorStore",
     "body_needed",
+    "check_cache",
     "check_preconditions",
     "coded_etag",
     "conditional_response",
@@ -738,6 +741,14 @@ class CacheLike(Protocol):
     def invalidate_tags(self, *tags: str, soft: bool = False) -> None: ...
 
 
+def check_cache(cache: object) -> None:
+    """ConfigurationError unless ``cache`` is None or offers what the adapters call (a ``TagCache``)."""
+    if cache is not None and not all(
+        callable(getattr(cache, m, None)) for m in ("get", "set", "begin", "invalidate_tags")
+    ):
+        raise ConfigurationError(f"cache must be an etagkit.cache.TagCache, not {cache!r}")
+
+
 class MetricsSink(Protocol):
     """The part of ``etagkit.metrics.Metrics`` the adapters call."""
 
@@ -768,8 +779,9 @@ class ValidatorStore:
     def __init__(
         self, cache: CacheLike, *, ttl: float | None = None, metrics: MetricsSink | None = None
     ) -> None:
+        check_cache(cache)
         self.cache = cache
-        self.ttl = ttl
+        self.ttl = None if ttl is None else number("ttl", ttl, positive=True)
         self.metrics = metrics
         # base key -> (key written, value, tags, clock, time) of the last successful write
         self._written: dict[str, tuple[str, Any, tuple[str, ...], Any, float]] = {}

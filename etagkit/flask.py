@@ -50,8 +50,8 @@ from werkzeug.wrappers import Response
 
 from ._errors import ConfigurationError, InvalidETagError
 from ._etag import ETag, etag_from_version
-from ._headers import fields_of
-from ._policy import CacheControl
+from ._headers import fields_of, split_list
+from ._policy import CacheControl, parse_cache_control
 from ._readback import READBACK_KEY, read_current_validator
 from ._respond import (
     SAFE_METHODS,
@@ -64,6 +64,7 @@ from ._respond import (
     Validator,
     ValidatorStore,
     body_needed,
+    check_cache,
     check_preconditions,
     conditional_response,
     invalidates_target,
@@ -74,6 +75,7 @@ from ._respond import (
     request_origin,
     shared_lookup_allowed,
 )
+from .cache._config import callable_or_none, flag, number, optional_flag, positive_int
 
 __all__ = ["CheckedValidator", "ETagKit", "TagSpec"]
 
@@ -142,7 +144,7 @@ class ETagKit:
     def __init__(
         self, app: Flask | None = None, cache: Any = None, *, metrics: MetricsSink | None = None
     ) -> None:
-        _check_cache(cache)
+        check_cache(cache)
         self.cache = cache
         self.metrics = metrics
         if app is not None:
@@ -156,29 +158,21 @@ class ETagKit:
             app.config.setdefault(key, value)
         config = app.config
         for key in _BOOL_KEYS:
-            if not isinstance(config[key], bool):
-                raise ConfigurationError(f"{key} must be True or False, not {config[key]!r}")
-        max_buffer = config["ETAGKIT_MAX_BUFFER"]
-        if isinstance(max_buffer, bool) or not isinstance(max_buffer, int) or max_buffer < 0:
-            raise ConfigurationError(f"ETAGKIT_MAX_BUFFER must be a non-negative int, not {max_buffer!r}")
-        if config["ETAGKIT_JSON_ERRORS"] not in (None, True, False):
-            raise ConfigurationError(
-                f"ETAGKIT_JSON_ERRORS must be None, True or False, not {config['ETAGKIT_JSON_ERRORS']!r}"
-            )
+            flag(key, config[key])
         ttl = config["ETAGKIT_TTL"]
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
-            raise ConfigurationError(f"ETAGKIT_TTL must be None or a positive number, not {ttl!r}")
+        if ttl is not None:
+            number("ETAGKIT_TTL", ttl, positive=True)
         cache = self.cache
         app.extensions["etagkit"] = _State(
             kit=self,
             store=ValidatorStore(cache, ttl=ttl, metrics=self.metrics) if cache is not None else None,
-            max_buffer=max_buffer,
+            max_buffer=positive_int("ETAGKIT_MAX_BUFFER", config["ETAGKIT_MAX_BUFFER"], minimum=0),
             weak=config["ETAGKIT_WEAK"],
             weaken_encoded=config["ETAGKIT_WEAKEN_ENCODED"],
             require_precondition=config["ETAGKIT_REQUIRE_PRECONDITION"],
             auto_invalidate=config["ETAGKIT_AUTO_INVALIDATE"],
             stored_etags=config["ETAGKIT_STORED_ETAGS"],
-            json_errors=config["ETAGKIT_JSON_ERRORS"],
+            json_errors=optional_flag("ETAGKIT_JSON_ERRORS", config["ETAGKIT_JSON_ERRORS"]),
             metrics=self.metrics,
             # a TagCache given the same Metrics counts each hit itself: count it once
             count_hits=self.metrics is not None and getattr(cache, "_metrics", None) is not self.metrics,
@@ -236,14 +230,18 @@ class ETagKit:
         * ``scope()``: the auth scope (e.g. the user id) of a request with Authorization or Cookie;
           without it such requests never use stored validators (other users' data).
         * ``require_precondition``: 428 for a write without If-Match / If-Unmodified-Since.
-        * ``stored``: use stored ETags (default ``ETAGKIT_STORED_ETAGS``, when a cache is given).
+        * ``stored``: use stored ETags (default ``ETAGKIT_STORED_ETAGS``, when a cache is given);
+          ``stored=True`` without the kit's cache is a ConfigurationError, as is any other mistake
+          in these arguments (raised here, at decoration).
         """
+        if stored and self.cache is None:
+            raise ConfigurationError("stored=True needs ETagKit(cache=TagCache(...))")
         return self._decorator(
             _ViewPolicy(
                 etag=etag,
                 last_modified=last_modified,
                 tags=_tag_specs(tags),
-                cache_control=str(cache_control) if cache_control is not None else None,
+                cache_control=_cache_control(cache_control),
                 scope=scope,
                 require_precondition=require_precondition,
                 auto_invalidate=auto_invalidate,
@@ -275,19 +273,17 @@ class ETagKit:
         no tag was invalidated."""
         if self.cache is None:
             raise ConfigurationError("@kit.cached needs ETagKit(cache=TagCache(...))")
-        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
-            raise ConfigurationError(f"ttl must be a positive number of seconds, not {ttl!r}")
         return self._decorator(
             _ViewPolicy(
                 etag=etag,
                 last_modified=last_modified,
                 tags=_tag_specs(tags),
-                cache_control=str(cache_control) if cache_control is not None else None,
+                cache_control=_cache_control(cache_control),
                 scope=scope,
                 require_precondition=require_precondition,
                 auto_invalidate=auto_invalidate,
                 stored=True,
-                cache_ttl=float(ttl),
+                cache_ttl=number("ttl", ttl, positive=True),
             )
         )
 
@@ -306,11 +302,17 @@ class ETagKit:
         return decorate
 
 
-def _check_cache(cache: Any) -> None:
-    if cache is not None and not all(
-        callable(getattr(cache, m, None)) for m in ("get", "set", "begin", "invalidate_tags")
-    ):
-        raise ConfigurationError(f"cache must be an etagkit.cache.TagCache, not {cache!r}")
+def _cache_control(value: object) -> str | None:
+    """A ``cache_control=`` argument as the header value it sets: a CacheControl, or a string of
+    Cache-Control directives (RFC 9111 §5.2) that are all well-formed; anything else raises."""
+    if value is None or isinstance(value, CacheControl):
+        return None if value is None else str(value)
+    if not isinstance(value, str) or any(not (" " <= c <= "~" or c == "\t") for c in value):
+        raise ConfigurationError(f"cache_control must be a CacheControl or a header value, not {value!r}")
+    members = list(split_list(value, limit=64, escapes=True))
+    if not members or len(parse_cache_control(value)) != len(members):
+        raise ConfigurationError(f"cache_control {value!r} is not a list of Cache-Control directives")
+    return value
 
 
 def _tag_specs(tags: Iterable[TagSpec] | str) -> tuple[TagSpec, ...]:
@@ -337,6 +339,10 @@ class _ViewPolicy:
     literal_tags: tuple[str, ...] | None = dataclasses.field(init=False, default=None)  # when no spec varies
 
     def __post_init__(self) -> None:
+        for name in ("etag", "last_modified", "scope"):
+            callable_or_none(name, getattr(self, name))
+        for name in ("require_precondition", "auto_invalidate", "stored"):
+            optional_flag(name, getattr(self, name))
         if all(isinstance(spec, str) and "{" not in spec for spec in self.tags):
             object.__setattr__(self, "literal_tags", tuple(dict.fromkeys(cast(tuple[str, ...], self.tags))))
 

@@ -35,6 +35,7 @@ from ._respond import (
     Validator,
     ValidatorStore,
     body_needed,
+    check_cache,
     check_preconditions,
     conditional_response,
     invalidates_target,
@@ -46,6 +47,7 @@ from ._respond import (
     shared_lookup_allowed,
     split_tags,
 )
+from .cache._config import callable_or_none, flag, number, optional_flag, positive_int
 
 __all__ = ["ETagMiddleware"]
 
@@ -110,28 +112,24 @@ class ETagMiddleware:
     ) -> None:
         if not callable(app):
             raise ConfigurationError(f"app must be a WSGI callable, not {app!r}")
-        if isinstance(max_buffer, bool) or not isinstance(max_buffer, int) or max_buffer < 0:
-            raise ConfigurationError(f"max_buffer must be a non-negative int, not {max_buffer!r}")
         if not isinstance(tag_header, str) or not tag_header or not set(tag_header) <= _TOKEN_CHARS:
             raise ConfigurationError(f"tag_header must be a header field name, not {tag_header!r}")
         for name, fn in (("validator", validator), ("scope", scope), ("route", route)):
-            if fn is not None and not callable(fn):
-                raise ConfigurationError(f"{name} must be callable, not {fn!r}")
-        if cache is not None and not all(
-            callable(getattr(cache, m, None)) for m in ("get", "set", "begin", "invalidate_tags")
-        ):
-            raise ConfigurationError(f"cache must be an etagkit.cache.TagCache, not {cache!r}")
+            callable_or_none(name, fn)
+        check_cache(cache)
+        if ttl is not None:
+            number("ttl", ttl, positive=True)
         self.app = app
         self.store = ValidatorStore(cache, ttl=ttl, metrics=metrics) if cache is not None else None
-        self.max_buffer = max_buffer
-        self.weak = weak
-        self.weaken_encoded = weaken_encoded
+        self.max_buffer = positive_int("max_buffer", max_buffer, minimum=0)
+        self.weak = flag("weak", weak)
+        self.weaken_encoded = flag("weaken_encoded", weaken_encoded)
         self.validator = validator
         self.scope = scope
-        self.require_precondition = require_precondition
+        self.require_precondition = flag("require_precondition", require_precondition)
         self.tag_header = tag_header
-        self.keep_tag_header = keep_tag_header
-        self.json_errors = json_errors
+        self.keep_tag_header = flag("keep_tag_header", keep_tag_header)
+        self.json_errors = optional_flag("json_errors", json_errors)
         self.metrics = metrics
         self.route = route
 

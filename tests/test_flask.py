@@ -12,7 +12,7 @@ from flask import Flask, request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etagkit import ConfigurationError, ETag, etag_from_version, format_http_date, generate_etag
+from etagkit import CacheControl, ConfigurationError, ETag, etag_from_version, format_http_date, generate_etag
 from etagkit.cache import TagCache
 from etagkit.flask import ETagKit
 from etagkit.metrics import Metrics
@@ -171,6 +171,37 @@ def test_other_mistakes_raise_early(kit: ETagKit) -> None:
 def test_a_cached_view_without_a_cache_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="needs"):
         ETagKit().cached(ttl=5)
+    with pytest.raises(ConfigurationError, match="needs"):
+        ETagKit().conditional(stored=True)
+    ETagKit().conditional(stored=False)  # fine: nothing to store anyway
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"scope": "user"},
+        {"etag": 5},
+        {"last_modified": "yesterday"},
+        {"require_precondition": "yes"},
+        {"auto_invalidate": 1},
+        {"stored": "no"},
+        {"cache_control": 60},
+        {"cache_control": ""},
+        {"cache_control": "max-age=60\r\nSet-Cookie: a=b"},
+        {"cache_control": "no-cache, =oops"},
+    ],
+)
+def test_decorator_mistakes_raise_at_decoration(kit: ETagKit, options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        kit.conditional(**options)
+    if "stored" not in options:
+        with pytest.raises(ConfigurationError):
+            kit.cached(ttl=5, **options)
+
+
+def test_cache_control_takes_a_cache_control_or_its_directives(kit: ETagKit) -> None:
+    kit.conditional(cache_control=CacheControl(max_age=5))
+    kit.conditional(cache_control='max-age=60, private="set-cookie", no-transform')
 
 
 # -- GET: content ETags, stored ETags, cheap validators ---------------------------------------------

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from support import free_port, wait_for_port
 from werkzeug.test import Client, EnvironBuilder
 
-from etagkit import ConfigurationError, Validator, format_http_date, generate_etag
+from etagkit import ConfigurationError, Validator, ValidatorStore, format_http_date, generate_etag
 from etagkit.cache import TagCache
 from etagkit.metrics import Metrics
 from etagkit.wsgi import ETagMiddleware
@@ -621,7 +621,16 @@ def test_werkzeug_test_client_sees_the_same() -> None:
         {"tag_header": "Cache Tag"},
         {"tag_header": ""},
         {"validator": "not callable"},
+        {"scope": 5},
         {"cache": object()},
+        {"ttl": -5},
+        {"ttl": float("nan")},
+        {"ttl": "60"},
+        {"weak": "no"},
+        {"weaken_encoded": 1},
+        {"require_precondition": "yes"},
+        {"keep_tag_header": None},
+        {"json_errors": "maybe"},
     ],
 )
 def test_misconfiguration_raises_at_construction(options: dict[str, Any]) -> None:
@@ -629,6 +638,15 @@ def test_misconfiguration_raises_at_construction(options: dict[str, Any]) -> Non
         ETagMiddleware(App(), **options)
     with pytest.raises(ConfigurationError):
         ETagMiddleware("not an app")  # type: ignore[arg-type]
+
+
+def test_a_validator_store_refuses_a_bad_ttl_or_cache() -> None:
+    for ttl in (-5, 0, "60", True):
+        with pytest.raises(ConfigurationError, match="ttl"):
+            ValidatorStore(TagCache(), ttl=ttl)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="cache"):
+        ValidatorStore(object())  # type: ignore[arg-type]
+    assert ValidatorStore(TagCache(), ttl=30).ttl == 30.0
 
 
 _FIELDS = [

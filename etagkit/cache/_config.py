@@ -7,14 +7,32 @@ import math
 
 from .._errors import ConfigurationError
 
-__all__ = ["number", "positive_int"]
+__all__ = ["callable_or_none", "flag", "number", "optional_flag", "positive_int"]
 
 
-def positive_int(name: str, value: object) -> int:
-    """``value`` if it is an int >= 1 (not a bool); else ConfigurationError naming the setting."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{name} must be an int >= 1, not {value!r}")
+def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
+    """``value`` if it is an int >= ``minimum`` (not a bool); else ConfigurationError naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{name} must be an int >= {minimum}, not {value!r}")
     return value
+
+
+def flag(name: str, value: object) -> bool:
+    """``value`` if it is True or False (not a truthy string or 1); else ConfigurationError."""
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be True or False, not {value!r}")
+    return value
+
+
+def optional_flag(name: str, value: object) -> bool | None:
+    """``value`` if it is None, True or False (None: decided elsewhere); else ConfigurationError."""
+    return None if value is None else flag(name, value)
+
+
+def callable_or_none(name: str, value: object) -> None:
+    """Nothing if ``value`` is None or callable; else ConfigurationError naming the setting."""
+    if value is not None and not callable(value):
+        raise ConfigurationError(f"{name} must be callable, not {value!r}")
 
 
 def number(name: str, value: object, *, positive: bool = False) -> float:
