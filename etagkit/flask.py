@@ -554,7 +554,11 @@ def _after_write(call: _Call, response: Response) -> Response:
     policy, state, store = call.policy, call.state, call.state.store
     auto = policy.auto_invalidate if policy.auto_invalidate is not None else state.auto_invalidate
     if store is not None and invalidates_target(call.method, response.status_code):
-        store.invalidate(path_tag(call.path, call.origin), *(call.tags if auto else ()), route=call.route)
+        stale = (path_tag(call.path, call.origin), *(call.tags if auto else ()))
+        store.invalidate(*stale, route=call.route)
+        # and again once the server closed the response: teardown_request (where an app may commit)
+        # has run by then, so a read that stored the old validator in between is dropped too
+        response.call_on_close(functools.partial(store.invalidate, *stale, route=call.route))
     _count(state, call.route, response.status_code, 0, False)
     return response
 

@@ -16,6 +16,7 @@ PEP 3333 is kept to the letter: the app's iterable is always closed, ``write()``
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from types import TracebackType
@@ -151,7 +152,18 @@ class ETagMiddleware:
         if method == "HEAD" and exchange.validator is None:
             environ = {**environ, "REQUEST_METHOD": "GET"}  # HEAD gets the ETag GET would get
             exchange.drop_body = True
-        return exchange.finish(self.app(environ, exchange.start_response))
+        result = exchange.finish(self.app(environ, exchange.start_response))
+        if not exchange.invalidated:
+            return result
+        # A write was invalidated at start_response, but it may commit only while its body runs or
+        # closes: a read in between could store the old validator again. Invalidate once more after
+        # the server closed the body (PEP 3333: close() is called once the response is done).
+        again = functools.partial(self._invalidate, exchange.invalidated, route)
+        return _Body([], iter(result), result, False, on_close=again)
+
+    def _invalidate(self, tags: tuple[str, ...], route: str) -> None:
+        if self.store is not None:
+            self.store.invalidate(*tags, route=route)
 
     def _before(self, exchange: _Exchange) -> Reply | None:
         """Before the app: a cheap or stored validator's 304 / 412, or a 428 (then the app never
@@ -227,6 +239,7 @@ class _Exchange:
         "fields",
         "headers",
         "implicit_tags",
+        "invalidated",
         "method",
         "mode",
         "mw",
@@ -262,6 +275,7 @@ class _Exchange:
         self.validator: Validator | None = None
         self.base_key: str | None = None
         self.implicit_tags: list[str] = []
+        self.invalidated: tuple[str, ...] = ()  # what a successful write invalidated (again at close)
         self.tags: list[str] = []  # from the tag header
         self.ticket: Any = None
         self.drop_body = False
@@ -321,8 +335,8 @@ class _Exchange:
         """PASS, BUFFER or REPLACED, from the status and headers alone (no body yet)."""
         store = self.mw.store
         if store is not None and invalidates_target(self.method, self.code):
-            target = path_tag(_path(self.environ), request_origin(self.environ))
-            store.invalidate(target, *self.tags, route=self.route)
+            self.invalidated = (path_tag(_path(self.environ), request_origin(self.environ)), *self.tags)
+            store.invalidate(*self.invalidated, route=self.route)
         given = self.validator
         self.fields = fields_of(self.response_headers)  # indexed once for both decisions
         if given is None and body_needed(self.method, self.code, self.fields):
@@ -482,15 +496,21 @@ class _Exchange:
 class _Body:
     """The iterable handed to the server when the app's body streams through; closes the app's."""
 
-    __slots__ = ("_drop", "_iterator", "_prefix", "_result")
+    __slots__ = ("_drop", "_iterator", "_on_close", "_prefix", "_result")
 
     def __init__(
-        self, prefix: list[bytes], iterator: Iterator[bytes], result: Iterable[bytes], drop: bool
+        self,
+        prefix: list[bytes],
+        iterator: Iterator[bytes],
+        result: Iterable[bytes],
+        drop: bool,
+        on_close: Callable[[], object] | None = None,
     ) -> None:
         self._prefix = prefix
         self._iterator = iterator
         self._result = result
         self._drop = drop
+        self._on_close = on_close
 
     def __iter__(self) -> Iterator[bytes]:
         if self._drop:
@@ -499,4 +519,8 @@ class _Body:
         yield from self._iterator
 
     def close(self) -> None:
-        _close(self._result)
+        try:
+            _close(self._result)
+        finally:
+            if self._on_close is not None:
+                self._on_close()

@@ -327,6 +327,37 @@ def test_a_response_with_expires_is_never_replayed_from_the_cache(cache: TagCach
     )
 
 
+def test_a_write_committed_at_teardown_leaves_no_stale_validator(cache: TagCache) -> None:
+    app = Flask(__name__)
+    kit = ETagKit(app, cache=cache)
+    db = {"doc": "old"}
+    pending: dict[str, str] = {}
+    client = app.test_client()
+    window: list[int] = []
+
+    @app.route("/doc", methods=["GET", "PUT"])
+    @kit.conditional()
+    def doc() -> Any:
+        if request.method == "PUT":
+            pending["doc"] = "new"  # committed at teardown, after the view's invalidation
+            return "saved"
+        return db["doc"]
+
+    @app.teardown_request
+    def commit(exc: BaseException | None) -> None:
+        if pending:
+            writes = dict(pending)
+            pending.clear()
+            # a read in the window between the invalidation and the commit stores the old validator
+            window.append(client.get("/doc", headers={"If-None-Match": old}).status_code)
+            db.update(writes)
+
+    old = _revalidated(client, "/doc")
+    assert client.put("/doc", buffered=True).status_code == 200 and window == [304]
+    fresh = client.get("/doc", headers={"If-None-Match": old})
+    assert fresh.status_code == 200 and fresh.data == b"new"
+
+
 def test_a_cached_view_with_a_cheap_validator_checks_it_first_and_caches_per_version(
     cache: TagCache,
 ) -> None:

@@ -507,6 +507,37 @@ def test_a_response_with_expires_is_never_replayed_from_a_stored_validator() -> 
     assert len(expires) == 4
 
 
+def test_a_write_that_commits_when_its_body_closes_leaves_no_stale_validator() -> None:
+    db = {"doc": "old"}
+
+    class Committing:
+        """A write's body whose close() commits it (a transaction held open while it streams)."""
+
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"saved"
+
+        def close(self) -> None:
+            db["doc"] = "new"
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] == "PUT":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return Committing()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Cache-Control", "no-cache")])
+        return [db["doc"].encode()]
+
+    mw = ETagMiddleware(app, cache=TagCache(timer=FakeClock()))
+    old = _warm(mw, path="/doc")
+    put = EnvironBuilder(path="/doc", method="PUT", data=b"new").get_environ()
+    body = mw(put, lambda status, headers, exc_info=None: lambda data: None)
+    assert list(body) == [b"saved"]  # invalidated, but not committed yet
+    assert serve(mw, path="/doc").body == b"old"  # a read in the window stores the old validator
+    assert serve(mw, path="/doc", headers={"If-None-Match": old}).status == 304
+    body.close()  # type: ignore[attr-defined]  # the write commits, then the validators are dropped again
+    fresh = serve(mw, path="/doc", headers={"If-None-Match": old})
+    assert fresh.status == 200 and fresh.body == b"new"
+
+
 def test_a_stored_validator_guards_writes_before_they_run() -> None:
     cache = TagCache(timer=FakeClock())
     app = _tagged_app()
