@@ -44,6 +44,7 @@ ITEMS: dict[str, dict[str, object]] = {
     "1": {"name": "lamp", "version": 1},
     "2": {"name": "desk", "version": 1},
 }
+MAX_BODY = 64 * 1024  # the largest request body read (an item's name is short)
 RENDERS = {"count": 0}  # how often a body was rendered: GET /renders shows it
 LOCK = threading.Lock()
 STORE = ValidatorStore(TagCache())
@@ -104,7 +105,16 @@ class Handler(BaseHTTPRequestHandler):
     def _write(self) -> None:
         path = self.path.partition("?")[0]
         headers = list(self.headers.items())
-        length = int(self.headers.get("Content-Length") or 0)
+        length = body_length(self.headers.get("Content-Length"))
+        if length is None or length > MAX_BODY:
+            # RFC 9112 §6.3: an invalid Content-Length is a 400 and the connection closes (the body's
+            # end is unknown); a body over the cap is refused with 413 (RFC 9110 §15.5.14)
+            self.close_connection = True
+            status = 400 if length is None else 413
+            self._send(
+                Reply(status, (("Content-Type", "text/plain"), ("Connection", "close"))), b"bad body\n"
+            )
+            return
         data = self.rfile.read(length).decode("utf-8", "replace")
         item_id = path.rsplit("/", 1)[-1]
         with LOCK:
@@ -133,6 +143,14 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and payload and reply.status not in (204, 304):
             self.wfile.write(payload)
+
+
+def body_length(value: str | None) -> int | None:
+    """A request's Content-Length (0 when absent), or None when it is not a decimal number."""
+    if value is None:
+        return 0
+    value = value.strip(" \t")
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def render(path: str) -> tuple[int, list[tuple[str, str]], bytes, ETag | None]:

@@ -29,6 +29,7 @@ from etagkit.cache import TagCache
 from etagkit.wsgi import ETagMiddleware
 
 NOTES: dict[str, str] = {"1": "Buy milk", "2": "Call Ada"}
+MAX_BODY = 64 * 1024  # the largest note read
 CALLS = {"app": 0}  # how often the app itself ran: GET /calls shows it
 _lock = threading.Lock()
 
@@ -49,13 +50,23 @@ def notes_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterab
             body = {"id": note_id, "text": NOTES[note_id]}
             return _send(start_response, "200 OK", body, [("Cache-Tag", f"notes note:{note_id}")])
         if method == "PUT":
-            size = int(environ.get("CONTENT_LENGTH") or 0)
+            size = _body_length(environ.get("CONTENT_LENGTH"))
+            if size is None:  # not a number: the body's end is unknown (RFC 9112 §6.3)
+                return _send(start_response, "400 Bad Request", {"error": "bad Content-Length"}, [])
+            if size > MAX_BODY:
+                return _send(start_response, "413 Content Too Large", {"error": "body too large"}, [])
             text = environ["wsgi.input"].read(size).decode("utf-8", "replace")
             with _lock:
                 NOTES[note_id] = text
             # a successful write: the middleware invalidates this path and the tags named here
             return _send(start_response, "200 OK", {"id": note_id, "text": text}, [("Cache-Tag", "notes")])
     return _send(start_response, "404 Not Found", {"error": "not found"}, [])
+
+
+def _body_length(value: str | None) -> int | None:
+    """CONTENT_LENGTH as an int (0 when absent or empty, PEP 3333), None when it is not a number."""
+    value = (value or "0").strip(" \t")
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _send(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -87,6 +88,35 @@ def test_custom_server_example(custom_server: str) -> None:
         assert updated.headers["etag"] == current.headers["etag"]
         assert client.put("/items/7", content=b"new", headers={"If-None-Match": "*"}).status_code == 204
         assert client.get("/items/9").status_code == 404
+
+
+def _raw_status(base_url: str, request: bytes) -> int:
+    """Send raw bytes (httpx never sends a malformed Content-Length) and read the status code."""
+    port = int(base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request)
+        head = b""
+        while b"\r\n" not in head:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    assert head.startswith(b"HTTP/1."), head  # an answer, not an empty reply
+    return int(head.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize(("example", "path"), [("plain_wsgi", "/notes/1"), ("custom_server", "/items/1")])
+@pytest.mark.parametrize(
+    ("length", "status"), [("abc", 400), ("-1", 400), ("1e3", 400), ("99999999999", 413)]
+)
+def test_examples_answer_a_bad_content_length(
+    request: pytest.FixtureRequest, example: str, path: str, length: str, status: int
+) -> None:
+    base_url = request.getfixturevalue(example)
+    put = f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nIf-Match: *\r\nContent-Length: {length}\r\n\r\n"
+    assert _raw_status(base_url, put.encode()) == status
+    with httpx.Client(base_url=base_url, timeout=10) as client:  # the server still serves
+        assert client.get(path).status_code == 200
 
 
 README = Path(__file__).resolve().parent.parent / "README.md"
