@@ -33,7 +33,7 @@ from ._dates import format_http_date, parse_http_date
 from ._errors import ConfigurationError
 from ._etag import ETag, etag_or_none, generate_etag
 from ._headers import Fields, FieldView, HeaderSource, fields_of, get_header
-from ._policy import parse_cache_control
+from ._policy import parse_cache_control, vary_names
 from ._preconditions import Outcome, evaluate, not_modified_headers, requires_precondition
 from .cache._config import number
 
@@ -635,8 +635,8 @@ def _build_record(
     fields = fields_of(headers)
     if _no_store(fields) or "expires" in fields:
         return None
-    vary = _vary_names(fields)
-    if "*" in vary:
+    vary = vary_names(fields.get("vary"))
+    if vary is None:  # Vary: * - no later request can select it (RFC 9111 §4.1)
         return None
     if etag is None:
         etag = _as_etag(fields.get("etag"))
@@ -690,7 +690,7 @@ class CachedResponse:
         directives = parse_cache_control(get_header(headers, "Cache-Control"))
         if "no-store" in directives or "private" in directives:
             return None
-        if "*" in _vary_names(headers):
+        if vary_names(get_header(headers, "Vary")) is None:
             return None
         held = _with_validators(list(headers), etag, last_modified)
         if get_header(held, "ETag") is None and get_header(held, "Last-Modified") is None:
@@ -699,7 +699,8 @@ class CachedResponse:
 
     @property
     def vary(self) -> tuple[str, ...]:
-        return _vary_names(self.headers)
+        """The request fields the response varies on (lower-cased, sorted: RFC 9111 §4.1)."""
+        return vary_names(get_header(self.headers, "Vary")) or ()
 
     def to_value(self) -> dict[str, Any]:
         return {"s": self.status, "h": [[k, v] for k, v in self.headers], "b": self.body}
@@ -717,11 +718,6 @@ class CachedResponse:
         if not isinstance(body, bytes):
             return None
         return cls(status, headers, body)
-
-
-def _vary_names(headers: HeaderSource) -> tuple[str, ...]:
-    value = (headers.get("vary") if isinstance(headers, dict) else get_header(headers, "Vary")) or ""
-    return tuple(name for name in (v.strip(" \t") for v in value.split(",")) if name)
 
 
 # -- the cache glue: calls only the cache object it is given -----------------------------------------
