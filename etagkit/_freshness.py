@@ -21,6 +21,7 @@ from ._headers import Fields, fields_of, get_header
 from ._policy import delta_seconds, parse_cache_control, vary_names
 
 __all__ = [
+    "SAFE_METHODS",
     "Freshness",
     "Headers",
     "RequestDirectives",
@@ -32,6 +33,7 @@ __all__ = [
     "describe",
     "freshen_headers",
     "headers_to_store",
+    "invalidates_target",
     "invalidation_targets",
     "is_storable",
     "select_for_304",
@@ -47,7 +49,7 @@ HEURISTIC_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414
 HEURISTIC_CAP = 86_400.0  # a heuristic lifetime never exceeds one day (RFC 9111 §4.2.2 "typical")
 STALE_IF_ERROR_STATUSES = frozenset({500, 502, 503, 504})  # RFC 5861 §4 "an error"
 # Safe methods (RFC 9110 §9.2.1): every other method, unknown ones included, is unsafe (RFC 9111 §4.4).
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 # Header fields a cache does not store (RFC 9111 §3.1: connection-specific and proxy fields) plus
 # Set-Cookie, which is meant for one response and must never be replayed from a cache.
@@ -361,13 +363,19 @@ def _origin(url: str) -> tuple[str, str, int | None] | None:
         return None
 
 
+def invalidates_target(method: str, status: int) -> bool:
+    """Whether this response makes stored responses of its target stale: a non-error (2xx, 3xx)
+    answer to an unsafe method (RFC 9111 §4.4)."""
+    return method.upper() not in SAFE_METHODS and 200 <= status < 400
+
+
 def invalidation_targets(method: str, status: int, target: str, response_headers: Headers) -> tuple[str, ...]:
     """The URLs whose stored responses an unsafe request invalidates (RFC 9111 §4.4).
 
     Only non-error answers (2xx, 3xx) to unsafe methods invalidate: the target URI, and the
     ``Location`` and ``Content-Location`` URLs when they share the target's origin.
     """
-    if method.upper() in _SAFE_METHODS or not 200 <= status < 400:
+    if not invalidates_target(method, status):
         return ()
     urls = [target]
     origin = _origin(target)

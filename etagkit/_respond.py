@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +33,8 @@ from urllib.parse import parse_qsl, urlencode
 from ._dates import format_http_date, parse_http_date
 from ._errors import ConfigurationError
 from ._etag import ETag, etag_or_none, generate_etag
-from ._headers import Fields, FieldView, HeaderSource, fields_of, get_header
+from ._freshness import SAFE_METHODS, invalidates_target  # safe methods: RFC 9110 §9.2.1
+from ._headers import TOKEN, Fields, FieldView, HeaderSource, fields_of, get_header
 from ._policy import parse_cache_control, vary_names
 from ._preconditions import Outcome, evaluate, not_modified_headers, requires_precondition
 from .cache._config import number
@@ -64,15 +66,13 @@ __all__ = [
     "wants_json",
 ]
 
-# RFC 9110 §9.2.1: methods whose preconditions may be evaluated after the handler ran.
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # Methods that can create the target's representation (RFC 9110 §9.3.4; RFC 5789 §2 for PATCH).
 _CREATING_METHODS = frozenset({"PUT", "PATCH"})
 # Request fields that make a request conditional (RFC 9110 §13.1).
 CONDITIONAL_FIELDS = ("If-None-Match", "If-Match", "If-Modified-Since", "If-Unmodified-Since")
 _CONDITIONAL_SET = frozenset(name.lower() for name in CONDITIONAL_FIELDS)
 _IDENTITY = frozenset({"", "identity"})
-_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
+_TOKEN = re.compile(TOKEN)
 _KEY_VERSION = "v2"
 _RECORD_VERSION = "etagkit-validator-1"
 _UNIT, _RECORD = "\x1f", "\x1e"  # ASCII unit / record separators: never in a field (RFC 9110 §5.5)
@@ -382,12 +382,6 @@ def body_needed(method: str, status: int, response_headers: HeaderSource) -> boo
     return "etag" not in fields and "last-modified" not in fields and not _no_store(fields)
 
 
-def invalidates_target(method: str, status: int) -> bool:
-    """Whether a response makes stored validators of its target stale: an unsafe method with a
-    non-error status (RFC 9111 §4.4)."""
-    return method.upper() not in SAFE_METHODS and 200 <= status < 400
-
-
 def coded_etag(etag: ETag, content_encoding: str | None, *, weaken: bool = False) -> ETag:
     """The ETag of a content-coded body: strong per coding, or weak (RFC 9110 §8.8.3.3, §8.4).
 
@@ -396,7 +390,7 @@ def coded_etag(etag: ETag, content_encoding: str | None, *, weaken: bool = False
     if content_encoding is None or etag.weak:
         return etag
     codings = [c.strip(" \t").lower() for c in content_encoding.split(",")]
-    codings = [c for c in codings if c not in _IDENTITY and set(c) <= _TCHAR]
+    codings = [c for c in codings if c not in _IDENTITY and _TOKEN.fullmatch(c)]
     if not codings:
         return etag
     if weaken:

@@ -50,11 +50,11 @@ from werkzeug.wrappers import Response
 
 from ._errors import ConfigurationError, InvalidETagError
 from ._etag import ETag, etag_from_version
+from ._freshness import SAFE_METHODS
 from ._headers import fields_of, split_list
 from ._policy import CacheControl, parse_cache_control
 from ._readback import READBACK_KEY, read_current_validator
 from ._respond import (
-    SAFE_METHODS,
     CachedResponse,
     EnvironHeaders,
     MetricsSink,

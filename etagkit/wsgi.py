@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from types import TracebackType
@@ -24,10 +25,10 @@ from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from ._errors import ConfigurationError
-from ._headers import Fields, fields_of, get_header
+from ._freshness import SAFE_METHODS
+from ._headers import TOKEN, Fields, fields_of, get_header
 from ._readback import READBACK_KEY, read_current_validator
 from ._respond import (
-    SAFE_METHODS,
     EnvironHeaders,
     MetricsSink,
     Reply,
@@ -55,7 +56,7 @@ __all__ = ["ETagMiddleware"]
 _Headers = list[tuple[str, str]]
 _ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None] | None
 _Write = Callable[[bytes], object]
-_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_FIELD_NAME = re.compile(TOKEN)  # RFC 9110 §5.1: a field name is a token
 
 
 class _Mode(enum.Enum):
@@ -113,7 +114,7 @@ class ETagMiddleware:
     ) -> None:
         if not callable(app):
             raise ConfigurationError(f"app must be a WSGI callable, not {app!r}")
-        if not isinstance(tag_header, str) or not tag_header or not set(tag_header) <= _TOKEN_CHARS:
+        if not isinstance(tag_header, str) or not _FIELD_NAME.fullmatch(tag_header):
             raise ConfigurationError(f"tag_header must be a header field name, not {tag_header!r}")
         for name, fn in (("validator", validator), ("scope", scope), ("route", route)):
             callable_or_none(name, fn)
