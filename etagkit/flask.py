@@ -435,6 +435,7 @@ class _Call:
     checked: CheckedValidator | None
     validator: Validator | None
     base_key: str | None = None
+    response_key: str | None = None  # @kit.cached: where the whole response is kept (per version)
     record: StoredValidator | None = None
     ticket: Any = None
     _tags: list[str] | None = None
@@ -499,6 +500,13 @@ def _before(call: _Call, query: str) -> Response | None:
         scope = policy.scope() if policy.scope is not None else None
         if shared_lookup_allowed(call.headers, scope):
             call.base_key = representation_key("GET", call.path, query, scope=scope, origin=call.origin)
+            if policy.cache_ttl is not None:
+                call.response_key = _response_key(
+                    representation_key(
+                        "GET", call.path, query, scope=scope, origin=call.origin, kind="response"
+                    ),
+                    call.validator,
+                )
             if call.validator is None and conditional:
                 call.record = store.lookup(call.base_key, call.all_headers, call.route)
     early = _check(call)
@@ -508,7 +516,8 @@ def _before(call: _Call, query: str) -> Response | None:
         return None
     if caching and (call.validator is None or call.validator.exists):
         # after the cheap validator was checked: the response cached for THIS version, if any
-        hit = _cached_reply(call, store, _response_key(call.base_key, call.validator))
+        assert call.response_key is not None
+        hit = _cached_reply(call, store, call.response_key)
         if hit is not None:
             return hit
     if call.validator is None or caching:
@@ -628,13 +637,13 @@ def _store(
             store.store(
                 call.base_key, call.all_headers, record, ticket=call.ticket, tags=all_tags, route=call.route
             )
-    if call.policy.cache_ttl is None or body is None:
+    if call.response_key is None or body is None:
         return
     last_modified = validator.last_modified if validator is not None else None
     full = CachedResponse.from_response(status, response_headers, body, reply.etag, last_modified)
     if full is not None:
         store.store_value(
-            _response_key(call.base_key, validator),
+            call.response_key,
             call.all_headers,
             full.to_value(),
             vary=full.vary,
@@ -645,10 +654,10 @@ def _store(
         )
 
 
-def _response_key(base_key: str, validator: Validator | None) -> str:
-    """Where a cached response lives; with a cheap validator, per version: a response cached for an
-    older version is never found for a newer one, even before its tags are invalidated."""
-    key = base_key.replace("etagkit:etag:", "etagkit:response:", 1)
+def _response_key(key: str, validator: Validator | None) -> str:
+    """Where a cached response lives (``key``: its ``kind="response"`` representation key); with a
+    cheap validator, per version: a response cached for an older version is never found for a newer
+    one, even before its tags are invalidated."""
     if validator is None:
         return key
     modified = validator.last_modified.isoformat() if validator.last_modified is not None else ""
