@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import etagkit
 from etagkit import (
@@ -265,6 +267,18 @@ def test_keys_and_path_tags_are_per_origin() -> None:
         "GET", "/x", origin="https" + a[4:]
     )
     assert path_tag("/x", a) != path_tag("/x", b) and path_tag("/x", a) == path_tag("/x", a)
+
+
+@given(
+    host=st.one_of(st.none(), st.text()),
+    scheme=st.one_of(st.none(), st.sampled_from(["http", "https", "HTTPS"]), st.text()),
+    port=st.one_of(st.none(), st.integers(), st.text()),
+)
+def test_request_origin_never_raises_on_stranger_input(host: Any, scheme: Any, port: Any) -> None:
+    environ = {"HTTP_HOST": host, "wsgi.url_scheme": scheme, "SERVER_NAME": "srv", "SERVER_PORT": port}
+    origin = request_origin({k: v for k, v in environ.items() if v is not None})
+    assert origin == origin.lower() and "://" in origin
+    assert path_tag("/x", origin).startswith("etagkit:path:")
 
 
 def test_tags_and_paths() -> None:
