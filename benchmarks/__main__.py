@@ -95,7 +95,7 @@ def _ratio(result: dict[str, Any]) -> str:
     ratio = result.get("ratio")
     if ratio is None:
         return "-"
-    text = f"{ratio:.3g}x"
+    text = f"{ratio:.3f}x" if ratio < 10 else f"{ratio:.1f}x"  # enough digits to see which side of a target
     if 0 < ratio < 1:
         text += f" ({1 / ratio:.3g}x faster)"
     return text
