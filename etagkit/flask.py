@@ -43,10 +43,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar, cast
 
-from flask import Flask, Request, current_app, g, has_app_context, request
-from flask.typing import ResponseReturnValue
-from werkzeug.datastructures import Headers
-from werkzeug.wrappers import Response
+try:
+    from flask import Flask, Request, current_app, g, has_app_context, request
+    from flask.typing import ResponseReturnValue
+    from werkzeug.datastructures import Headers
+    from werkzeug.wrappers import Response
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess without flask
+    raise ImportError("etagkit.flask needs Flask: pip install 'etagkit[flask]'") from exc
 
 from ._errors import ConfigurationError, InvalidETagError
 from ._etag import ETag, etag_from_version

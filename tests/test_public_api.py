@@ -6,6 +6,8 @@ import subprocess
 import sys
 import types
 
+import pytest
+
 import etagkit
 
 
@@ -28,3 +30,20 @@ def test_import_does_not_pull_in_frameworks_or_clients() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == ""
+
+
+@pytest.mark.parametrize(
+    ("module", "hidden", "extra"),
+    [
+        ("etagkit.flask", "flask", "flask"),
+        ("etagkit.cache.redis", "redis", "redis"),
+        ("etagkit.client", "httpx", "client"),
+    ],
+)
+def test_an_adapter_without_its_dependency_names_the_extra(module: str, hidden: str, extra: str) -> None:
+    code = (
+        f"import sys; sys.modules[{hidden!r}] = None\n"  # makes `import {hidden}` raise ImportError
+        f"try:\n    import {module}\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert f"etagkit[{extra}]" in out

@@ -60,10 +60,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import redis
-from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
-from redis.retry import Retry
+try:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.cluster import RedisCluster
+    from redis.retry import Retry
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess without redis
+    raise ImportError("etagkit.cache.redis needs redis-py: pip install 'etagkit[redis]'") from exc
 
 from .._errors import ConfigurationError, SerializationError, StoreUnavailableError
 from ._config import number
