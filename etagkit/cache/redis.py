@@ -35,9 +35,10 @@ weakens the argument above.
 
 A circuit breaker (``breaker.py``) wraps every call, with short socket timeouts. While it is open,
 calls raise ``StoreUnavailableError`` without touching the network (``TagCache`` turns that into a
-miss or a skipped write). A mutation that may not have reached Redis (timeout, refused by the
-breaker) is remembered, and the first successful call afterwards first invalidates ``GLOBAL_TAG``,
-so nothing written before the outage can be served once Redis is back.
+miss or a skipped write). Any call that could not reach Redis (timeout, refused by the breaker;
+reads too, since another process's invalidation may have been lost in the same outage) is
+remembered, and the next call first invalidates ``GLOBAL_TAG``, so nothing written before the
+outage can be served once Redis is back.
 
 Redis Cluster: a read must see an entry and its tag marks on one node, atomically. All keys of a
 store therefore share one hash tag: the namespace is ``{prefix}`` (the prefix wrapped in braces),
@@ -211,6 +212,10 @@ return 1
 _SET_RESULTS = {1: SetResult.STORED, 0: SetResult.REFUSED, 2: SetResult.NOT_STORED}
 
 
+class _ErrorReply(StoreUnavailableError):
+    """Redis answered with an error (OOM, WRONGTYPE ...): the link works, the call did not."""
+
+
 def _is_real(x: object) -> bool:
     return type(x) is float or type(x) is int
 
@@ -316,13 +321,19 @@ class RedisStore:
     # -- the breaker around every call ----------------------------------------------------------------
 
     def _call(self, fn: Callable[[], T], *, mutation: bool = False) -> T:
-        """Run one Redis call through the breaker; unreachable -> StoreUnavailableError."""
+        """Run one Redis call through the breaker; unreachable -> StoreUnavailableError.
+
+        After any call that could not reach Redis (a read too), this process owes a GLOBAL
+        invalidation: while Redis was stalled or cut off from it, another process's invalidation may
+        not have been delivered either, and that process may not be the first to call again. A
+        mutation that Redis refused with an error reply is owed as well (it was not applied).
+        """
         if self._owed_global:
             self._settle_owed()
         try:
             return self._guarded(fn)
-        except StoreUnavailableError:
-            if mutation:
+        except StoreUnavailableError as exc:
+            if mutation or not isinstance(exc, _ErrorReply):
                 self._owed_global = True
             raise
 
@@ -338,7 +349,7 @@ class RedisStore:
         except redis.exceptions.RedisError as exc:
             breaker.record_success()  # Redis answered (an error reply): the link is fine
             log.warning("Redis refused a cache call: %s", exc)
-            raise StoreUnavailableError(f"Redis error reply: {exc}") from exc
+            raise _ErrorReply(f"Redis error reply: {exc}") from exc
         except BaseException:
             breaker.record_success()
             raise
