@@ -156,7 +156,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
             "ratio": float(commands),
             "target": "commands per read: 1",
             "met": commands == 1,
-            "note": "counted on the client connection (values in this row are commands, not seconds)",
+            "unit": "commands",
+            "note": "counted on the client connection",
         },
         row(
             "TwoLevelStore.get local hit, 2 tags",

@@ -1,7 +1,8 @@
-"""HTTP-date parsing and formatting (RFC 9110 §5.6.7), on top of stdlib ``email.utils``. Pure."""
+"""HTTP-date parsing and formatting (RFC 9110 §5.6.7); formatting by stdlib ``email.utils``. Pure."""
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -37,8 +38,13 @@ def parse_http_date(value: str | None) -> datetime | None:
     A two-digit rfc850 year means 20YY below 70 and 19YY from 70 (a fixed pivot: the core never
     reads the clock, which the RFC's "50 years in the future" rule would need). Never raises.
     """
-    if value is None or len(value) > 64:
+    if value is None or len(value) > 64 or not isinstance(value, str):
         return None
+    return _parse(value)  # dates repeat (every client echoes the same Last-Modified): memoized
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(value: str) -> datetime | None:
     value = value.strip(" \t")
     for form in _FORMS:
         match = form.fullmatch(value)

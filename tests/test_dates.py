@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from etagkit import ConfigurationError, format_http_date, parse_http_date
 from etagkit._dates import to_utc_seconds
@@ -100,3 +102,11 @@ def test_to_utc_seconds_truncates_to_whole_seconds() -> None:
     assert to_utc_seconds(SUNDAY) == 784111777
     assert to_utc_seconds(SUNDAY + timedelta(microseconds=999_999)) == 784111777
     assert to_utc_seconds(datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC)) == -1
+
+
+@given(st.text(max_size=64))
+def test_a_memoized_date_equals_a_fresh_parse(value: str) -> None:
+    from etagkit._dates import _parse
+
+    first = parse_http_date(value)
+    assert parse_http_date(value) == first == _parse.__wrapped__(value)
