@@ -167,26 +167,33 @@ def test_bad_settings_raise_configuration_error_at_construction(options: dict[st
 # -- single-flight --------------------------------------------------------------------------------
 
 
-def test_concurrent_misses_run_the_compute_once() -> None:
-    cache = TagCache()
+def concurrent_get_or_set(cache: TagCache, value: str, callers: int) -> tuple[list[int], list[str]]:
+    """``callers`` threads miss ``k`` at once; the compute returns ``value`` once all but the leader
+    wait on its flight. Returns (one entry per compute run, every caller's result)."""
     release = threading.Event()
     calls: list[int] = []
 
     def compute() -> str:
         calls.append(1)
         assert release.wait(10)
-        return "value"
+        return value
 
     results: list[str] = []
     threads = [
-        threading.Thread(target=lambda: results.append(cache.get_or_set("k", compute))) for _ in range(8)
+        threading.Thread(target=lambda: results.append(cache.get_or_set("k", compute)))
+        for _ in range(callers)
     ]
     for thread in threads:
         thread.start()
-    wait_for_waiters(cache, "k", 7)
+    wait_for_waiters(cache, "k", callers - 1)
     release.set()
     for thread in threads:
         thread.join(10)
+    return calls, results
+
+
+def test_concurrent_misses_run_the_compute_once() -> None:
+    calls, results = concurrent_get_or_set(TagCache(), "value", 8)
     assert calls == [1]
     assert results == ["value"] * 8
 
@@ -194,24 +201,7 @@ def test_concurrent_misses_run_the_compute_once() -> None:
 def test_a_value_too_large_to_store_is_still_shared_by_the_waiters() -> None:
     """NOT_STORED (larger than max_bytes) is not a race refusal: the waiters take the leader's value."""
     cache = TagCache(MemoryStore(max_bytes=5_000))
-    release = threading.Event()
-    calls: list[int] = []
-
-    def compute() -> str:
-        calls.append(1)
-        assert release.wait(10)
-        return "x" * 10_000
-
-    results: list[str] = []
-    threads = [
-        threading.Thread(target=lambda: results.append(cache.get_or_set("k", compute))) for _ in range(10)
-    ]
-    for thread in threads:
-        thread.start()
-    wait_for_waiters(cache, "k", 9)
-    release.set()
-    for thread in threads:
-        thread.join(10)
+    calls, results = concurrent_get_or_set(cache, "x" * 10_000, 10)
     assert calls == [1]
     assert results == ["x" * 10_000] * 10
     assert cache.get("k") is None  # and it was indeed not stored
