@@ -3,7 +3,8 @@
 Follows Flask's extension guide: ``ETagKit(app=None, cache=None)`` and ``init_app(app)``, no
 ``self.app``, per-app state in ``app.extensions["etagkit"]``, ``ETAGKIT_*`` config keys set with
 ``setdefault``; works with app factories and several apps per process. It only translates between
-Flask and the pure decisions of ``etagkit._respond`` (the same ones ``ETagMiddleware`` uses).
+Flask and the decisions of ``etagkit._respond`` and ``etagkit._stored`` (the same ones
+``ETagMiddleware`` calls).
 
 Config keys (defaults): ``ETAGKIT_MAX_BUFFER`` (1 MiB: largest body hashed),
 ``ETAGKIT_WEAK`` (False: generate strong ETags), ``ETAGKIT_WEAKEN_ENCODED`` (False: a
@@ -56,28 +57,22 @@ from ._etag import ETag, etag_from_version
 from ._freshness import SAFE_METHODS
 from ._headers import fields_of, split_list
 from ._policy import CacheControl, parse_cache_control
-from ._readback import READBACK_KEY, read_current_validator
+from ._readback import READBACK_KEY
 from ._respond import (
     CachedResponse,
     EnvironHeaders,
     MetricsSink,
     Reply,
     RequestFields,
-    StoredValidator,
     Validator,
     ValidatorStore,
     body_needed,
     check_cache,
-    check_preconditions,
     conditional_response,
-    invalidates_target,
-    is_conditional,
-    path_tag,
-    representation_key,
     request_fields,
     request_origin,
-    shared_lookup_allowed,
 )
+from ._stored import StoredFlow, check_before, stale_tags
 from .cache._config import callable_or_none, flag, number, optional_flag, positive_int
 
 __all__ = ["CheckedValidator", "ETagKit", "TagSpec"]
@@ -437,23 +432,15 @@ class _Call:
     view_args: dict[str, Any]
     checked: CheckedValidator | None
     validator: Validator | None
-    base_key: str | None = None
+    flow: StoredFlow | None = None
     response_key: str | None = None  # @kit.cached: where the whole response is kept (per version)
-    record: StoredValidator | None = None
-    ticket: Any = None
     _tags: list[str] | None = None
 
-    @property
     def tags(self) -> list[str]:
         """The view's tags for this call (resolved when first needed: a stored 304 never needs them)."""
         if self._tags is None:
             self._tags = self.policy.resolve_tags(self.view_args) if self.policy.tags else []
         return self._tags
-
-    @property
-    def stored_tags(self) -> list[str]:
-        """The tags of what this call stores: its path's implicit tag, then the view's tags."""
-        return [path_tag(self.path, self.origin), *self.tags]
 
 
 def _handle(
@@ -479,7 +466,7 @@ def _handle(
         checked=checked,
         validator=checked.validator if checked is not None else None,
     )
-    early = _before(call, str(environ.get("QUERY_STRING", "")))
+    early = _before(call, app, environ)
     if early is not None:
         return early
     if checked is not None:
@@ -490,87 +477,67 @@ def _handle(
     return _after_read(call, response)
 
 
-def _before(call: _Call, query: str) -> Response | None:
+def _before(call: _Call, app: Flask, environ: dict[str, Any]) -> Response | None:
     """Before the view: a stored or cheap validator's 304 / 412, a 428, or a cached response."""
-    policy, state, store, method = call.policy, call.state, call.state.store, call.method
-    conditional = is_conditional(call.headers)
-    reading = method in ("GET", "HEAD")
-    caching = policy.cache_ttl is not None and reading
-    use_store = store is not None and (policy.stored if policy.stored is not None else state.stored_etags)
-    # DESIGN.md "Stored ETags": a conditional request looks its stored validator up; every GET/HEAD
-    # whose view runs stores the validator (ticket taken below, before the view).
-    if use_store and store is not None and (reading or (conditional and method not in SAFE_METHODS)):
-        scope = policy.scope() if policy.scope is not None else None
-        if shared_lookup_allowed(call.headers, scope):
-            call.base_key = representation_key("GET", call.path, query, scope=scope, origin=call.origin)
-            if policy.cache_ttl is not None:
-                call.response_key = _response_key(
-                    representation_key(
-                        "GET", call.path, query, scope=scope, origin=call.origin, kind="response"
-                    ),
-                    call.validator,
-                )
-            if call.validator is None and conditional:
-                call.record = store.lookup(call.base_key, call.all_headers, call.route)
-    early = _check(call)
-    if early is not None:
-        return early
-    if store is None or call.base_key is None or not reading:
-        return None
-    if caching and (call.validator is None or call.validator.exists):
-        # after the cheap validator was checked: the response cached for THIS version, if any
-        assert call.response_key is not None
-        hit = _cached_reply(call, store, call.response_key)
-        if hit is not None:
-            return hit
-    if call.validator is None or caching:
-        call.ticket = store.begin(call.stored_tags, call.route)  # BEFORE the view
-    return None
-
-
-def _check(call: _Call) -> Response | None:
-    """The 304 / 412 / 428 decided before the view from a stored or cheap validator, if any."""
-    policy, state, record = call.policy, call.state, call.record
-    validator = record.validator() if record is not None else call.validator
-    if validator is None and call.method not in SAFE_METHODS and is_conditional(call.headers):
-        # a write's condition needs the current validator: read it as a client's GET would, through
-        # the deployed app (RFC 9110 §13.2.1). Declare etag= to spare this GET.
-        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-        validator = read_current_validator(app.wsgi_app, request.environ)
-    required = (
-        state.require_precondition if policy.require_precondition is None else policy.require_precondition
-    ) and call.method not in SAFE_METHODS
-    if validator is None and not required:
-        return None  # nothing to decide before the view
-    early = check_preconditions(
+    policy, state, store = call.policy, call.state, call.state.store
+    caching = policy.cache_ttl is not None and call.method in ("GET", "HEAD")
+    use_store = policy.stored if policy.stored is not None else state.stored_etags
+    flow = call.flow = StoredFlow.open(
+        store if use_store else None,
         call.method,
         call.headers,
-        validator,
-        response_headers=(
-            record.headers
-            if record is not None
-            else ((("Cache-Control", policy.cache_control),) if policy.cache_control else ())
-        ),
-        require_precondition=required,
-        json_errors=state.json_errors,
+        path=call.path,
+        query=str(environ.get("QUERY_STRING", "")),
+        origin=call.origin,
+        scope=policy.scope,
+        request_headers=call.all_headers,
+        route=call.route,
+        cheap=call.validator is not None,
+        caching=policy.cache_ttl is not None,
     )
-    if early is None:
+    if flow is not None and policy.cache_ttl is not None:
+        call.response_key = _response_key(flow.key_of("response"), call.validator)
+    early, saved, stored = check_before(
+        call.method,
+        call.headers,
+        call.validator,
+        flow,
+        # a write's condition is read back through the deployed app; declare etag= to spare that GET
+        app=app.wsgi_app,
+        environ=environ,
+        require_precondition=(
+            state.require_precondition if policy.require_precondition is None else policy.require_precondition
+        ),
+        json_errors=state.json_errors,
+        response_headers=(("Cache-Control", policy.cache_control),) if policy.cache_control else (),
+    )
+    if early is not None:
+        _count(state, call.route, early.status, saved, stored)
+        return _flask_reply(call, early)
+    if flow is None:
         return None
-    stored = record is not None and early.status == 304
-    _count(state, call.route, early.status, record.length if stored and record is not None else 0, stored)
-    return _flask_reply(call, early)
+    if caching and call.response_key is not None and (call.validator is None or call.validator.exists):
+        # after the cheap validator was checked: the response cached for THIS version, if any
+        hit = _cached_reply(call, flow.store, call.response_key)
+        if hit is not None:
+            return hit
+    flow.begin(call.tags, caching=caching)  # BEFORE the view
+    return None
 
 
 def _after_write(call: _Call, response: Response) -> Response:
     """After a successful unsafe request: its path's stored validators and the view's tags are stale."""
     policy, state, store = call.policy, call.state, call.state.store
     auto = policy.auto_invalidate if policy.auto_invalidate is not None else state.auto_invalidate
-    if store is not None and invalidates_target(call.method, response.status_code):
-        stale = (path_tag(call.path, call.origin), *(call.tags if auto else ()))
-        store.invalidate(*stale, route=call.route)
-        # and again once the server closed the response: teardown_request (where an app may commit)
-        # has run by then, so a read that stored the old validator in between is dropped too
-        response.call_on_close(functools.partial(store.invalidate, *stale, route=call.route))
+    if store is not None:
+        stale = stale_tags(
+            call.method, response.status_code, call.path, call.origin, call.tags if auto else tuple
+        )
+        if stale:
+            store.invalidate(*stale, route=call.route)
+            # and again once the server closed the response: teardown_request (where an app may
+            # commit) has run by then, so a read that stored the old validator in between is dropped
+            response.call_on_close(functools.partial(store.invalidate, *stale, route=call.route))
     _count(state, call.route, response.status_code, 0, False)
     return response
 
@@ -585,7 +552,8 @@ def _after_read(call: _Call, response: Response) -> Response:
     fields = fields_of(response_headers)  # indexed once for both decisions
     body: bytes | None = None
     # the body is read to hash it (no validator known) or to cache the whole response
-    caching = call.ticket is not None and policy.cache_ttl is not None and status == 200
+    flow = call.flow
+    caching = flow is not None and flow.ticket is not None and policy.cache_ttl is not None and status == 200
     hashing = validator is None and body_needed(call.method, status, fields)
     if (hashing or caching) and not response.is_streamed:
         data = response.get_data()
@@ -606,8 +574,8 @@ def _after_read(call: _Call, response: Response) -> Response:
         json_errors=state.json_errors,
         fields=fields,
     )
-    if call.ticket is not None and call.base_key is not None and store is not None and reply.status != 412:
-        _store(call, store, status=status, response_headers=response_headers, body=body, reply=reply)
+    if flow is not None and store is not None:
+        _store(call, flow, store, status=status, response_headers=response_headers, body=body, reply=reply)
     _count(
         state, call.route, reply.status, len(body) if reply.status == 304 and body is not None else 0, False
     )
@@ -622,6 +590,7 @@ def _after_read(call: _Call, response: Response) -> Response:
 
 def _store(
     call: _Call,
+    flow: StoredFlow,
     store: ValidatorStore,
     *,
     status: int,
@@ -629,19 +598,11 @@ def _store(
     body: bytes | None,
     reply: Reply,
 ) -> None:
-    """Store the validator (and, for ``@kit.cached``, the whole response) under the call's ticket."""
-    assert call.base_key is not None
-    all_tags = call.stored_tags
-    validator = call.validator
-    if validator is None:  # a cheap validator is evaluated on every request: nothing to store
-        length = len(body) if body is not None else None
-        record = StoredValidator.from_response(status, response_headers, reply.etag, length)
-        if record is not None:
-            store.store(
-                call.base_key, call.all_headers, record, ticket=call.ticket, tags=all_tags, route=call.route
-            )
-    if call.response_key is None or body is None:
+    """Store the validator (and, for ``@kit.cached``, the whole response) under the flow's ticket."""
+    flow.remember(status, response_headers, reply, len(body) if body is not None else None)
+    if flow.ticket is None or reply.status == 412 or call.response_key is None or body is None:
         return
+    validator = call.validator
     last_modified = validator.last_modified if validator is not None else None
     full = CachedResponse.from_response(status, response_headers, body, reply.etag, last_modified)
     if full is not None:
@@ -650,8 +611,8 @@ def _store(
             call.all_headers,
             full.to_value(),
             vary=full.vary,
-            ticket=call.ticket,
-            tags=all_tags,
+            ticket=flow.ticket,
+            tags=flow.tags,
             ttl=call.policy.cache_ttl,
             route=call.route,
         )

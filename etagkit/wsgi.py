@@ -1,6 +1,7 @@
 """``ETagMiddleware``: ETags, RFC 9110 preconditions and stored ETags around any PEP 3333 app.
 
-The middleware only translates between WSGI and the pure decisions of ``etagkit._respond``:
+The middleware only translates between WSGI and the decisions of ``etagkit._respond`` and, for
+stored ETags, ``etagkit._stored`` (the same ones ``ETagKit`` calls):
 
 * before the app: a stored validator (``cache=``) or the app's ``validator=`` callable answers a
   matching revalidation with 304, a failed If-Match with 412 (also for writes, before they run) and,
@@ -25,30 +26,23 @@ from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from ._errors import ConfigurationError
-from ._freshness import SAFE_METHODS
 from ._headers import TOKEN, Fields, fields_of, get_header
-from ._readback import READBACK_KEY, read_current_validator
+from ._readback import READBACK_KEY
 from ._respond import (
     EnvironHeaders,
     MetricsSink,
     Reply,
     RequestFields,
-    StoredValidator,
     Validator,
     ValidatorStore,
     body_needed,
     check_cache,
-    check_preconditions,
     conditional_response,
-    invalidates_target,
-    is_conditional,
-    path_tag,
-    representation_key,
     request_fields,
     request_origin,
-    shared_lookup_allowed,
     split_tags,
 )
+from ._stored import StoredFlow, check_before, stale_tags
 from .cache._config import callable_or_none, flag, number, optional_flag, positive_int
 
 __all__ = ["ETagMiddleware"]
@@ -169,46 +163,39 @@ class ETagMiddleware:
     def _before(self, exchange: _Exchange) -> Reply | None:
         """Before the app: a cheap or stored validator's 304 / 412, or a 428 (then the app never
         runs); otherwise the ticket under which the response's validator will be stored."""
-        environ, method, headers, route = exchange.environ, exchange.method, exchange.headers, exchange.route
+        environ, method, headers = exchange.environ, exchange.method, exchange.headers
         validator = self.validator(environ) if self.validator is not None else None
-        record: StoredValidator | None = None
-        if validator is not None:
-            exchange.validator = validator
-        elif self.store is not None and method not in ("OPTIONS", "TRACE"):
-            # DESIGN.md "Stored ETags": a conditional request looks its stored validator up; every
-            # GET/HEAD whose app runs stores the validator (ticket taken below, before the app).
-            conditional = is_conditional(headers)
-            if conditional or method in ("GET", "HEAD"):
-                scope = self.scope(environ) if self.scope is not None else None
-                if shared_lookup_allowed(headers, scope):
-                    path, origin = _path(environ), request_origin(environ)
-                    exchange.base_key = representation_key(
-                        "GET", path, environ.get("QUERY_STRING", ""), scope=scope, origin=origin
-                    )
-                    exchange.implicit_tags = [path_tag(path, origin)]
-                    if conditional:
-                        record = self.store.lookup(exchange.base_key, EnvironHeaders(environ), route)
-        checked = record.validator() if record is not None else validator
-        if checked is None and method not in SAFE_METHODS and is_conditional(headers):
-            # a write's condition needs the current validator: read it as a client's GET would
-            # (RFC 9110 §13.2.1: a false condition means the method is not performed at all)
-            checked = read_current_validator(self, environ)
-        require = self.require_precondition and method not in SAFE_METHODS
-        if checked is not None or require:  # else there is nothing to decide before the app
-            early = check_preconditions(
+        exchange.validator = validator
+        flow = None
+        if self.store is not None:  # stored-ETag mode: the target's path and origin key it
+            exchange.path, exchange.origin = _path(environ), request_origin(environ)
+            flow = exchange.flow = StoredFlow.open(
+                self.store,
                 method,
                 headers,
-                checked,
-                response_headers=record.headers if record is not None else (),
-                require_precondition=require,
-                json_errors=self.json_errors,
+                path=exchange.path,
+                query=str(environ.get("QUERY_STRING", "")),
+                origin=exchange.origin,
+                scope=functools.partial(self.scope, environ) if self.scope is not None else None,
+                request_headers=EnvironHeaders(environ),
+                route=exchange.route,
+                cheap=validator is not None,
             )
-            if early is not None:
-                stored = record is not None and early.status == 304
-                exchange.count(early.status, record.length if stored and record is not None else 0, stored)
-                return early
-        if self.store is not None and exchange.base_key is not None and method in ("GET", "HEAD"):
-            exchange.ticket = self.store.begin(exchange.implicit_tags, route)
+        early, saved, stored = check_before(
+            method,
+            headers,
+            validator,
+            flow,
+            app=self,
+            environ=environ,
+            require_precondition=self.require_precondition,
+            json_errors=self.json_errors,
+        )
+        if early is not None:
+            exchange.count(early.status, saved, stored)
+            return early
+        if flow is not None:
+            flow.begin()
         return None
 
 
@@ -231,19 +218,20 @@ class _Exchange:
     """One request's trip through the app: captures start_response and decides what the server gets."""
 
     __slots__ = (
-        "base_key",
         "chunks",
         "code",
         "drop_body",
         "environ",
         "exc_info",
         "fields",
+        "flow",
         "headers",
-        "implicit_tags",
         "invalidated",
         "method",
         "mode",
         "mw",
+        "origin",
+        "path",
         "reply",
         "response_headers",
         "route",
@@ -253,7 +241,6 @@ class _Exchange:
         "size",
         "status",
         "tags",
-        "ticket",
         "validator",
     )
 
@@ -274,11 +261,10 @@ class _Exchange:
         self.route = route
         self.server_start = start_response
         self.validator: Validator | None = None
-        self.base_key: str | None = None
-        self.implicit_tags: list[str] = []
+        self.flow: StoredFlow | None = None
+        self.path = self.origin = ""  # the target (stored-ETag mode only)
         self.invalidated: tuple[str, ...] = ()  # what a successful write invalidated (again at close)
         self.tags: list[str] = []  # from the tag header
-        self.ticket: Any = None
         self.drop_body = False
         self.status: str | None = None
         self.code = 0
@@ -335,9 +321,10 @@ class _Exchange:
     def _decide(self) -> _Mode:
         """PASS, BUFFER or REPLACED, from the status and headers alone (no body yet)."""
         store = self.mw.store
-        if store is not None and invalidates_target(self.method, self.code):
-            self.invalidated = (path_tag(_path(self.environ), request_origin(self.environ)), *self.tags)
-            store.invalidate(*self.invalidated, route=self.route)
+        if store is not None:
+            self.invalidated = stale_tags(self.method, self.code, self.path, self.origin, self._tags)
+            if self.invalidated:
+                store.invalidate(*self.invalidated, route=self.route)
         given = self.validator
         self.fields = fields_of(self.response_headers)  # indexed once for both decisions
         if given is None and body_needed(self.method, self.code, self.fields):
@@ -474,20 +461,11 @@ class _Exchange:
 
     def _remember(self, reply: Reply, length: int | None) -> None:
         """Store the validator of a GET/HEAD 2xx (stored-ETag mode) under the ticket taken before the app."""
-        store = self.mw.store
-        if store is None or self.ticket is None or self.base_key is None or reply.status == 412:
-            return
-        record = StoredValidator.from_response(self.code, self.response_headers, reply.etag, length)
-        if record is not None:
-            tags = [*self.implicit_tags, *self.tags]
-            store.store(
-                self.base_key,
-                EnvironHeaders(self.environ),
-                record,
-                ticket=self.ticket,
-                tags=tags,
-                route=self.route,
-            )
+        if self.flow is not None:
+            self.flow.remember(self.code, self.response_headers, reply, length, self.tags)
+
+    def _tags(self) -> list[str]:
+        return self.tags
 
     def count(self, status: int, bytes_saved: int, stored: bool) -> None:
         if self.mw.metrics is not None and READBACK_KEY not in self.environ:  # a write's GET is not traffic
