@@ -1,13 +1,14 @@
-"""etagkit: cheap, correct HTTP revalidation for any WSGI application.
+"""etagkit: cheap, correct HTTP revalidation for any Python web app.
 
-The core (ETags, RFC 9110 preconditions, Cache-Control policy) is pure and imports no framework;
-``import etagkit`` never imports flask, werkzeug, redis or httpx. Adapters live in submodules:
-``etagkit.wsgi``, ``etagkit.flask``, ``etagkit.client``, ``etagkit.cache.redis``.
+The sans-I/O core (``etagkit.core``: ETags, RFC 9110 preconditions, Cache-Control, keys, records) is
+pure; ``import etagkit`` loads no framework, client or I/O module (not flask, werkzeug, redis, httpx,
+asyncio or socket). ``TagCache`` and ``MemoryStore`` are loaded on first use. Faces live in
+submodules: ``etagkit.wsgi``, ``etagkit.flask``, ``etagkit.client``, ``etagkit.cache.redis``.
 """
 
 from __future__ import annotations
 
-from ._dates import format_http_date, parse_http_date
+from ._environ import request_origin
 from ._errors import (
     ConfigurationError,
     EtagkitError,
@@ -15,21 +16,14 @@ from ._errors import (
     SerializationError,
     StoreUnavailableError,
 )
-from ._etag import ETag, etag_from_version, generate_etag, parse_etags
-from ._policy import CacheControl, ConditionalPolicy, RequestCacheControl, merge_vary, parse_cache_control
-from ._preconditions import Outcome, evaluate, not_modified_headers, range_applies, requires_precondition
-from ._respond import (
-    Reply,
-    StoredValidator,
-    Validator,
-    ValidatorStore,
-    check_preconditions,
-    conditional_response,
-    path_tag,
-    representation_key,
-    request_origin,
-)
-from .cache import MemoryStore, TagCache
+from ._validators import ValidatorStore
+from .core.dates import format_http_date, parse_http_date
+from .core.etag import ETag, etag_from_version, generate_etag, parse_etags
+from .core.keys import path_tag, representation_key
+from .core.policy import CacheControl, ConditionalPolicy, RequestCacheControl, merge_vary, parse_cache_control
+from .core.preconditions import Outcome, evaluate, not_modified_headers, range_applies, requires_precondition
+from .core.records import StoredValidator
+from .core.reply import Reply, Validator, check_preconditions, conditional_response
 
 __version__ = "0.1.0"
 
@@ -68,3 +62,13 @@ __all__ = [
     "request_origin",
     "requires_precondition",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``etagkit.TagCache`` / ``etagkit.MemoryStore``: the cache package (which loads asyncio) is
+    imported on first use, so ``import etagkit`` stays free of I/O modules."""
+    if name in ("MemoryStore", "TagCache"):
+        from . import cache
+
+        return getattr(cache, name)
+    raise AttributeError(f"module 'etagkit' has no attribute {name!r}")

@@ -20,10 +20,10 @@ import io
 from collections.abc import Callable, Iterable
 from wsgiref.types import WSGIApplication, WSGIEnvironment
 
-from ._dates import parse_http_date
-from ._etag import etag_or_none
-from ._headers import fields_of
-from ._respond import Validator
+from .core.dates import parse_http_date
+from .core.etag import etag_or_none
+from .core.headers import fields_of
+from .core.reply import Validator
 
 __all__ = ["READBACK_KEY", "read_current_validator"]
 

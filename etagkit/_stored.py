@@ -19,21 +19,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from wsgiref.types import WSGIApplication, WSGIEnvironment
 
-from ._freshness import SAFE_METHODS, invalidates_target
-from ._headers import HeaderSource
+from ._environ import RequestFields
 from ._readback import read_current_validator
-from ._respond import (
-    Reply,
-    RequestFields,
-    StoredValidator,
-    Validator,
-    ValidatorStore,
-    check_preconditions,
-    is_conditional,
-    path_tag,
-    representation_key,
-    shared_lookup_allowed,
-)
+from ._validators import ValidatorStore
+from .core.freshness import SAFE_METHODS, invalidates_target
+from .core.headers import HeaderSource
+from .core.keys import path_tag, representation_key, shared_lookup_allowed
+from .core.records import StoredValidator
+from .core.reply import Reply, Validator, check_preconditions, is_conditional
 
 __all__ = ["StoredFlow", "check_before", "stale_tags"]
 

@@ -1,7 +1,7 @@
 """The ``etagkit`` command line: ``etagkit check URL`` audits a live URL's validators.
 
 This module only does I/O and printing; what to send and what the answers mean lives in
-``etagkit._audit``. It needs the ``cli`` extra (click, rich, httpx); without it ``etagkit`` prints
+``etagkit.core.audit``. It needs the ``cli`` extra (click, rich, httpx); without it ``etagkit`` prints
 one line saying so and exits 2. Exit codes: 0 no check failed, 1 a check failed, 2 usage or
 connection problem (one line on stderr, never a traceback).
 """
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit
 
 from . import __version__
-from ._audit import Answer, Check, Headers, Probe, Send, Verdict, audit, exit_code
-from ._headers import TOKEN
+from .core.audit import Answer, Check, Headers, Probe, Send, Verdict, audit, exit_code
+from .core.headers import TOKEN
 
 if TYPE_CHECKING:
     import click

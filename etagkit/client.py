@@ -2,7 +2,7 @@
 
 ``ETagTransport(inner)`` wraps any ``httpx.AsyncBaseTransport``; ``ETagClient`` is an
 ``httpx.AsyncClient`` that uses it. Decisions (freshness, what to store, which validators to send,
-what a 304 freshens) come from the pure :mod:`etagkit._freshness`; this module only does I/O and
+what a 304 freshens) come from the pure :mod:`etagkit.core.freshness`; this module only does I/O and
 book-keeping: the LRU store, single-flight, generations (latest wins) and statistics.
 
 Every response says where it came from in ``response.extensions["etagkit"]`` (a :class:`Source`).
@@ -30,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from cachetools import LRUCache
 
 from ._errors import ConfigurationError
-from ._freshness import (
+from .core.freshness import (
     STALE_IF_ERROR_STATUSES,
     Freshness,
     RequestDirectives,
@@ -48,7 +48,7 @@ from ._freshness import (
     usable_on_error,
     vary_selection,
 )
-from ._policy import vary_names
+from .core.policy import vary_names
 
 __all__ = ["ClientStats", "ETagClient", "ETagTransport", "Source"]
 

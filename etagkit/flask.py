@@ -3,7 +3,7 @@
 Follows Flask's extension guide: ``ETagKit(app=None, cache=None)`` and ``init_app(app)``, no
 ``self.app``, per-app state in ``app.extensions["etagkit"]``, ``ETAGKIT_*`` config keys set with
 ``setdefault``; works with app factories and several apps per process. It only translates between
-Flask and the decisions of ``etagkit._respond`` and ``etagkit._stored`` (the same ones
+Flask and the decisions of ``etagkit.core`` and ``etagkit._stored`` (the same ones
 ``ETagMiddleware`` calls).
 
 Config keys (defaults): ``ETAGKIT_MAX_BUFFER`` (1 MiB: largest body hashed),
@@ -52,28 +52,18 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without flask
     raise ImportError("etagkit.flask needs Flask: pip install 'etagkit[flask]'") from exc
 
+from ._config import callable_or_none, flag, number, optional_flag, positive_int
+from ._environ import EnvironHeaders, RequestFields, request_fields, request_origin
 from ._errors import ConfigurationError, InvalidETagError
-from ._etag import ETag, etag_from_version
-from ._freshness import SAFE_METHODS
-from ._headers import fields_of, split_list
-from ._policy import CacheControl, parse_cache_control
 from ._readback import READBACK_KEY
-from ._respond import (
-    CachedResponse,
-    EnvironHeaders,
-    MetricsSink,
-    Reply,
-    RequestFields,
-    Validator,
-    ValidatorStore,
-    body_needed,
-    check_cache,
-    conditional_response,
-    request_fields,
-    request_origin,
-)
 from ._stored import StoredFlow, check_before, stale_tags
-from .cache._config import callable_or_none, flag, number, optional_flag, positive_int
+from ._validators import MetricsSink, ValidatorStore, check_cache
+from .core.etag import ETag, etag_from_version
+from .core.freshness import SAFE_METHODS
+from .core.headers import fields_of, split_list
+from .core.policy import CacheControl, parse_cache_control
+from .core.records import CachedResponse
+from .core.reply import Reply, Validator, body_needed, conditional_response
 
 __all__ = ["CheckedValidator", "ETagKit", "TagSpec"]
 

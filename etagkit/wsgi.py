@@ -1,6 +1,6 @@
 """``ETagMiddleware``: ETags, RFC 9110 preconditions and stored ETags around any PEP 3333 app.
 
-The middleware only translates between WSGI and the decisions of ``etagkit._respond`` and, for
+The middleware only translates between WSGI and the decisions of ``etagkit.core`` and, for
 stored ETags, ``etagkit._stored`` (the same ones ``ETagKit`` calls):
 
 * before the app: a stored validator (``cache=``) or the app's ``validator=`` callable answers a
@@ -25,25 +25,15 @@ from types import TracebackType
 from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
+from ._config import callable_or_none, flag, number, optional_flag, positive_int
+from ._environ import EnvironHeaders, RequestFields, request_fields, request_origin
 from ._errors import ConfigurationError
-from ._headers import TOKEN, Fields, fields_of, get_header
 from ._readback import READBACK_KEY
-from ._respond import (
-    EnvironHeaders,
-    MetricsSink,
-    Reply,
-    RequestFields,
-    Validator,
-    ValidatorStore,
-    body_needed,
-    check_cache,
-    conditional_response,
-    request_fields,
-    request_origin,
-    split_tags,
-)
 from ._stored import StoredFlow, check_before, stale_tags
-from .cache._config import callable_or_none, flag, number, optional_flag, positive_int
+from ._validators import MetricsSink, ValidatorStore, check_cache
+from .core.headers import TOKEN, Fields, fields_of, get_header
+from .core.keys import split_tags
+from .core.reply import Reply, Validator, body_needed, conditional_response
 
 __all__ = ["ETagMiddleware"]
 

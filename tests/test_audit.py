@@ -1,4 +1,4 @@
-"""etagkit._audit: what `etagkit check` concludes from given answers (no network: the answers are input)."""
+"""etagkit.core.audit: what `etagkit check` concludes from given answers (no network: answers are input)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etagkit import parse_http_date
-from etagkit._audit import (
+from etagkit.core.audit import (
     NO_SUCH_TAG,
     Answer,
     Check,
@@ -21,7 +21,7 @@ from etagkit._audit import (
     not_modified_fields_check,
     not_modified_metadata_check,
 )
-from etagkit._preconditions import Outcome, evaluate, not_modified_headers
+from etagkit.core.preconditions import Outcome, evaluate, not_modified_headers
 
 BODY = b'{"id": 1}'
 LAST_MODIFIED = "Mon, 02 Jan 2023 00:00:00 GMT"

@@ -25,9 +25,9 @@ from support import free_port
 from waitress.server import create_server
 
 from etagkit import __version__, parse_http_date
-from etagkit._audit import Probe
-from etagkit._preconditions import Outcome, evaluate, not_modified_headers
 from etagkit.cli import CheckError, _parse_wire, _wire_exchange, build_cli
+from etagkit.core.audit import Probe
+from etagkit.core.preconditions import Outcome, evaluate, not_modified_headers
 
 Environ = dict[str, Any]
 BODY = b'{"title": "Dune", "year": 1965}'

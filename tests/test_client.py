@@ -26,8 +26,8 @@ import pytest
 from aiohttp import web
 from support import free_port
 
-from etagkit._dates import format_http_date
 from etagkit.client import ETagClient, ETagTransport, Source
+from etagkit.core.dates import format_http_date
 
 # ---- the origin ---------------------------------------------------------------------------------
 

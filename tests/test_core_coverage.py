@@ -13,7 +13,7 @@ import etagkit
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = Path(etagkit.__file__).resolve().parent
-CORE = ["_etag.py", "_preconditions.py", "_policy.py", "_dates.py", "_headers.py"]
+CORE = ["core/etag.py", "core/preconditions.py", "core/policy.py", "core/dates.py", "core/headers.py"]
 CORE_TESTS = [
     "test_etag.py",
     "test_preconditions.py",

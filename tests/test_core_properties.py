@@ -25,8 +25,8 @@ from etagkit import (
     range_applies,
     requires_precondition,
 )
-from etagkit._etag import _parse, _parse_default, _parse_short
-from etagkit._policy import DEFAULT_POLICY
+from etagkit.core.etag import _parse, _parse_default, _parse_short
+from etagkit.core.policy import DEFAULT_POLICY
 
 ETAGC = [chr(0x21), *map(chr, range(0x23, 0x7F)), *map(chr, range(0x80, 0x100))]
 etags = st.builds(ETag, st.text(alphabet=ETAGC, max_size=20), st.booleans())

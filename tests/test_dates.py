@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from etagkit import ConfigurationError, format_http_date, parse_http_date
-from etagkit._dates import to_utc_seconds
+from etagkit.core.dates import to_utc_seconds
 
 SUNDAY = datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)
 
@@ -106,7 +106,7 @@ def test_to_utc_seconds_truncates_to_whole_seconds() -> None:
 
 @given(st.text(max_size=64))
 def test_a_memoized_date_equals_a_fresh_parse(value: str) -> None:
-    from etagkit._dates import _parse
+    from etagkit.core.dates import _parse
 
     first = parse_http_date(value)
     assert parse_http_date(value) == first == _parse.__wrapped__(value)

@@ -23,7 +23,7 @@ from etagkit import (
     generate_etag,
     parse_etags,
 )
-from etagkit._etag import etag_or_none
+from etagkit.core.etag import etag_or_none
 
 # --- the value object -------------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etagkit._dates import format_http_date
-from etagkit._freshness import (
+from etagkit.core.dates import format_http_date
+from etagkit.core.freshness import (
     Freshness,
     RequestDirectives,
     Use,
@@ -24,8 +24,8 @@ from etagkit._freshness import (
     usable_on_error,
     vary_selection,
 )
-from etagkit._headers import get_header
-from etagkit._policy import vary_names
+from etagkit.core.headers import get_header
+from etagkit.core.policy import vary_names
 
 T0 = 1_700_000_000.0  # a whole second, so HTTP-dates round-trip exactly
 NO_REQUEST = RequestDirectives()

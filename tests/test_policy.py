@@ -12,7 +12,7 @@ from etagkit import (
     merge_vary,
     parse_cache_control,
 )
-from etagkit._policy import vary_names
+from etagkit.core.policy import vary_names
 
 # --- parse_cache_control --------------------------------------------------------------------------
 

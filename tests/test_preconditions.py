@@ -23,7 +23,7 @@ from etagkit import (
     range_applies,
     requires_precondition,
 )
-from etagkit._headers import Fields, FieldView, fields_of, get_header
+from etagkit.core.headers import Fields, FieldView, fields_of, get_header
 
 LM = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 SAME = "Mon, 01 Jan 2024 12:00:00 GMT"

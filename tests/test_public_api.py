@@ -15,10 +15,52 @@ def test_all_is_sorted_and_exact() -> None:
     # submodules (etagkit.cache, etagkit.wsgi, ...) become attributes once imported: not names of __all__
     names = vars(etagkit).items()
     public = {n for n, v in names if not n.startswith("_") and not isinstance(v, types.ModuleType)}
-    public |= {"__version__"}
+    public |= {"__version__", "MemoryStore", "TagCache"}  # loaded on first use (module __getattr__)
     public -= {"annotations"}
     assert etagkit.__all__ == sorted(etagkit.__all__)
     assert set(etagkit.__all__) == public
+
+
+def test_import_loads_no_io_module() -> None:
+    """``import etagkit`` (the sans-I/O core) loads no framework, client, socket or event loop."""
+    code = (
+        "import sys, etagkit; "
+        "print(' '.join(m for m in ('flask', 'werkzeug', 'redis', 'httpx', 'asyncio', 'socket', "
+        "'etagkit.cache', 'etagkit.wsgi') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == ""
+
+
+def test_cache_names_load_on_first_use() -> None:
+    from etagkit.cache import MemoryStore, TagCache
+
+    assert etagkit.TagCache is TagCache
+    assert etagkit.MemoryStore is MemoryStore
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        etagkit.nothing  # noqa: B018
+
+
+def test_the_core_imports_nothing_outside_itself() -> None:
+    """etagkit.core is sans-I/O: its modules import the stdlib, each other and etagkit._errors only."""
+    import ast
+    from pathlib import Path
+
+    allowed_stdlib = {
+        "__future__", "base64", "collections", "dataclasses", "datetime", "email", "enum", "functools",
+        "hashlib", "http", "json", "math", "re", "typing", "urllib",
+        "blake3", "xxhash",  # optional hash functions (the [fast] extra)
+    }  # fmt: skip
+    for path in (Path(etagkit.__file__).parent / "core").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert node.level == 1 or node.module == "_errors", (path.name, node.module)
+            elif isinstance(node, ast.ImportFrom | ast.Import):
+                names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                for name in names:
+                    assert str(name).split(".")[0] in allowed_stdlib, (path.name, name)
 
 
 def test_import_does_not_pull_in_frameworks_or_clients() -> None:

@@ -1,4 +1,4 @@
-"""The pure conditional-response API (etagkit._respond): decisions, keys, stored records."""
+"""The pure conditional-response API (etagkit.core.reply): decisions, keys, stored records."""
 
 from __future__ import annotations
 
@@ -24,21 +24,13 @@ from etagkit import (
     representation_key,
     request_origin,
 )
-from etagkit._headers import get_header
-from etagkit._respond import (
-    CachedResponse,
-    EnvironHeaders,
-    body_needed,
-    coded_etag,
-    error_reply,
-    invalidates_target,
-    is_conditional,
-    shared_lookup_allowed,
-    split_tags,
-    variant_key,
-    wants_json,
-)
+from etagkit._environ import EnvironHeaders
 from etagkit.cache import TagCache
+from etagkit.core.freshness import invalidates_target
+from etagkit.core.headers import get_header
+from etagkit.core.keys import shared_lookup_allowed, split_tags, variant_key
+from etagkit.core.records import CachedResponse
+from etagkit.core.reply import body_needed, coded_etag, error_reply, is_conditional, wants_json
 from etagkit.metrics import Metrics
 
 BODY = b'{"books": [1, 2, 3]}'

@@ -7,9 +7,12 @@ from typing import Any
 import pytest
 from support import FakeTimer
 
-from etagkit._respond import Reply, RequestFields, ValidatorStore, path_tag
+from etagkit._environ import RequestFields
 from etagkit._stored import StoredFlow, check_before, stale_tags
+from etagkit._validators import ValidatorStore
 from etagkit.cache import TagCache
+from etagkit.core.keys import path_tag
+from etagkit.core.reply import Reply
 
 PATH, ORIGIN = "/books", "http://shop.example"
 

@@ -34,8 +34,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
+from .._config import number
 from .._errors import SerializationError, StoreUnavailableError
-from ._config import number
 from ._keys import KeyBuilder, KeySpec, TagBuilder, TagSpec, bound_arguments, normalize_tags
 from ._singleflight import SingleFlight
 from ._store import Entry, Hit, SetResult, Store

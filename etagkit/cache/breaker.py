@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from ._config import number, positive_int
+from .._config import number, positive_int
 
 __all__ = ["BreakerState", "CircuitBreaker"]
 

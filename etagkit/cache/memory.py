@@ -18,7 +18,7 @@ from itertools import islice
 
 from cachetools import TLRUCache
 
-from ._config import positive_int
+from .._config import positive_int
 from ._store import GLOBAL_TAG, Entry, Hit, SetResult
 
 __all__ = ["MemoryStore", "estimate_size"]

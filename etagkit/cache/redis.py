@@ -69,8 +69,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without redis
     raise ImportError("etagkit.cache.redis needs redis-py: pip install 'etagkit[redis]'") from exc
 
+from .._config import number
 from .._errors import ConfigurationError, SerializationError, StoreUnavailableError
-from ._config import number
 from ._serialize import Codec, SerializerName
 from ._store import GLOBAL_TAG, Entry, Hit, SetResult
 from .breaker import CircuitBreaker

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ._config import number
+from .._config import number
 from ._store import GLOBAL_TAG, Entry, Hit, SetResult
 from .memory import ENTRY_OVERHEAD, MemoryStore, estimate_size
 from .redis import RedisStore

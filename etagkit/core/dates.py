@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 import re
 from datetime import UTC, datetime
-from email.utils import format_datetime
 
-from ._errors import ConfigurationError
+from .._errors import ConfigurationError
 
 __all__ = ["format_http_date", "parse_http_date", "to_utc_seconds"]
 
@@ -71,6 +70,8 @@ def _parse(value: str) -> datetime | None:
 
 def format_http_date(moment: datetime | float) -> str:
     """Format an aware datetime (or POSIX seconds) as an IMF-fixdate, the form senders MUST use."""
+    from email.utils import format_datetime  # imports socket: kept out of ``import etagkit``
+
     if not isinstance(moment, datetime):
         moment = datetime.fromtimestamp(moment, UTC)
     elif moment.tzinfo is None:

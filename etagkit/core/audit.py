@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ._dates import parse_http_date
-from ._etag import ETag, etag_or_none
-from ._headers import get_header
-from ._policy import delta_seconds, parse_cache_control
-from ._preconditions import not_modified_headers
+from .dates import parse_http_date
+from .etag import ETag, etag_or_none
+from .headers import get_header
+from .policy import delta_seconds, parse_cache_control
+from .preconditions import not_modified_headers
 
 __all__ = ["Answer", "Check", "Probe", "Verdict", "audit", "exit_code"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from .._errors import ConfigurationError
+from ._errors import ConfigurationError
 
 __all__ = ["callable_or_none", "flag", "number", "optional_flag", "positive_int"]
 

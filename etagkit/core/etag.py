@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Literal
 
-from ._errors import ConfigurationError, InvalidETagError, SerializationError
-from ._headers import OWS, split_list
-from ._policy import DEFAULT_POLICY, ConditionalPolicy
+from .._errors import ConfigurationError, InvalidETagError, SerializationError
+from .headers import OWS, split_list
+from .policy import DEFAULT_POLICY, ConditionalPolicy
 
 __all__ = [
     "ETag",

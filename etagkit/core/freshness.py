@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urljoin, urlsplit
 
-from ._dates import parse_http_date
-from ._etag import ETag, etag_or_none
-from ._headers import Fields, fields_of, get_header
-from ._policy import delta_seconds, parse_cache_control, vary_names
+from .dates import parse_http_date
+from .etag import ETag, etag_or_none
+from .headers import Fields, fields_of, get_header
+from .policy import delta_seconds, parse_cache_control, vary_names
 
 __all__ = [
     "SAFE_METHODS",
@@ -279,7 +279,7 @@ class Validators:
 
     @classmethod
     def of_fields(cls, fields: Fields) -> Validators:
-        """The validators of a response's :func:`~etagkit._headers.fields_of` index."""
+        """The validators of a response's :func:`~etagkit.core.headers.fields_of` index."""
         text = fields.get("last-modified")
         modified = parse_http_date(text)
         if modified is None:

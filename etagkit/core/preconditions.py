@@ -14,11 +14,11 @@ from datetime import datetime
 from enum import Enum
 from typing import Literal
 
-from ._dates import parse_http_date, to_utc_seconds
-from ._errors import InvalidETagError
-from ._etag import ETag, coerce_etag, parse_etags
-from ._headers import OWS, HeaderSource, get_header
-from ._policy import DEFAULT_POLICY, ConditionalPolicy, RequestCacheControl
+from .._errors import InvalidETagError
+from .dates import parse_http_date, to_utc_seconds
+from .etag import ETag, coerce_etag, parse_etags
+from .headers import OWS, HeaderSource, get_header
+from .policy import DEFAULT_POLICY, ConditionalPolicy, RequestCacheControl
 
 __all__ = ["Outcome", "evaluate", "not_modified_headers", "range_applies", "requires_precondition"]
 

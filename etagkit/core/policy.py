@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ._errors import ConfigurationError
-from ._headers import TOKEN, split_list
+from .._errors import ConfigurationError
+from .headers import TOKEN, split_list
 
 __all__ = [
     "DEFAULT_POLICY",
