@@ -26,7 +26,7 @@ import pytest
 from aiohttp import web
 from support import free_port
 
-from etagkit.client import ETagClient, ETagTransport, Source
+from etagkit.client import ETagClient, ETagTransport, MemoryResponseStore, Source
 from etagkit.core.dates import format_http_date
 
 # ---- the origin ---------------------------------------------------------------------------------
@@ -59,7 +59,7 @@ class Resource:
     headers: dict[str, str] = field(default_factory=dict)
     status: int = 200
     by_language: dict[str, bytes] | None = None  # Vary: Accept-Language bodies
-    bare_304: bool = False  # answer any If-Modified-Since with a 304 that carries no validator
+    bare_304: bool = False  # answer any condition with a 304 that carries no validator
 
 
 @dataclass
@@ -86,6 +86,7 @@ class Origin:
         self.unsafe: dict[str, tuple[int, dict[str, str]]] = {}  # path -> status, headers
         self.seen: list[Seen] = []
         self.gates: dict[str, deque[Gate]] = {}
+        self.bare_304_headers: dict[str, dict[str, str]] = {}  # extra fields of a bare 304, per path
         self.every_gate: list[Gate] = []  # released at shutdown, so no handler is left waiting
 
     def url(self, path: str) -> str:
@@ -132,11 +133,12 @@ class Origin:
         if state.by_language is not None:
             headers["Vary"] = "Accept-Language"
             body = state.by_language[request.headers.get("Accept-Language", "en")]
+        conditional = "If-Modified-Since" in request.headers or "If-None-Match" in request.headers
+        if state.bare_304 and conditional:
+            return web.Response(status=304, headers={"Date": date, **self.bare_304_headers.get(path, {})})
         if state.etag is not None and request.headers.get("If-None-Match") == state.etag:
             headers.pop("Content-Type", None)
             return web.Response(status=304, headers=headers)
-        if state.bare_304 and "If-Modified-Since" in request.headers:
-            return web.Response(status=304, headers={"Date": date})
         return web.Response(status=state.status, body=body, headers=headers)
 
 
@@ -277,18 +279,43 @@ def test_no_cache_revalidates_every_use_with_both_validators() -> None:
     run(scenario)
 
 
-def test_a_304_without_a_validator_does_not_confirm_a_stored_response_that_has_one() -> None:
-    # RFC 9111 §4.3.4: the "single stored response" rule needs that response to lack a validator too;
-    # here it has a Last-Modified the 304 does not confirm, so the client asks again unconditionally.
+@pytest.mark.parametrize(
+    ("etag", "headers"),
+    [('"v1"', {}), (None, {"Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"})],
+    ids=["etag", "last-modified"],
+)
+def test_a_304_without_validators_freshens_the_response_the_condition_came_from(
+    etag: str | None, headers: dict[str, str]
+) -> None:
+    # Issue 14 item 2 (cache-tests cc-resp-must-revalidate-stale, conditional-etag-vary-headers): the
+    # condition was sent from one stored response, so a validator-less 304 is about that one. Before,
+    # the client asked again unconditionally and downloaded the whole body: two more round trips.
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource(etag=etag, cache_control="no-cache", headers=headers, bare_304=True)
+        await client.get(origin.url("/r"))
+        origin.resources["/r"].cache_control = "max-age=60"  # the bare 304 does not carry it
+        again = await client.get(origin.url("/r"))
+        assert (again.status_code, source(again), again.content) == (200, Source.REVALIDATED, b"one")
+        assert len(origin.requests("/r")) == 2
+        conditional = origin.requests("/r")[1].headers
+        assert ("if-none-match" in conditional) == (etag is not None)
+        assert source(await client.get(origin.url("/r"))) is Source.REVALIDATED  # still no-cache stored
+
+    run(scenario)
+
+
+def test_a_304_naming_another_validator_is_not_applied_to_the_stored_response() -> None:
+    # The 304 names a Last-Modified the stored response does not have: it is about another response,
+    # so the client asks again without a condition.
     async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
         origin.resources["/r"] = Resource(
-            etag=None,
-            cache_control="no-cache",
-            headers={"Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"},
-            bare_304=True,
+            etag=None, cache_control="no-cache", headers={"Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}
         )
         await client.get(origin.url("/r"))
+        origin.resources["/r"].headers = {"Last-Modified": "Tue, 02 Jan 2024 00:00:00 GMT"}
         origin.resources["/r"].body = b"two"
+        origin.resources["/r"].bare_304 = True
+        origin.bare_304_headers["/r"] = {"Last-Modified": "Tue, 02 Jan 2024 00:00:00 GMT"}
         again = await client.get(origin.url("/r"))
         assert (again.status_code, source(again), again.content) == (200, Source.NETWORK, b"two")
         conditional, unconditional = origin.requests("/r")[1:]
@@ -476,7 +503,8 @@ def test_a_get_in_flight_during_an_unsafe_request_does_not_store_its_older_answe
 # ---- the record: validator and body together ----------------------------------------------------
 
 
-def test_a_304_for_an_entry_evicted_during_revalidation_is_retried_unconditionally() -> None:
+def test_a_304_for_an_entry_evicted_during_revalidation_answers_from_the_body_it_was_sent_for() -> None:
+    # The exchange holds the record its condition came from: eviction meanwhile costs no second request.
     async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
         origin.resources["/a"] = Resource(body=b"A", cache_control="no-cache")
         origin.resources["/b"] = Resource(body=b"B", cache_control="no-cache")
@@ -487,9 +515,9 @@ def test_a_304_for_an_entry_evicted_during_revalidation_is_retried_unconditional
         await client.get(origin.url("/b"))  # max_entries=1: /a is evicted while its 304 is on the way
         gate.release.set()
         response = await revalidating
-        assert (response.status_code, response.content, source(response)) == (200, b"A", Source.NETWORK)
+        assert (response.status_code, response.content, source(response)) == (200, b"A", Source.REVALIDATED)
         conditions = [s.headers.get("if-none-match") for s in origin.requests("/a")]
-        assert conditions == [None, '"v1"', None]
+        assert conditions == [None, '"v1"']
 
     run(scenario, max_entries=1)
 
@@ -630,12 +658,25 @@ def test_only_if_cached_without_an_entry_is_504() -> None:
     run(scenario)
 
 
-def test_caller_conditions_pass_through_untouched() -> None:
+def test_the_callers_own_if_none_match_is_answered_from_a_fresh_stored_response() -> None:
+    # Issue 14 item 3 (RFC 9111 §4.3.2; cache-tests conditional-etag-strong-respond, conditional-304-etag):
+    # before, every caller condition went to the origin even with the response fresh in the store.
     async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
-        origin.resources["/r"] = Resource()
+        origin.resources["/r"] = Resource(headers={"Content-Type": "text/plain"})
         await client.get(origin.url("/r"))
+        matching = await client.get(origin.url("/r"), headers={"If-None-Match": 'W/"x", "v1"'})
+        assert (matching.status_code, source(matching), matching.content) == (304, Source.CACHE, b"")
+        assert matching.headers["ETag"] == '"v1"'
+        assert "content-type" not in matching.headers
+        other = await client.get(origin.url("/r"), headers={"If-None-Match": '"v0"'})
+        assert (other.status_code, source(other), other.content) == (200, Source.CACHE, b"one")
+        assert len(origin.requests("/r")) == 1
+        ranged = await client.get(origin.url("/r"), headers={"If-Match": '"v1"'})  # not answerable here
+        assert source(ranged) is Source.NETWORK
+        clock.advance(61)  # stale: the caller's condition goes to the origin untouched
         response = await client.get(origin.url("/r"), headers={"If-None-Match": '"v1"'})
         assert (response.status_code, source(response)) == (304, Source.NETWORK)
+        assert origin.requests("/r")[-1].headers["if-none-match"] == '"v1"'
 
     run(scenario)
 
@@ -810,9 +851,9 @@ def test_a_random_mix_of_requests_leaves_a_consistent_store_and_nothing_in_fligh
             await asyncio.gather(*(one(step) for step in range(40)))
             clock.advance(rng.choice([0, 1, 3, 7]))
         await eventually(lambda: client.etag_transport.inflight == 0)
-        transport = client.etag_transport
-        indexed = {key for keys in transport._by_url.values() for key in keys}
-        assert indexed == set(transport._entries.keys())
+        store = client.etag_transport.store
+        assert isinstance(store, MemoryResponseStore)
+        assert store.consistent()
         assert client.stats().entries <= 3
 
     run(scenario, max_entries=3)
