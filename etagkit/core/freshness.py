@@ -216,7 +216,7 @@ def is_storable(method: str, status: int, response_headers: Headers, request: Re
 
     GET only, a final status other than 206/304, no ``no-store`` on either side, ``Vary`` not ``*``,
     and either explicit freshness (max-age, Expires, private, public) or a heuristically cacheable
-    status (§4.2.2). ``private`` is fine: this is a private cache. A 5xx is stored only with an
+    status (§4.2.2). ``private`` is fine: this is a private cache. A 5xx (but 501) is stored only with an
     explicit lifetime (``max-age`` or ``Expires``): §3 allows any final status then, and an origin that
     says "this 503 holds for 30 s" asks clients to stop retrying for 30 s; ``private`` / ``public``
     alone (lifetime 0) would only replace a stored success that ``stale-if-error`` could still serve.
@@ -228,7 +228,7 @@ def is_storable(method: str, status: int, response_headers: Headers, request: Re
     if "no-store" in cc or vary_names(fields.get("vary")) is None:
         return False
     lifetime = "max-age" in cc or "expires" in fields
-    if status >= 500:
+    if status >= 500 and status not in HEURISTIC_STATUSES:  # 501 is heuristically cacheable
         return lifetime
     return lifetime or "public" in cc or "private" in cc or status in HEURISTIC_STATUSES
 
