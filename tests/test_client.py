@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 from aiohttp import web
+from multidict import CIMultiDict
 from support import free_port
 
 from etagkit.client import ETagClient, ETagTransport, MemoryResponseStore, Source
@@ -60,6 +61,8 @@ class Resource:
     status: int = 200
     by_language: dict[str, bytes] | None = None  # Vary: Accept-Language bodies
     bare_304: bool = False  # answer any condition with a 304 that carries no validator
+    lines: list[tuple[str, str]] = field(default_factory=list)  # more fields, repeated names allowed
+    declare_length: bool = True  # False: a streamed body goes out chunked, of unknown length
 
 
 @dataclass
@@ -87,6 +90,7 @@ class Origin:
         self.seen: list[Seen] = []
         self.gates: dict[str, deque[Gate]] = {}
         self.bare_304_headers: dict[str, dict[str, str]] = {}  # extra fields of a bare 304, per path
+        self.body_gates: dict[str, deque[Gate]] = {}  # stop halfway through the body, per path
         self.every_gate: list[Gate] = []  # released at shutdown, so no handler is left waiting
 
     def url(self, path: str) -> str:
@@ -96,6 +100,13 @@ class Origin:
         """Make the next request to ``path`` wait at a gate."""
         gate = Gate(abort=abort)
         self.gates.setdefault(path, deque()).append(gate)
+        self.every_gate.append(gate)
+        return gate
+
+    def hold_body(self, path: str) -> Gate:
+        """Make the next response from ``path`` send the first half of its body, then wait at a gate."""
+        gate = Gate()
+        self.body_gates.setdefault(path, deque()).append(gate)
         self.every_gate.append(gate)
         return gate
 
@@ -139,7 +150,24 @@ class Origin:
         if state.etag is not None and request.headers.get("If-None-Match") == state.etag:
             headers.pop("Content-Type", None)
             return web.Response(status=304, headers=headers)
-        return web.Response(status=state.status, body=body, headers=headers)
+        fields = CIMultiDict(headers)
+        for name, value in state.lines:
+            fields.add(name, value)
+        body_gates = self.body_gates.get(path)
+        if not body_gates and state.declare_length:
+            return web.Response(status=state.status, body=body, headers=fields)
+        streamed = web.StreamResponse(status=state.status, headers=fields)
+        if state.declare_length:
+            streamed.content_length = len(body)
+        await streamed.prepare(request)
+        await streamed.write(body[: len(body) // 2])
+        if body_gates:
+            gate = body_gates.popleft()
+            gate.arrived.set()
+            await gate.release.wait()
+        await streamed.write(body[len(body) // 2 :])
+        await streamed.write_eof()
+        return streamed
 
 
 @contextlib.asynccontextmanager

@@ -333,7 +333,7 @@ class Cache:
             )
             if not storable:
                 self._completed(key, exchange.generation)
-                if status not in STALE_IF_ERROR_STATUSES:
+                if status not in STALE_IF_ERROR_STATUSES and not ask.no_store and not ask.directives.no_store:
                     self.store.drop(key)  # e.g. now no-store: the old body must not be served again
                 return Outcome()
         freshness, validators = describe(
