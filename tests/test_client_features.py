@@ -12,7 +12,7 @@ import httpx
 import pytest
 from test_client import START, Clock, Origin, Resource, arrived, origin_running, run, source
 
-from etagkit.client import NO_STORE, REVALIDATE, ETagClient, SQLiteResponseStore, Source
+from etagkit.client import NO_STORE, REVALIDATE, ETagClient, Source, SQLiteResponseStore
 
 # ---- 1. list-valued Age (RFC 9111 §5.1) ---------------------------------------------------------
 

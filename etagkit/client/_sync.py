@@ -29,9 +29,10 @@ class _Flight:
     """One network request in progress for a key: followers wait on ``done``, then read ``result``
     (an answer, or PASS when the body streamed past unkept) or ``error``."""
 
-    __slots__ = ("done", "error", "leader", "result")
+    __slots__ = ("done", "error", "leader", "result", "waiters")
 
     def __init__(self) -> None:
+        self.waiters = 0
         self.leader = threading.get_ident()
         self.done = threading.Event()
         self.result: Result | None = None
@@ -100,6 +101,12 @@ class ETagSyncTransport(httpx.BaseTransport):
         with self._flights.lock:
             return len(self._flights.table)
 
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a network request another caller leads."""
+        with self._flights.lock:
+            return sum(flight.waiters for flight in self._flights.table.values())
+
     def clear(self) -> None:
         """Forget every stored response (responses in flight will not store theirs)."""
         self._cache.clear()
@@ -150,6 +157,9 @@ class ETagSyncTransport(httpx.BaseTransport):
             lead = flight is None or plan.own or flight.leader == threading.get_ident()
             if lead:
                 flight = flights.table[key] = _Flight()
+            else:
+                assert flight is not None
+                flight.waiters += 1
         assert flight is not None
         if lead:
             return self._lead(key, flight, ask)
