@@ -66,6 +66,17 @@ async def _send(inner: httpx.AsyncBaseTransport, request: httpx.Request, conditi
         request.headers = plain
 
 
+async def _finish(response: httpx.Response, method: str) -> None:
+    """Close a network response the caller will not see; a bodiless one (a 304, an answer to HEAD)
+    is read to its end first, so that its connection goes back to the pool instead of closing."""
+    try:
+        if response.status_code == 304 or method == "HEAD":
+            async for _ in response.stream:  # type: ignore[union-attr]
+                pass
+    finally:
+        await response.aclose()
+
+
 class ETagTransport(httpx.AsyncBaseTransport):
     """An httpx async transport that caches and revalidates (RFC 9111, private cache).
 
@@ -170,7 +181,7 @@ class ETagTransport(httpx.AsyncBaseTransport):
                 newer = self._register(key, asyncio.current_task())
                 if flight is not None and ask.refresh == "cancel":
                     self._supersede(flight, newer)
-                return await self._lead(key, newer, ask)
+                return await self._lead(key, newer, ask, None if flight is not None else plan)
             followed = await self._follow(flight)
             if isinstance(followed, Answer):
                 return response_of(followed)
@@ -196,10 +207,10 @@ class ETagTransport(httpx.AsyncBaseTransport):
         if key is not None and self._flights.table.get(key) is flight:
             del self._flights.table[key]
 
-    async def _lead(self, key: Any, flight: _Flight, ask: Ask) -> httpx.Response:
+    async def _lead(self, key: Any, flight: _Flight, ask: Ask, planned: Plan | None = None) -> httpx.Response:
         """Run one exchange in the calling task and hand its outcome to the flight's followers."""
         try:
-            return await self._exchange(key, flight, ask)
+            return await self._exchange(key, flight, ask, planned)
         except asyncio.CancelledError as exc:
             flight.result.cancel()  # followers: follow the successor, or start over
             me = asyncio.current_task()
@@ -253,7 +264,7 @@ class ETagTransport(httpx.AsyncBaseTransport):
             with contextlib.suppress(Exception):
                 response = await self._lead(plan.key, flight, ask)
                 await response.aread()
-                await response.aclose()
+                await _finish(response, ask.method)
 
         task = asyncio.get_running_loop().create_task(lead())
         flight.leader = task
@@ -262,15 +273,17 @@ class ETagTransport(httpx.AsyncBaseTransport):
 
     # ---- network --------------------------------------------------------------------------------
 
-    async def _exchange(self, key: Any, flight: _Flight, ask: Ask) -> httpx.Response:
+    async def _exchange(
+        self, key: Any, flight: _Flight, ask: Ask, planned: Plan | None = None
+    ) -> httpx.Response:
         """Validate what is stored (or fetch), falling back to stale on errors; stream the body."""
         cache = self._cache
-        exchange = cache.prepare(ask)
+        exchange = cache.prepare(ask, planned=planned)
         try:
             response = await _send(self._inner, ask.request, exchange.conditions)
             outcome = cache.on_response(exchange, response.status_code, response.headers)
             if outcome.retry:  # a 304 for a body no longer held: ask again, unconditionally
-                await response.aclose()
+                await _finish(response, ask.method)
                 exchange = cache.prepare(ask, conditional=False)
                 response = await _send(self._inner, ask.request, ())
                 outcome = cache.on_response(exchange, response.status_code, response.headers)
@@ -281,7 +294,7 @@ class ETagTransport(httpx.AsyncBaseTransport):
             self._publish(key, flight, stale)
             return response_of(stale)
         if outcome.answer is not None:
-            await response.aclose()
+            await _finish(response, ask.method)
             self._publish(key, flight, outcome.answer)
             return response_of(outcome.answer)
         response.extensions = {**response.extensions, EXTENSION: Source.NETWORK}

@@ -134,6 +134,7 @@ class Plan:
     key: FlightKey | None = None
     own: bool = False  # do not join a request already in flight
     background: bool = False  # stale-while-revalidate: revalidate ``key`` in the background
+    stored: Stored | None = None  # what the store held when planning (a leader validates it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +247,8 @@ class Cache:
                     return Plan(Step.ANSWER, ask, answer, key=key, background=not head)
         if ask.directives.only_if_cached:  # RFC 9111 §5.2.1.7
             return Plan(Step.ANSWER, ask, Answer(504, httpx.Headers(), b"", Source.CACHE))
-        return Plan(Step.FETCH, ask, key=key, own=ask.directives.no_cache or bool(ask.refresh))
+        own = ask.directives.no_cache or bool(ask.refresh)
+        return Plan(Step.FETCH, ask, key=key, own=own, stored=stored if method == "GET" else None)
 
     def _caller_conditions(self, ask: Ask, stored: Stored | None, names: set[str]) -> Plan:
         """A request that carries its own conditions (§4.3.2): If-None-Match / If-Modified-Since are
@@ -276,11 +278,15 @@ class Cache:
 
     # ---- one network exchange -------------------------------------------------------------------
 
-    def prepare(self, ask: Ask, *, conditional: bool = True) -> Exchange:
-        """The exchange a flight's leader is about to send: the stored response it validates
-        (looked up again now) and the conditions from its validators (§4.3.1)."""
+    def prepare(self, ask: Ask, *, conditional: bool = True, planned: Plan | None = None) -> Exchange:
+        """The exchange a flight's leader is about to send: the stored response it validates (the
+        one ``planned`` found, when the leader sends right after planning, else looked up now) and
+        the conditions from its validators (§4.3.1)."""
         with self._lock:
-            stored = self._lookup(ask) if conditional and ask.method == "GET" else None
+            if planned is not None and planned.stored is not None:
+                stored: Stored | None = planned.stored
+            else:
+                stored = self._lookup(ask) if conditional and ask.method == "GET" else None
             generation = next(self._generation)
         conditions = conditional_headers(stored.validators) if stored is not None else ()
         return Exchange(ask, stored, conditions, generation, self.now())
@@ -298,7 +304,6 @@ class Cache:
     def on_response(self, exchange: Exchange, status: int, wire: httpx.Headers) -> Outcome:
         """Decide what a network response's head means for the caller and the store."""
         response_time = self.now()
-        headers = tuple(wire.multi_items())
         ask, stored = exchange.ask, exchange.stored
         with self._lock:
             c = self._counters
@@ -307,7 +312,9 @@ class Cache:
                 c.not_modified += 1
                 if not exchange.conditions:
                     return Outcome()  # not ours to interpret: pass it through
-                if stored is not None and freshens(stored.validators, Validators.of(headers)):
+                validators = Validators.of_values(wire.get("etag"), wire.get("last-modified"))
+                if stored is not None and freshens(stored.validators, validators):
+                    headers = tuple(wire.multi_items())
                     return Outcome(answer=self._freshen(exchange, headers, response_time))
                 return Outcome(retry=True)  # the 304 is about a response not held: ask again
             if status == 200:
@@ -321,6 +328,7 @@ class Cache:
                 return Outcome(answer=stored.answer(Source.STALE, response_time))
             if ask.method != "GET":
                 return Outcome()
+            headers = tuple(wire.multi_items())
             names = vary_names(wire.get("vary"))
             key: StoreKey = (ask.url, ask.scope, vary_selection(names or (), ask.headers))
             if not self._may_update(key, exchange.generation):
@@ -350,7 +358,16 @@ class Cache:
         freshness, validators = describe(
             stored.status, kept, exchange.request_time, response_time, heuristic=self._heuristic
         )
-        fresh = Stored.make(stored.key, stored.status, stored.vary, kept, stored.body, freshness, validators)
+        fresh = Stored.make(
+            stored.key,
+            stored.status,
+            stored.vary,
+            kept,
+            stored.body,
+            freshness,
+            validators,
+            _patched(stored, kept),
+        )
         if self._may_update(stored.key, exchange.generation):
             self._completed(stored.key, exchange.generation)
             self.store.put(fresh)
@@ -429,6 +446,25 @@ class Cache:
             stored_bytes=size,
             ratio_304_to_200=c.not_modified / c.ok if c.ok else 0.0,
         )
+
+
+def _patched(stored: Stored, kept: Pairs) -> httpx.Headers | None:
+    """``kept`` in httpx's form, made by patching the stored record's (cheaper than building it
+    anew), or None when a field occurs more than once."""
+    old = {name.lower(): value for name, value in stored.headers}
+    new: dict[str, str] = {}
+    for name, value in kept:
+        lname = name.lower()
+        if lname in new:
+            return None
+        new[lname] = value
+    if len(old) != len(stored.headers) or old.keys() != new.keys():
+        return None
+    wire = stored.wire.copy()
+    for name, value in new.items():
+        if name != "age" and old[name] != value:
+            wire[name] = value
+    return wire
 
 
 def _declared_length(wire: httpx.Headers) -> int:

@@ -90,12 +90,14 @@ class Stored:
         body: bytes,
         freshness: Freshness,
         validators: Validators | None = None,
+        wire: httpx.Headers | None = None,
     ) -> Stored:
         """A record for ``key`` from its stored headers, body, freshness and validators (read from
-        ``headers`` unless given)."""
+        ``headers`` unless given); ``wire`` is ``headers`` without Age in httpx's form, if known."""
         url, scope, selection = key
         size = len(body) + sum(len(n) + len(v) for n, v in headers) + _ENTRY_OVERHEAD
-        wire = httpx.Headers([(n, v) for n, v in headers if n.lower() != "age"])
+        if wire is None:
+            wire = httpx.Headers([(n, v) for n, v in headers if n.lower() != "age"])
         if validators is None:
             validators = Validators.of(headers)
         return cls(url, scope, status, headers, body, vary, selection, freshness, validators, size, wire)

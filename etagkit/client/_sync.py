@@ -60,6 +60,17 @@ def _send(inner: httpx.BaseTransport, request: httpx.Request, conditions: Pairs)
         request.headers = plain
 
 
+def _finish(response: httpx.Response, method: str) -> None:
+    """Close a network response the caller will not see; a bodiless one (a 304, an answer to HEAD)
+    is read to its end first, so that its connection goes back to the pool instead of closing."""
+    try:
+        if response.status_code == 304 or method == "HEAD":
+            for _ in response.stream:  # type: ignore[union-attr]
+                pass
+    finally:
+        response.close()
+
+
 class ETagSyncTransport(httpx.BaseTransport):
     """An httpx transport that caches and revalidates (RFC 9111, private cache), for ``httpx.Client``.
 
@@ -162,7 +173,7 @@ class ETagSyncTransport(httpx.BaseTransport):
                 flight.waiters += 1
         assert flight is not None
         if lead:
-            return self._lead(key, flight, ask)
+            return self._lead(key, flight, ask, plan)
         flight.done.wait()
         if flight.error is not None:
             raise flight.error
@@ -179,9 +190,9 @@ class ETagSyncTransport(httpx.BaseTransport):
                 del self._flights.table[key]
         flight.done.set()
 
-    def _lead(self, key: Any, flight: _Flight, ask: Ask) -> httpx.Response:
+    def _lead(self, key: Any, flight: _Flight, ask: Ask, planned: Plan | None = None) -> httpx.Response:
         try:
-            return self._exchange(key, flight, ask)
+            return self._exchange(key, flight, ask, planned)
         except BaseException as exc:
             self._publish(key, flight, None, exc)
             raise
@@ -203,7 +214,7 @@ class ETagSyncTransport(httpx.BaseTransport):
             try:
                 response = self._lead(plan.key, flight, ask)
                 response.read()
-                response.close()
+                _finish(response, ask.method)
             except Exception:  # its errors only reach its followers
                 pass
             finally:
@@ -215,15 +226,15 @@ class ETagSyncTransport(httpx.BaseTransport):
 
     # ---- network --------------------------------------------------------------------------------
 
-    def _exchange(self, key: Any, flight: _Flight, ask: Ask) -> httpx.Response:
+    def _exchange(self, key: Any, flight: _Flight, ask: Ask, planned: Plan | None = None) -> httpx.Response:
         """Validate what is stored (or fetch), falling back to stale on errors; stream the body."""
         cache = self._cache
-        exchange = cache.prepare(ask)
+        exchange = cache.prepare(ask, planned=planned)
         try:
             response = _send(self._inner, ask.request, exchange.conditions)
             outcome = cache.on_response(exchange, response.status_code, response.headers)
             if outcome.retry:  # a 304 for a body no longer held: ask again, unconditionally
-                response.close()
+                _finish(response, ask.method)
                 exchange = cache.prepare(ask, conditional=False)
                 response = _send(self._inner, ask.request, ())
                 outcome = cache.on_response(exchange, response.status_code, response.headers)
@@ -234,7 +245,7 @@ class ETagSyncTransport(httpx.BaseTransport):
             self._publish(key, flight, stale, None)
             return response_of(stale)
         if outcome.answer is not None:
-            response.close()
+            _finish(response, ask.method)
             self._publish(key, flight, outcome.answer, None)
             return response_of(outcome.answer)
         response.extensions = {**response.extensions, EXTENSION: Source.NETWORK}

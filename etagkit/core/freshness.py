@@ -10,6 +10,7 @@ RFC says (usually ignored; an invalid ``Expires`` means "already expired", §5.3
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,8 @@ from urllib.parse import urljoin, urlsplit
 from .dates import parse_http_date
 from .etag import ETag, etag_or_none, parse_etags
 from .headers import Fields, fields_of, get_header
-from .policy import delta_seconds, parse_cache_control, vary_names
+from .policy import delta_seconds, vary_names
+from .policy import parse_cache_control as _parse_cache_control
 
 __all__ = [
     "SAFE_METHODS",
@@ -74,6 +76,12 @@ _NOT_STORED = frozenset(
 _NOT_FRESHENED = _NOT_STORED | {"content-length", "content-encoding", "content-range", "content-type"}
 
 
+# Memoized: a client sees the same few Cache-Control values and Date values again and again. The
+# parsed dicts are shared, so nothing here may mutate them.
+parse_cache_control = functools.lru_cache(maxsize=1024)(_parse_cache_control)
+
+
+@functools.lru_cache(maxsize=1024)
 def _seconds_of_date(value: str | None) -> float | None:
     parsed = parse_http_date(value)
     return None if parsed is None else parsed.timestamp()
@@ -315,11 +323,16 @@ class Validators:
     @classmethod
     def of_fields(cls, fields: Fields) -> Validators:
         """The validators of a response's :func:`~etagkit.core.headers.fields_of` index."""
-        text = fields.get("last-modified")
+        return cls.of_values(fields.get("etag"), fields.get("last-modified"))
+
+    @classmethod
+    def of_values(cls, etag: str | None, last_modified: str | None) -> Validators:
+        """The validators from a response's ``ETag`` and ``Last-Modified`` field values."""
+        text = last_modified
         modified = parse_http_date(text)
         if modified is None:
             text = None
-        return cls(etag_or_none(fields.get("etag")), None if text is None else text.strip(" \t"), modified)
+        return cls(etag_or_none(etag), None if text is None else text.strip(" \t"), modified)
 
     @property
     def present(self) -> bool:
