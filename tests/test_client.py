@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -752,11 +753,16 @@ def test_bad_configuration_raises_at_construction(options: dict[str, Any]) -> No
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def readme_example() -> str:
+def readme_examples() -> list[str]:
+    """The python blocks of the README's client section, in order."""
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("## The async client") :]
-    start = section.index("```python\n") + len("```python\n")
-    return section[start : section.index("```", start)]
+    section = text[text.index("\n## The client\n") :]
+    section = section[: section.index("\n## ", 1)]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def readme_example() -> str:
+    return readme_examples()[0]
 
 
 class _Books(BaseHTTPRequestHandler):
@@ -764,9 +770,14 @@ class _Books(BaseHTTPRequestHandler):
 
     body = json.dumps([{"id": 1, "title": "Dune"}]).encode()
     seen: ClassVar[list[str | None]] = []
+    requests: ClassVar[list[tuple[str, str, str | None]]] = []  # method, path, If-None-Match
 
-    def do_GET(self) -> None:
+    def do_HEAD(self) -> None:
+        self.do_GET(head=True)
+
+    def do_GET(self, head: bool = False) -> None:
         type(self).seen.append(self.headers.get("If-None-Match"))
+        type(self).requests.append((self.command, self.path, self.headers.get("If-None-Match")))
         headers = {"ETag": '"books-1"', "Cache-Control": "max-age=5, must-revalidate"}
         if self.headers.get("If-None-Match") == '"books-1"':
             self.send_response(304)
@@ -776,29 +787,34 @@ class _Books(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
-        if headers.get("Content-Type"):
+        if headers.get("Content-Type") and not head:
             self.wfile.write(self.body)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
-def test_the_readme_example_runs_against_a_bookstore_like_origin() -> None:
-    code = readme_example()
+def _run_against_books(code: str) -> subprocess.CompletedProcess[str]:
     assert 'base_url="http://127.0.0.1:8000"' in code
+    _Books.seen.clear()
+    _Books.requests.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Books)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         port = server.server_address[1]
         code = code.replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}")
-        done = subprocess.run(
+        return subprocess.run(
             [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
         )
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def test_the_readme_example_runs_against_a_bookstore_like_origin() -> None:
+    done = _run_against_books(readme_example())
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "Source.REVALIDATED"
@@ -806,6 +822,21 @@ def test_the_readme_example_runs_against_a_bookstore_like_origin() -> None:
     seen = _Books.seen
     assert seen[0] is None
     assert seen[-4:] == ['"books-1"'] * 4  # the no-cache GET and three refreshes: all conditional
+
+
+def test_the_readme_cli_example_keeps_its_cache_across_runs() -> None:
+    examples = readme_examples()
+    assert len(examples) == 2
+    done = _run_against_books(examples[1])
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert first == "0 Source.NETWORK"
+    assert second in ("1 Source.CACHE", "1 Source.REVALIDATED")  # REVALIDATED if 5 s went by
+    # Only run 0 downloaded /books: run 1 started with the stored response (used, or revalidated).
+    assert [r for r in _Books.requests if r[:2] == ("GET", "/books") and r[2] is None] == [
+        ("GET", "/books", None)
+    ]
+    assert [r[2] for r in _Books.requests if r[1] == "/books?page=2"] == [None, None]  # never stored
 
 
 def test_without_httpx_the_import_error_names_the_extra() -> None:

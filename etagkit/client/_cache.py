@@ -31,6 +31,7 @@ from ..core.freshness import (
     describe,
     freshen_headers,
     freshens,
+    freshness_of,
     headers_to_store,
     invalidation_targets,
     is_storable,
@@ -84,7 +85,7 @@ def response_of(answer: Answer, request: httpx.Request | None = None) -> httpx.R
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ask:
     """A GET or HEAD as the cache sees it: the request and the plain values read from it once."""
 
@@ -126,7 +127,7 @@ class Step(enum.Enum):
     UNSAFE = "unsafe"  # send it; a success invalidates (§4.4)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Plan:
     step: Step
     ask: Ask | None = None
@@ -137,7 +138,7 @@ class Plan:
     stored: Stored | None = None  # what the store held when planning (a leader validates it)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Exchange:
     """One network request of a flight: what it validates, its conditions, generation and start."""
 
@@ -148,7 +149,7 @@ class Exchange:
     request_time: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """What to do with a network response: answer with ``answer`` (and close the network response),
     ``retry`` without conditions, or pass its body through, into ``sink`` when it may be stored."""
@@ -315,7 +316,12 @@ class Cache:
                 validators = Validators.of_values(wire.get("etag"), wire.get("last-modified"))
                 if stored is not None and freshens(stored.validators, validators):
                     headers = tuple(wire.multi_items())
-                    return Outcome(answer=self._freshen(exchange, headers, response_time))
+                    old = stored.validators  # the stored ones stay unless the 304 brings others
+                    same = validators.etag in (None, old.etag) and validators.last_modified in (
+                        None,
+                        old.last_modified,
+                    )
+                    return Outcome(answer=self._freshen(exchange, headers, response_time, same))
                 return Outcome(retry=True)  # the 304 is about a response not held: ask again
             if status == 200:
                 c.ok += 1
@@ -350,14 +356,18 @@ class Cache:
         record = (key, status, names or (), headers_to_store(headers), freshness, validators)
         return Outcome(sink=Sink(self, exchange.generation, record, wire))
 
-    def _freshen(self, exchange: Exchange, headers: Pairs, response_time: float) -> Answer:
-        """Freshen the stored response the condition was sent from (RFC 9111 §4.3.4, §3.2)."""
+    def _freshen(self, exchange: Exchange, headers: Pairs, response_time: float, same: bool) -> Answer:
+        """Freshen the stored response the condition was sent from (RFC 9111 §4.3.4, §3.2);
+        ``same``: the 304 brings no other validator, so the stored ones stay."""
         stored = exchange.stored
         assert stored is not None
         kept = freshen_headers(stored.headers, headers)
-        freshness, validators = describe(
-            stored.status, kept, exchange.request_time, response_time, heuristic=self._heuristic
-        )
+        times = (exchange.request_time, response_time)
+        if same:
+            validators = stored.validators
+            freshness = freshness_of(stored.status, kept, *times, heuristic=self._heuristic)
+        else:
+            freshness, validators = describe(stored.status, kept, *times, heuristic=self._heuristic)
         fresh = Stored.make(
             stored.key,
             stored.status,

@@ -61,11 +61,13 @@ class ClientStats:
     ratio_304_to_200: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False, slots=True)
 class Stored:
     """One stored response: its validators and its body are one record, stored and evicted together.
 
-    ``wire`` is ``headers`` without ``Age``, already in httpx's form, so that a hit only copies it.
+    ``wire`` is ``headers`` without ``Age``, already in httpx's form, so that a hit only copies it;
+    ``aged`` keeps the last ``Age`` value and the headers with it (hits within one second reuse it).
+    Treated as immutable once made (not frozen: a frozen dataclass is slower to build).
     """
 
     url: str
@@ -79,6 +81,7 @@ class Stored:
     validators: Validators = field(compare=False)
     size: int = field(compare=False)
     wire: httpx.Headers = field(compare=False, repr=False)
+    aged: tuple[str, httpx.Headers] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def make(  # noqa: PLR0917 - the record's parts, in their field order
@@ -109,12 +112,16 @@ class Stored:
     def answer(self, source: Source, now: float, *, head: bool = False) -> Answer:
         """This record as a response from the cache, with its current ``Age`` (RFC 9111 §5.1);
         ``head``: without its body (a HEAD answered from a stored GET, RFC 9110 §9.3.2)."""
-        headers = self.wire.copy()
-        headers["Age"] = age_value(self.freshness.current_age(now))
-        return Answer(self.status, headers, b"" if head else self.body, source)
+        age = age_value(self.freshness.current_age(now))
+        aged = self.aged
+        if aged is None or aged[0] != age:
+            headers = self.wire.copy()
+            headers["Age"] = age
+            self.aged = aged = (age, headers)
+        return Answer(self.status, aged[1], b"" if head else self.body, source)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Answer:
     """What one network exchange (or the cache) produced; shared by every waiter of a flight."""
 

@@ -37,6 +37,7 @@ __all__ = [
     "first_age",
     "freshen_headers",
     "freshens",
+    "freshness_of",
     "headers_to_store",
     "invalidates_target",
     "invalidation_targets",
@@ -184,6 +185,18 @@ def describe(
     """
     fields = fields_of(headers)
     return _freshness(status, fields, request_time, response_time, heuristic), Validators.of_fields(fields)
+
+
+def freshness_of(
+    status: int,
+    headers: Headers,
+    request_time: float,
+    response_time: float,
+    *,
+    heuristic: float | None = None,
+) -> Freshness:
+    """:func:`describe` without the validators (for a 304 that brings none: the stored ones stay)."""
+    return _freshness(status, fields_of(headers), request_time, response_time, heuristic)
 
 
 def _freshness(
