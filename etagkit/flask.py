@@ -38,8 +38,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar, cast
@@ -58,6 +57,8 @@ from ._environ import wsgi_request
 from ._errors import ConfigurationError, InvalidETagError
 from ._readback import READBACK_KEY, read_current_validator
 from ._validators import MetricsSink, ValidatorStore, check_cache
+from .cache._keys import TagBuilder
+from .cache._keys import TagSpec as _TagSpec
 from .core.etag import ETag, etag_from_version
 from .core.exchange import Answer, Exchange, Hash, Settings
 from .core.headers import split_list
@@ -68,9 +69,9 @@ __all__ = ["CheckedValidator", "ETagKit", "TagSpec"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-TagSpec = str | Callable[..., "str | Iterable[str]"]
-"""A tag: a literal (``"books"``), a template over the view's arguments (``"book:{book_id}"``) or a
-callable taking the view's arguments and returning a tag or several."""
+TagSpec = _TagSpec
+"""Tags: literals (``"books"``), templates over the view's arguments (``"book:{book_id}"``) and
+callables taking the view's arguments and returning a tag or several (one, or a list of them)."""
 
 _DEFAULTS: dict[str, Any] = {
     "ETAGKIT_MAX_BUFFER": 1 << 20,
@@ -195,7 +196,7 @@ class ETagKit:
         *,
         etag: Callable[..., Any] | None = None,
         last_modified: Callable[..., datetime | None] | None = None,
-        tags: Iterable[TagSpec] | str = (),
+        tags: TagSpec = (),
         cache_control: CacheControl | str | None = None,
         scope: Callable[[], str | None] | None = None,
         require_precondition: bool | None = None,
@@ -230,7 +231,7 @@ class ETagKit:
             _ViewPolicy(
                 etag=etag,
                 last_modified=last_modified,
-                tags=_tag_specs(tags),
+                tags=tags,
                 cache_control=_cache_control(cache_control),
                 scope=scope,
                 require_precondition=require_precondition,
@@ -244,7 +245,7 @@ class ETagKit:
         self,
         *,
         ttl: float,
-        tags: Iterable[TagSpec] | str = (),
+        tags: TagSpec = (),
         cache_control: CacheControl | str | None = None,
         scope: Callable[[], str | None] | None = None,
         etag: Callable[..., Any] | None = None,
@@ -267,7 +268,7 @@ class ETagKit:
             _ViewPolicy(
                 etag=etag,
                 last_modified=last_modified,
-                tags=_tag_specs(tags),
+                tags=tags,
                 cache_control=_cache_control(cache_control),
                 scope=scope,
                 require_precondition=require_precondition,
@@ -281,11 +282,11 @@ class ETagKit:
         self, policy: _ViewPolicy
     ) -> Callable[[Callable[P, ResponseReturnValue]], Callable[P, Response]]:
         def decorate(view: Callable[P, ResponseReturnValue]) -> Callable[P, Response]:
-            policy.check_templates(view)
+            tags = TagBuilder(inspect.signature(view), policy.tags)  # a bad template raises now
 
             @functools.wraps(view)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
-                return _handle(policy, view, args, kwargs)
+                return _handle(policy, tags, view, args, kwargs)
 
             return wrapper
 
@@ -305,28 +306,19 @@ def _cache_control(value: object) -> str | None:
     return value
 
 
-def _tag_specs(tags: Iterable[TagSpec] | str) -> tuple[TagSpec, ...]:
-    specs = (tags,) if isinstance(tags, str) else tuple(tags)
-    for spec in specs:
-        if not (isinstance(spec, str) or callable(spec)):
-            raise ConfigurationError(f"a tag is a string, a template or a callable, not {spec!r}")
-    return specs
-
-
 @dataclass(frozen=True, slots=True)
 class _ViewPolicy:
     """One decorated view's settings (None: the app's config decides)."""
 
     etag: Callable[..., Any] | None
     last_modified: Callable[..., datetime | None] | None
-    tags: tuple[TagSpec, ...]
+    tags: TagSpec
     cache_control: str | None
     scope: Callable[[], str | None] | None
     require_precondition: bool | None
     auto_invalidate: bool | None
     stored: bool | None
     cache_ttl: float | None
-    literal_tags: tuple[str, ...] | None = dataclasses.field(init=False, default=None)  # when no spec varies
     # the exchange settings of this view in each app (several apps may share the decorated view)
     _settings: dict[int, tuple[_State, Settings]] = dataclasses.field(
         init=False, default_factory=dict, compare=False, repr=False
@@ -337,8 +329,6 @@ class _ViewPolicy:
             callable_or_none(name, getattr(self, name))
         for name in ("require_precondition", "auto_invalidate", "stored"):
             optional_flag(name, getattr(self, name))
-        if all(isinstance(spec, str) and "{" not in spec for spec in self.tags):
-            object.__setattr__(self, "literal_tags", tuple(dict.fromkeys(cast(tuple[str, ...], self.tags))))
 
     def settings(self, state: _State) -> Settings:
         """This view's exchange settings in the app ``state`` belongs to (built once per app)."""
@@ -360,40 +350,6 @@ class _ViewPolicy:
         )
         self._settings[id(state)] = (state, settings)
         return settings
-
-    def check_templates(self, view: Callable[..., Any]) -> None:
-        """A template naming an argument the view does not take is a mistake: raise now."""
-        try:
-            params = inspect.signature(view).parameters
-        except (TypeError, ValueError):
-            return
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            return
-        for spec in self.tags:
-            if not isinstance(spec, str):
-                continue
-            try:
-                fields = [f for _, f, _, _ in string.Formatter().parse(spec) if f is not None]
-            except ValueError as exc:
-                raise ConfigurationError(f"bad tag template {spec!r}: {exc}") from None
-            for field in fields:
-                name = field.split(".", 1)[0].split("[", 1)[0]
-                if name not in params:
-                    raise ConfigurationError(
-                        f"tag template {spec!r} names {name!r}, not an argument of the view"
-                    )
-
-    def resolve_tags(self, view_args: dict[str, Any]) -> list[str]:
-        if self.literal_tags is not None:
-            return list(self.literal_tags)
-        out: list[str] = []
-        for spec in self.tags:
-            if isinstance(spec, str):
-                out.append(spec.format(**view_args) if "{" in spec else spec)
-            else:
-                produced = spec(**view_args)
-                out.extend([produced] if isinstance(produced, str) else produced)
-        return list(dict.fromkeys(out))
 
     def checked(self, view_args: dict[str, Any]) -> CheckedValidator | None:
         """The cheap current validator from the view's callables, or None when it has none."""
@@ -434,7 +390,11 @@ def _to_etag(value: Any) -> ETag | None:
 
 
 def _handle(
-    policy: _ViewPolicy, view: Callable[..., ResponseReturnValue], args: Any, kwargs: Any
+    policy: _ViewPolicy,
+    tags: TagBuilder,
+    view: Callable[..., ResponseReturnValue],
+    args: Any,
+    kwargs: Any,
 ) -> Response:
     """One request through a decorated view: drive the exchange, run the view when it says so."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -448,7 +408,7 @@ def _handle(
         policy.settings(state),
         wsgi_request(environ, req.method),
         validator=checked.validator if checked is not None else None,
-        tags=(lambda: policy.resolve_tags(view_args)) if policy.tags else None,
+        tags=(lambda: tags(args, kwargs, view_args)) if tags else None,
         scope=policy.scope,
         has_store=state.store is not None,
     )
