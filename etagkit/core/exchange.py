@@ -311,6 +311,8 @@ class Exchange:
     def _decide(self, body: bytes | None, length: int | None) -> Answer | Send:
         req, settings, given, fields = self.request, self.settings, self.validator, self._fields
         status, headers = self._status, self._headers
+        if given is None and status == 206 and self.checked is not None:
+            given = self.checked  # a 206 carries the validator its 200 would carry (RFC 9110 §15.3.7)
         reply = conditional_response(
             req.method,
             req.fields,
@@ -340,7 +342,11 @@ class Exchange:
         """What to store under the ticket: the validator (stored routes only; not a 412, not for a
         cheap validator) and, with response caching, the whole 200."""
         tickets = self.ticket_tags
-        if tickets is None or reply.status == 412 or (self.settings.stored is None and not self._declared()):
+        if (
+            tickets is None
+            or reply.status in (206, 412)
+            or (self.settings.stored is None and not self._declared())
+        ):
             return None, (), None
         tags = (*tickets, *self._body_tags) if self._body_tags else tickets
         status, headers = self._status, self._headers
