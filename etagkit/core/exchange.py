@@ -193,7 +193,7 @@ class Exchange:
             if outcome is Outcome.NOT_MODIFIED:
                 held = record.headers if record is not None else self._route_headers()
                 reply = _not_modified(held, _as_etag(checked.etag), checked.last_modified)
-                saved = record.length if record is not None else 0
+                saved = record.length if record is not None else None  # a cheap validator: unknown
                 return Answer(reply, Count(304, saved, record is not None))
             if outcome is Outcome.PRECONDITION_FAILED:
                 return Answer(error_reply(412, json_body=self._json()), Count(412))
@@ -332,9 +332,10 @@ class Exchange:
         )
         record, store_tags, cached = self._records(reply, body, length)
         if reply.replaces_body:
-            saved = (length or 0) if reply.status == 304 else 0
+            saved = length if reply.status == 304 else 0  # None: unknown, the driver may know
             return Answer(reply, Count(reply.status, saved), record, store_tags)
-        return Send(reply, Count(reply.status), record, store_tags, cached=cached)
+        sent = length if reply.status == 200 else None
+        return Send(reply, Count(reply.status, sent=sent), record, store_tags, cached=cached)
 
     def _records(
         self, reply: Reply, body: bytes | None, length: int | None
