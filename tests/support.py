@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import socket
@@ -288,8 +289,11 @@ def waitress_server(app: Any, threads: int = 4) -> Iterator[int]:
         wait_for_port(port)
         yield port
     finally:
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        sockets = server._map
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(sockets))
         thread.join(10)
         # its task threads must be gone: a late one would close a socket number reused meanwhile
         server.task_dispatcher.shutdown(timeout=30)
         assert not server.task_dispatcher.threads, "waitress task threads still running"
+        del server
+        gc.collect()  # its descriptors close now, not when a later server reuses their numbers
