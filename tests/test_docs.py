@@ -1,20 +1,11 @@
 """Every ```python block of the README and of the documentation site (docs/) runs here.
 
-The blocks of one page run in order, in one namespace (a page may set something up in one block and
-use it in the next), against real things. Conventions, written as an HTML comment on the line just
-before a block (invisible on GitHub and on the site):
-
-* ``<!-- needs: redis -->``: the block talks to Redis at ``redis://127.0.0.1:6379/0`` under the key
-  prefix ``demo:``. It runs against the test Redis (``redis_url``) under a prefix of its own, whose
-  keys are deleted afterwards.
-* ``<!-- needs: bookstore -->``: the block talks to the bookstore at ``http://127.0.0.1:8000``. It
-  runs against ``examples/bookstore.py`` started on a free port (in-memory SQLite, in-process cache).
-* ``<!-- fragment -->``: the block only shows code that cannot run here (it needs a Django project
-  or a Redis Cluster at a made-up address). It is compiled, not run. Keep these few: at most
-  ``MAX_FRAGMENTS`` in all.
-
-Other fences (```sh, ```console, ```text) are shell sessions and output, not run. A block whose
-fence says ``py``, ``python3`` or ``pycon`` would escape this test, so it fails it.
+The blocks of one page run in order, in one namespace, against real things: a block marked
+``<!-- needs: redis -->`` runs against the test Redis under a key prefix of its own (deleted
+afterwards), one marked ``<!-- needs: bookstore -->`` against ``examples/bookstore.py`` started on a
+free port, and a ``<!-- fragment -->`` (code that cannot run here, at most ``MAX_FRAGMENTS``) is
+compiled only. The conventions and the extractor are in tests/docblocks.py. Other fences (```sh,
+```console, ```text) are shell sessions and output, not run.
 
 The site itself is built with ``mkdocs build --strict`` (``test_the_site_builds_without_warnings``),
 which fails on a broken link, anchor or API reference and on a page left out of the nav.
@@ -26,99 +17,16 @@ import os
 import re
 import subprocess
 import sys
-import types
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from docblocks import BOOKSTORE_URL, REDIS_PREFIX, REDIS_URL, ROOT, Block, python_blocks, run_blocks
 from support import free_port, serve_process
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 MAX_FRAGMENTS = 3
-NEEDS = frozenset({"redis", "bookstore"})
-
-REDIS_URL, REDIS_PREFIX = "redis://127.0.0.1:6379/0", '"demo:"'
-BOOKSTORE_URL = "http://127.0.0.1:8000"
-
-_FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
-_MARK = re.compile(r"<!--\s*(fragment|needs:\s*[a-z, ]+?)\s*-->\s*\Z")
-
-
-@dataclass(frozen=True)
-class Block:
-    """One ```python block: where it is, its code, and what its marker comment says."""
-
-    page: Path
-    line: int
-    code: str
-    fragment: bool = False
-    needs: frozenset[str] = frozenset()
-
-    @property
-    def where(self) -> str:
-        page = self.page.relative_to(ROOT) if self.page.is_relative_to(ROOT) else self.page
-        return f"{page}:{self.line}"
-
-
-def python_blocks(page: Path) -> list[Block]:
-    """The ```python blocks of a Markdown page, with their markers; a fence that would hide Python
-    from this test (indented, or ``py`` / ``python3`` / ``pycon``) raises ValueError."""
-    text = page.read_text(encoding="utf-8")
-    blocks = []
-    for match in _FENCE.finditer(text):
-        lang, code = match.group(1).strip(), match.group(2)
-        line = text.count("\n", 0, match.start()) + 1
-        if lang != "python":
-            if lang.lower().startswith("py"):
-                raise ValueError(f"{page.name}:{line}: fence ```{lang}: use ```python so the block runs")
-            continue
-        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        mark = _MARK.search(before)
-        fragment, needs = False, frozenset[str]()
-        if mark is not None and mark.group(1) == "fragment":
-            fragment = True
-        elif mark is not None:
-            needs = frozenset(n.strip() for n in mark.group(1).split(":", 1)[1].split(","))
-            if not needs <= NEEDS:
-                raise ValueError(f"{page.name}:{line}: unknown needs {sorted(needs - NEEDS)}")
-        for url, need in ((REDIS_URL, "redis"), (BOOKSTORE_URL, "bookstore")):
-            if url in code and need not in needs and not fragment:  # never touch the real one
-                raise ValueError(f"{page.name}:{line}: the block uses {url}: mark it <!-- needs: {need} -->")
-        blocks.append(Block(page, line + 1, code, fragment, needs))
-    # an indented fence (inside a list) is not matched above: it would silently never run
-    indented = len(re.findall(r"^[ \t]+```python", text, re.M))
-    if indented:
-        raise ValueError(f"{page.name}: {indented} indented ```python block(s): put them at the margin")
-    return blocks
-
-
-def run_blocks(blocks: list[Block], substitutions: dict[str, str] | None = None) -> int:
-    """Run a page's blocks in order in one fresh module namespace; the number of blocks run.
-
-    A failing block raises AssertionError naming the page and line (the traceback shows the block's
-    own lines under that name)."""
-    module = types.ModuleType("docs_page")
-    sys.modules[module.__name__] = module  # dataclasses and pickling look their module up here
-    ran = 0
-    try:
-        for block in blocks:
-            code = block.code
-            for old, new in (substitutions or {}).items():
-                code = code.replace(old, new)
-            compiled = compile(code, block.where, "exec")
-            if block.fragment:
-                continue
-            try:
-                exec(compiled, module.__dict__)
-            except Exception as exc:
-                raise AssertionError(f"the block at {block.where} failed: {exc!r}") from exc
-            ran += 1
-    finally:
-        del sys.modules[module.__name__]
-    return ran
 
 
 def _page_param(page: Path) -> object:
