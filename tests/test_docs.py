@@ -161,3 +161,8 @@ def test_the_site_builds_without_warnings(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-4000:]
     assert (tmp_path / "site" / "reference" / "core" / "index.html").is_file()
+
+
+def test_ci_builds_the_site_strictly() -> None:
+    lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert any(line.strip().endswith('mkdocs build --strict --site-dir "$site_dir"') for line in lines)
