@@ -166,3 +166,14 @@ def test_the_site_builds_without_warnings(tmp_path: Path) -> None:
 def test_ci_builds_the_site_strictly() -> None:
     lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert any(line.strip().endswith('mkdocs build --strict --site-dir "$site_dir"') for line in lines)
+
+
+def test_getting_started_gives_the_readmes_two_commands() -> None:
+    def commands(page: Path) -> list[str]:
+        text = page.read_text(encoding="utf-8")
+        section = text.split("## Two commands on a fresh machine", 1)[1].split("\n## ", 1)[0]
+        return re.findall(r"```sh\n(.+?)\n```", section)
+
+    readme = commands(ROOT / "README.md")
+    assert len(readme) == 2
+    assert commands(DOCS / "getting-started.md") == readme
