@@ -4,7 +4,8 @@ One extractor for every test that runs documentation code (tests/test_docs.py ru
 conventions, an HTML comment on the line just before a block (invisible on GitHub and on the site):
 
 * ``<!-- needs: redis -->``: the block talks to Redis at ``redis://127.0.0.1:6379/0`` under the key
-  prefix ``demo:``; the tests run it against the test Redis under a prefix of their own.
+  prefix ``demo:``; the tests run it on its own (so it must be self-contained) against the test
+  Redis under a prefix of their own, and the rest of its page runs even where Redis does not.
 * ``<!-- needs: bookstore -->``: the block talks to the bookstore at ``http://127.0.0.1:8000``; the
   tests run it against ``examples/bookstore.py`` started on a free port.
 * ``<!-- fragment -->``: the block only shows code that cannot run here (a Django project, a Redis

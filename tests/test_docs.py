@@ -1,8 +1,8 @@
 """Every ```python block of the README and of the documentation site (docs/) runs here.
 
 The blocks of one page run in order, in one namespace, against real things: a block marked
-``<!-- needs: redis -->`` runs against the test Redis under a key prefix of its own (deleted
-afterwards), one marked ``<!-- needs: bookstore -->`` against ``examples/bookstore.py`` started on a
+``<!-- needs: redis -->`` runs on its own against the test Redis under a key prefix of its own
+(deleted afterwards), one marked ``<!-- needs: bookstore -->`` against ``examples/bookstore.py`` started on a
 free port, and a ``<!-- fragment -->`` (code that cannot run here, at most ``MAX_FRAGMENTS``) is
 compiled only. The conventions and the extractor are in tests/docblocks.py. Other fences (```sh,
 ```console, ```text) are shell sessions and output, not run.
@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,14 +30,8 @@ PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 MAX_FRAGMENTS = 3
 
 
-def _page_param(page: Path) -> object:
-    blocks = python_blocks(page)
-    needs = frozenset().union(*(b.needs for b in blocks)) if blocks else frozenset()
-    marks = [pytest.mark.redis] if "redis" in needs else []
-    return pytest.param(page, marks=marks, id=str(page.relative_to(ROOT)))
-
-
 PAGES_WITH_CODE = [page for page in PAGES if python_blocks(page)]
+REDIS_BLOCKS = [b for page in PAGES for b in python_blocks(page) if "redis" in b.needs]
 
 
 @pytest.fixture(scope="module")
@@ -51,23 +46,32 @@ def bookstore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
-@pytest.mark.parametrize("page", [_page_param(p) for p in PAGES_WITH_CODE])
+@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_code_blocks_of_a_page_run(page: Path, request: pytest.FixtureRequest) -> None:
-    blocks = python_blocks(page)
-    needs = frozenset().union(*(b.needs for b in blocks))
+    """Every block of the page, in order, in one namespace; a Redis block only compiles here (it runs
+    on its own in test_a_redis_block_runs, so the rest of the page runs even without Redis)."""
+    blocks = [replace(b, fragment=True) if "redis" in b.needs else b for b in python_blocks(page)]
     substitutions: dict[str, str] = {}
-    if "redis" in needs:
-        substitutions[REDIS_URL] = request.getfixturevalue("redis_url")
-        substitutions[REDIS_PREFIX] = repr(request.getfixturevalue("redis_prefix"))
-    if "bookstore" in needs:
+    if any("bookstore" in b.needs for b in blocks):
         substitutions[BOOKSTORE_URL] = request.getfixturevalue("bookstore")
-    for block in blocks:  # a marked block must contain what its marker promises to replace
-        if "redis" in block.needs:
-            assert REDIS_URL in block.code, f"{block.where} is marked needs: redis but names no {REDIS_URL}"
-        if "bookstore" in block.needs:
-            assert BOOKSTORE_URL in block.code, f"{block.where} is marked needs: bookstore without its URL"
     ran = run_blocks(blocks, substitutions)
-    assert ran == sum(not b.fragment for b in blocks)
+    assert ran == sum(not b.fragment for b in blocks) and ran > 0
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("block", REDIS_BLOCKS, ids=lambda b: b.where)
+def test_a_redis_block_runs(block: Block, redis_url: str, redis_prefix: str) -> None:
+    """A ``needs: redis`` block, on its own (such blocks are self-contained), against the test Redis
+    under this test's key prefix instead of the reader's ``redis://127.0.0.1:6379/0`` and ``demo:``."""
+    assert REDIS_URL in block.code and REDIS_PREFIX in block.code, f"{block.where}: nothing to redirect"
+    assert run_blocks([block], {REDIS_URL: redis_url, REDIS_PREFIX: repr(redis_prefix)}) == 1
+
+
+def test_bookstore_blocks_name_the_bookstore() -> None:
+    for page in PAGES:
+        for block in python_blocks(page):
+            if "bookstore" in block.needs:
+                assert BOOKSTORE_URL in block.code, f"{block.where}: needs: bookstore without its URL"
 
 
 def test_every_page_is_covered_and_fragments_stay_few() -> None:
@@ -75,6 +79,7 @@ def test_every_page_is_covered_and_fragments_stay_few() -> None:
     covered = {p.relative_to(ROOT).as_posix() for p in PAGES_WITH_CODE}
     for page in ("README.md", "docs/cache.md", "docs/stacks/flask.md", "docs/guides/external-api.md"):
         assert page in covered, page
+    assert {b.page.name for b in REDIS_BLOCKS} == {"README.md", "cache.md"}
     fragments = [b.where for p in PAGES for b in python_blocks(p) if b.fragment]
     assert len(fragments) <= MAX_FRAGMENTS, fragments
 
