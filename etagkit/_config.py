@@ -1,5 +1,6 @@
-"""Checks of constructor settings, shared by every cache class: a mistake raises ConfigurationError
-when the object is built, not a TypeError (or a busy loop, or a silent no-op) at the first request."""
+"""Checks of settings, shared by the cache classes, the breaker and the adapters (their constructors,
+decorators and ``init_app``): a mistake raises ConfigurationError when the object is built, not a
+TypeError (or a busy loop, or a silent no-op) at the first request."""
 
 from __future__ import annotations
 
