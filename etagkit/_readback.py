@@ -5,8 +5,8 @@ refused with 412 *before* it runs when its condition is false (RFC 9110 §13.1.1
 application declared no cheap validator and no stored one is held (first write, eviction, store
 outage), the only faithful source of the current validator is what a GET of the same target
 answers right now: this module asks the app exactly that. The sub-request carries the original
-request's target and credentials, no body and no conditions; its body is read (hashed by the caller's
-adapter when it has no ETag) and its iterable always closed (PEP 3333).
+request's target and credentials, no body and no conditions; its body is drained unread (the validator
+comes from the tagged app's ETag / Last-Modified headers) and its iterable always closed (PEP 3333).
 
 Status mapping: a 2xx gives the validator; 404 and 410 mean there is no current representation
 (``exists=False``: ``If-Match`` fails, ``If-None-Match: *`` passes); anything else (401, 403, 405,

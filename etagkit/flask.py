@@ -9,7 +9,7 @@ drives), whose operations the shared driver performs.
 Config keys (defaults): ``ETAGKIT_MAX_BUFFER`` (1 MiB: largest body hashed),
 ``ETAGKIT_WEAK`` (False: generate strong ETags), ``ETAGKIT_WEAKEN_ENCODED`` (False: a
 content-coded body gets a per-coding strong tag; a view's own ETag is never rewritten),
-``ETAGKIT_REQUIRE_PRECONDITION`` (False: 428 for unconditional writes on decorated views),
+``ETAGKIT_REQUIRE_PRECONDITION`` (False: 428 for unconditional writes other than POST),
 ``ETAGKIT_AUTO_INVALIDATE`` (True: a successful write invalidates the view's tags),
 ``ETAGKIT_STORED_ETAGS`` (None: stored ETags on views that declare ``tags=``; True: on every
 decorated view; False: never; all need a cache), ``ETAGKIT_JSON_ERRORS`` (None: 412/428 bodies
@@ -205,9 +205,9 @@ class ETagKit:
     ) -> Callable[[Callable[P, ResponseReturnValue]], Callable[P, Response]]:
         """Make a view conditional (RFC 9110 §13): ETags, 304 / 412 / 428, stored ETags.
 
-        * Without ``etag`` / ``last_modified``: a GET/HEAD 200 gets a strong ETag of its body, and
-          with a cache the validator is stored, so the next matching revalidation is a 304 **without
-          running the view** (until one of ``tags`` is invalidated).
+        * Without ``etag`` / ``last_modified``: a GET/HEAD 200 gets a strong ETag of its body; with a
+          cache and declared ``tags`` (or ``stored=True``) the validator is stored, so the next
+          matching revalidation is a 304 **without running the view** (until a tag is invalidated).
         * ``etag(**view_args)`` / ``last_modified(**view_args)``: the cheap current validator (a
           version, an ``updated_at``), evaluated **before** the view: a match (304) or a stale
           If-Match (412) never runs it. ``etag`` may return an ``ETag``, its header string, or any
@@ -217,9 +217,10 @@ class ETagKit:
           over them. Stored validators carry them; a successful PUT/PATCH/POST/DELETE on the view
           invalidates them (``auto_invalidate``, default ``ETAGKIT_AUTO_INVALIDATE``).
         * ``cache_control``: the Cache-Control of its 2xx GET/HEAD responses (unless the view set one).
-        * ``scope()``: the auth scope (e.g. the user id) of a request with Authorization or Cookie;
-          without it such requests never use stored validators (other users' data).
-        * ``require_precondition``: 428 for a write without If-Match / If-Unmodified-Since.
+        * ``scope()``: the auth scope (e.g. the user id) of a request with Authorization, Cookie or
+          REMOTE_USER; without it such requests never use stored validators (other users' data).
+        * ``require_precondition``: 428 for an unsafe request other than POST with no lost-update
+          guard (If-Match, a valid If-Unmodified-Since, If-None-Match; RFC 6585 §3).
         * ``stored``: use stored ETags (default ``ETAGKIT_STORED_ETAGS``: only when ``tags`` are
           declared, since a stored validator is only as fresh as its tags' invalidations);
           ``stored=True`` without the kit's cache is a ConfigurationError, as is any other mistake

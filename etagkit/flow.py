@@ -75,6 +75,10 @@ class ConditionalFlow:
             self._with_cache_control[value] = settings
         return settings
 
+    def invalidate(self, *tags: str) -> None:
+        """Invalidate tags now, in every process sharing the cache (e.g. after a write elsewhere)."""
+        self.driver.invalidate(tags, route="")
+
     def open(
         self,
         method: str,

@@ -51,14 +51,15 @@ class ETagMiddleware:
       returned.
     * ``validator(environ) -> Validator | None``: the app's cheap current validator of the target
       (a version, an ``updated_at``); evaluated before the app, so a match or a stale If-Match never
-      runs it, and used as the response's ETag without buffering.
+      runs it, and sent as the response's ETag without buffering (an ETag / Last-Modified the app
+      sets itself wins).
     * ``max_buffer``: the largest body hashed (bytes). Only a body that is already complete (a list
       or tuple) or declares its Content-Length within the cap is hashed; any other stream passes
       through untagged, and ``text/event-stream`` always does.
     * ``weak``: generate weak ETags. ``weaken_encoded``: a content-coded body gets the weak tag
       instead of a per-coding strong one (generated tags only: an app's own ETag is sent as is).
-    * ``require_precondition``: answer 428 to PUT/PATCH/DELETE without If-Match or
-      If-Unmodified-Since (RFC 6585 §3; POST is exempt).
+    * ``require_precondition``: answer 428 to an unsafe request other than POST with no lost-update
+      guard (If-Match, a valid If-Unmodified-Since, or If-None-Match; RFC 6585 §3).
     * ``json_errors``: 412/428 bodies as JSON (True), text (False) or by content negotiation (None).
     * ``metrics``: an ``etagkit.metrics.Metrics``; ``route(environ) -> str`` names the route counted.
     * ``ttl``: lifetime of stored validators (seconds; None: the cache's default).
