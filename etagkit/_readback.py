@@ -20,6 +20,7 @@ import io
 from collections.abc import Callable, Iterable
 from wsgiref.types import WSGIApplication, WSGIEnvironment
 
+from ._pep3333 import close_iterable, status_code
 from .core.dates import parse_http_date
 from .core.etag import etag_or_none
 from .core.headers import fields_of
@@ -75,14 +76,11 @@ def read_current_validator(app: WSGIApplication, environ: WSGIEnvironment) -> Va
         for _ in result:  # drain: a lazily started app calls start_response while iterating
             pass
     finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
+        close_iterable(result)
     if not captured:
         return None
     status, headers = captured[0]
-    head = status.split(" ", 1)[0]
-    code = int(head) if head.isascii() and head.isdigit() else 0
+    code = status_code(status)
     if code in _GONE:
         return Validator(exists=False)
     if not 200 <= code < 300:
