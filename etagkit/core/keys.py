@@ -7,12 +7,12 @@ variant of its target (RFC 9111 §4.4).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlencode
 
 from .headers import Fields, HeaderSource, get_header
+from .memo import bounded_memo
 
 __all__ = [
     "origin_of",
@@ -29,7 +29,21 @@ _KEY_VERSION = "v2"
 # -- stored validators: keys and records (pure) ------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
+def _key_chars(
+    method: str,
+    path: str,
+    query: str = "",
+    *,
+    scope: str | None = None,
+    kind: str = "etag",
+    origin: str = "",
+) -> int:
+    return len(method) + len(path) + len(query) + len(kind) + len(origin) + (len(scope) if scope else 0)
+
+
+# Keys repeat (the same targets are read again and again), but the query, path and Host are the
+# client's: only short targets are memoized, so unique 100 KB queries are never held (issue 13).
+@bounded_memo(4096, _key_chars)
 def representation_key(
     method: str,
     path: str,
@@ -75,7 +89,11 @@ def variant_key(base_key: str, request_headers: HeaderSource, vary: Sequence[str
     return _digest("variant", base_key, *parts)
 
 
-@functools.lru_cache(maxsize=4096)
+def _tag_chars(path: str, origin: str = "") -> int:
+    return len(path) + len(origin)
+
+
+@bounded_memo(4096, _tag_chars)
 def path_tag(path: str, origin: str = "") -> str:
     """The implicit tag of every validator stored for ``origin`` + ``path``; a successful unsafe
     request to that target invalidates it (RFC 9111 §4.4: unsafe requests invalidate the target
