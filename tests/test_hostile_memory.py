@@ -82,6 +82,8 @@ def test_unique_long_queries_and_hosts_do_not_grow_memory(tmp_path: Path) -> Non
         statuses = send_unique(port, REQUESTS, 1000)
         after = rss_mib(proc.pid)
     growth = after - before
-    print(f"RSS {before:.1f} MiB -> {after:.1f} MiB (+{growth:.1f} MiB) after {REQUESTS} requests: {statuses}")
+    print(
+        f"RSS {before:.1f} MiB -> {after:.1f} MiB (+{growth:.1f} MiB) after {REQUESTS} requests: {statuses}"
+    )
     assert statuses == {200: REQUESTS}
     assert growth < LIMIT_MIB, f"memory grew by {growth:.1f} MiB"

@@ -8,13 +8,15 @@ variant of its target (RFC 9111 §4.4).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode
 
-from .headers import Fields, HeaderSource, get_header
+from .._errors import ConfigurationError
+from .headers import Fields, HeaderSource, get_header, is_token
 from .memo import bounded_memo
 
 __all__ = [
+    "credential_field_names",
     "origin_of",
     "path_tag",
     "representation_key",
@@ -120,15 +122,49 @@ def origin_of(scheme: str, host: str, port: int | str | None = None) -> str:
     return f"{scheme}://{host}"
 
 
-def shared_lookup_allowed(request_headers: HeaderSource, scope: str | None) -> bool:
-    """Whether a stored validator may answer this request: never a credentialed request (Authorization
-    or Cookie) unless the route declared its scope (then the scope is part of the key)."""
+_CREDENTIAL_FIELDS = ("authorization", "cookie")  # always credentials (RFC 9110 §11.6.2, RFC 6265)
+
+
+def credential_field_names(names: Iterable[str]) -> frozenset[str]:
+    """The setting of further credential header fields (e.g. ``X-API-Key``) as lower-cased names, for
+    :func:`shared_lookup_allowed`. Raises ConfigurationError for a name that is no field name (a
+    token, RFC 9110 §5.1): a mistake at construction, never at request time."""
+    if isinstance(names, str):
+        raise ConfigurationError(f"credential fields: a list of field names, not the string {names!r}")
+    checked = set()
+    for name in names:
+        if not is_token(name):
+            raise ConfigurationError(f"credential fields: {name!r} is not a header field name (a token)")
+        checked.add(name.lower())
+    return frozenset(checked)
+
+
+def shared_lookup_allowed(
+    request_headers: HeaderSource,
+    scope: str | None,
+    *,
+    credential_fields: frozenset[str] = frozenset(),
+    remote_user: str | None = None,
+) -> bool:
+    """Whether a stored validator or response may answer this request: never a request that carries
+    credentials unless the route declared its scope (then the scope is part of the key).
+
+    Credentials are Authorization and Cookie, any of ``credential_fields`` (lower-cased names, see
+    :func:`credential_field_names`) and an authenticated user the server established
+    (``remote_user``: WSGI's ``REMOTE_USER``, RFC 3875 §4.1.11, set by mod_wsgi or an auth proxy;
+    present at all, even empty, counts). A shared cache must not reuse a response to an
+    authenticated request for another user (RFC 9111 §3.5).
+    """
     if scope is not None:
         return True
+    if remote_user is not None:
+        return False
     if isinstance(request_headers, Fields):
-        return "authorization" not in request_headers and "cookie" not in request_headers
-    return (
-        get_header(request_headers, "Authorization") is None and get_header(request_headers, "Cookie") is None
+        if "authorization" in request_headers or "cookie" in request_headers:
+            return False
+        return not any(name in request_headers for name in credential_fields)
+    return not any(
+        get_header(request_headers, name) is not None for name in (*_CREDENTIAL_FIELDS, *credential_fields)
     )
 
 
