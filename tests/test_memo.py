@@ -44,7 +44,8 @@ def _retained(fill: Callable[[int], object], count: int) -> int:
 
 
 def _clear() -> None:
-    for fn in (keys.representation_key, keys.path_tag, records._decode_validator, records._record_of):
+    memos = (records._decode_validator, records._encode_record, records._record_of)
+    for fn in (keys.representation_key, keys.path_tag, *memos):
         fn.memo.cache_clear()  # type: ignore[attr-defined]
 
 

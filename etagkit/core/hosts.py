@@ -70,8 +70,6 @@ class AllowedHosts:
 def host_name(origin_or_host: str) -> str | None:
     """The lower-cased host name of a Host value or origin, without port or trailing dot; None when
     it is not a valid host (RFC 9110 §7.2, RFC 3986 §3.2.2)."""
-    if not isinstance(origin_or_host, str):
-        return None
     value = origin_or_host.rpartition("://")[2] if "://" in origin_or_host else origin_or_host
     if len(value) > _MAX_HOST:
         return None
