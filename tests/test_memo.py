@@ -7,23 +7,8 @@ from collections.abc import Callable
 
 from etagkit.core import keys, records
 from etagkit.core.keys import path_tag, representation_key
-from etagkit.core.memo import MEMO_MAX_CHARS, bounded_memo, fields_chars
+from etagkit.core.memo import MEMO_MAX_CHARS, fields_chars
 from etagkit.core.records import CachedResponse, StoredValidator
-
-
-def test_bounded_memo_keeps_short_inputs_and_computes_long_ones() -> None:
-    calls: list[str] = []
-
-    @bounded_memo(8, len, max_chars=4)
-    def shout(text: str) -> str:
-        calls.append(text)
-        return text.upper()
-
-    assert shout("abcd") == shout("abcd") == "ABCD"
-    assert shout("abcde") == shout("abcde") == "ABCDE"
-    assert calls == ["abcd", "abcde", "abcde"]  # the long one ran twice: never memoized
-    memo = shout.memo  # type: ignore[attr-defined]
-    assert memo.cache_info().currsize == 1
 
 
 def test_fields_chars_counts_names_and_values() -> None:
@@ -43,10 +28,12 @@ def _retained(fill: Callable[[int], object], count: int) -> int:
         tracemalloc.stop()
 
 
+MEMOS = (keys._key_memo, keys._tag_memo, records._decode_memo, records._encode_memo, records._record_memo)
+
+
 def _clear() -> None:
-    memos = (records._decode_validator, records._encode_record, records._record_of)
-    for fn in (keys.representation_key, keys.path_tag, *memos):
-        fn.memo.cache_clear()  # type: ignore[attr-defined]
+    for memo in MEMOS:
+        memo.cache_clear()
 
 
 def test_unique_100kb_targets_are_not_kept() -> None:
@@ -59,8 +46,8 @@ def test_unique_100kb_targets_are_not_kept() -> None:
 
     retained = _retained(fill, 300)  # 300 x 100 KB = 30 MB if kept
     assert retained < 1 << 20, retained
-    assert keys.representation_key.memo.cache_info().currsize == 0  # type: ignore[attr-defined]
-    assert keys.path_tag.memo.cache_info().currsize == 0  # type: ignore[attr-defined]
+    assert keys._key_memo.cache_info().currsize == 0
+    assert keys._tag_memo.cache_info().currsize == 0
 
 
 def test_the_key_memos_hold_at_most_maxsize_short_entries() -> None:
@@ -74,7 +61,7 @@ def test_the_key_memos_hold_at_most_maxsize_short_entries() -> None:
         )
 
     retained = _retained(fill, 6000)  # more than the 4,096 entries each memo keeps
-    assert keys.representation_key.memo.cache_info().currsize == 4096  # type: ignore[attr-defined]
+    assert keys._key_memo.cache_info().currsize == 4096
     # 2 memos x 4,096 entries x ~1 KB of ASCII input each, plus the keys themselves: about 10 MB
     assert retained < 16 << 20, retained
 
@@ -92,8 +79,8 @@ def test_unique_long_records_are_not_kept() -> None:
 
     retained = _retained(fill, 500)  # 500 x 3 memos x 5 KB = 7.5 MB if kept
     assert retained < 1 << 20, retained
-    for memo in (records._decode_validator, records._encode_record, records._record_of):
-        assert memo.memo.cache_info().currsize == 0  # type: ignore[attr-defined]
+    for memo in (records._decode_memo, records._encode_memo, records._record_memo):
+        assert memo.cache_info().currsize == 0
 
 
 def test_short_records_are_still_memoized() -> None:

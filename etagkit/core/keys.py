@@ -7,13 +7,14 @@ variant of its target (RFC 9111 §4.4).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode
 
 from .._errors import ConfigurationError
 from .headers import Fields, HeaderSource, get_header, is_token
-from .memo import bounded_memo
+from .memo import MEMO_MAX_CHARS
 
 __all__ = [
     "credential_field_names",
@@ -31,21 +32,6 @@ _KEY_VERSION = "v2"
 # -- stored validators: keys and records (pure) ------------------------------------------------------
 
 
-def _key_chars(
-    method: str,
-    path: str,
-    query: str = "",
-    *,
-    scope: str | None = None,
-    kind: str = "etag",
-    origin: str = "",
-) -> int:
-    return len(method) + len(path) + len(query) + len(kind) + len(origin) + (len(scope) if scope else 0)
-
-
-# Keys repeat (the same targets are read again and again), but the query, path and Host are the
-# client's: only short targets are memoized, so unique 100 KB queries are never held (issue 13).
-@bounded_memo(4096, _key_chars)
 def representation_key(
     method: str,
     path: str,
@@ -65,10 +51,21 @@ def representation_key(
     whose repeated values are ordered data, are two. Stable across processes (sha256). ``kind``
     separates what is stored for it (``"etag"``: validators, ``"response"``: whole responses).
     """
+    # keys repeat (the same targets are read again and again) but the method, path, query and Host
+    # are the client's: only short targets are memoized, so unique 100 KB queries are never held
+    if len(method) + len(path) + len(query) + len(origin) + (len(scope) if scope else 0) <= MEMO_MAX_CHARS:
+        return _key_memo(method, path, query, scope, kind, origin)
+    return _key(method, path, query, scope, kind, origin)
+
+
+def _key(method: str, path: str, query: str, scope: str | None, kind: str, origin: str) -> str:  # noqa: PLR0917
     method = method.upper()
     method_class = "GET" if method in ("GET", "HEAD") else method
     pairs = sorted(parse_qsl(query, keep_blank_values=True), key=_name) if query else []
     return _digest(kind, method_class, origin, path, urlencode(pairs), scope)
+
+
+_key_memo = functools.lru_cache(maxsize=4096)(_key)
 
 
 def _name(pair: tuple[str, str]) -> str:
@@ -91,17 +88,21 @@ def variant_key(base_key: str, request_headers: HeaderSource, vary: Sequence[str
     return _digest("variant", base_key, *parts)
 
 
-def _tag_chars(path: str, origin: str = "") -> int:
-    return len(path) + len(origin)
-
-
-@bounded_memo(4096, _tag_chars)
 def path_tag(path: str, origin: str = "") -> str:
     """The implicit tag of every validator stored for ``origin`` + ``path``; a successful unsafe
     request to that target invalidates it (RFC 9111 §4.4: unsafe requests invalidate the target
     URI), and only on that origin (:func:`request_origin`)."""
+    if len(path) + len(origin) <= MEMO_MAX_CHARS:  # short targets only (see representation_key)
+        return _tag_memo(path, origin)
+    return _tag(path, origin)
+
+
+def _tag(path: str, origin: str) -> str:
     target = origin + path
     return "etagkit:path:" + hashlib.sha256(target.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+_tag_memo = functools.lru_cache(maxsize=4096)(_tag)
 
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}

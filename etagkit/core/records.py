@@ -9,6 +9,7 @@ reader logs the miss (:mod:`etagkit._badrecord`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +18,7 @@ from typing import Any
 from .dates import format_http_date, parse_http_date
 from .etag import ETag, etag_or_none
 from .headers import fields_of, get_header, is_token, valid_field
-from .memo import bounded_memo, fields_chars
+from .memo import MEMO_MAX_CHARS, fields_chars
 from .policy import parse_cache_control, vary_names
 from .preconditions import not_modified_headers
 from .reply import Validator, _as_etag, _no_store, _with_validators
@@ -101,14 +102,16 @@ class StoredValidator:
         decode (:meth:`from_value`): a field a server could not send, a Vary name that is no token.
         """
         held = headers if isinstance(headers, tuple) else tuple(headers)
-        try:
-            return _record_of(status, held, etag, length)
-        except TypeError:  # an unhashable header pair (a list): build it uncached
-            return _build_record(status, held, etag, length)
+        if fields_chars(held) + (0 if etag is None else len(etag.tag)) <= MEMO_MAX_CHARS:
+            try:
+                return _record_memo(status, held, etag, length)
+            except TypeError:  # an unhashable header pair (a list): build it uncached
+                pass
+        return _build_record(status, held, etag, length)
 
     def to_value(self) -> str:
         """One compact string for the cache (cheap to size, to copy and to serialize anywhere)."""
-        return _encode_record(self)
+        return _encode_memo(self) if self._chars <= MEMO_MAX_CHARS else self._encode()
 
     def _encode(self) -> str:
         return _UNIT.join(
@@ -128,7 +131,7 @@ class StoredValidator:
         CR or LF, a count that is no ASCII number ...) is None: a miss. Never raises."""
         if not isinstance(value, str):
             return None
-        return _decode_validator(value)
+        return _decode_memo(value) if len(value) <= MEMO_MAX_CHARS else cls._decode(value)
 
     @classmethod
     def _decode(cls, value: str) -> StoredValidator | None:
@@ -190,35 +193,17 @@ def _build_record(
     return record if len(record._encode()) <= _MAX_RECORD_CHARS else None
 
 
-def _record_chars(record: StoredValidator) -> int:
-    return record._chars
-
-
 def _encode(record: StoredValidator) -> str:
     return record._encode()
 
 
-def _decode(value: str) -> StoredValidator | None:
-    return StoredValidator._decode(value)
-
-
-def _value_chars(value: str) -> int:
-    return len(value)
-
-
-def _response_chars(
-    status: int, headers: Sequence[tuple[str, str]], etag: ETag | None, length: int | None
-) -> int:
-    return fields_chars(headers) + (0 if etag is None else len(etag.tag))
-
-
-# Revalidations read the same few records over and over: decode each one once (records are immutable).
-# Every memo skips inputs above MEMO_MAX_CHARS, so none holds more than 4,096 short records (issue 13).
-_decode_validator = bounded_memo(4096, _value_chars)(_decode)
-# Each record is stored again and again (one per 200): encode it once.
-_encode_record = bounded_memo(4096, _record_chars)(_encode)
-# A view answers the same headers again and again: build each one's record once.
-_record_of = bounded_memo(4096, _response_chars)(_build_record)
+# Each memo keeps only inputs up to MEMO_MAX_CHARS (issue 13), so none holds more than 4,096 short
+# records. Revalidations read the same few records over and over: decode each one once (records are
+# immutable); each record is stored again and again (one per 200): encode it once; a view answers the
+# same headers again and again: build each one's record once.
+_decode_memo = functools.lru_cache(maxsize=4096)(StoredValidator._decode)
+_encode_memo = functools.lru_cache(maxsize=4096)(_encode)
+_record_memo = functools.lru_cache(maxsize=4096)(_build_record)
 
 
 @dataclass(frozen=True, slots=True)
