@@ -67,6 +67,22 @@ def test_plain_wsgi_example(plain_wsgi: str) -> None:
         assert fresh.headers["etag"] != tag
 
 
+@pytest.mark.parametrize("script", ["plain_wsgi.py", "custom_server.py"])
+def test_etagkit_check_passes_against_the_examples(script: str) -> None:
+    """The examples revalidate by the RFC as ``etagkit check`` sees it (a 304 with a wrong
+    Content-Length, e.g. wsgiref's ``0``, fails it)."""
+    path = "/notes/1" if script == "plain_wsgi.py" else "/items/1"
+    for base in _start(script):
+        checked = subprocess.run(
+            [str(Path(sys.executable).with_name("etagkit")), "check", base + path],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_custom_server_example(custom_server: str) -> None:
     with httpx.Client(base_url=custom_server, timeout=10) as client:
         first = client.get("/items/1")
