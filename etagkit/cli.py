@@ -357,7 +357,7 @@ def _parse_wire(data: bytes, where: str, method: str) -> Answer:
         status_line, *field_lines = data[pos : max(end, pos)].split(b"\r\n")
         match = _STATUS_LINE.fullmatch(status_line)
         if end < 0 or match is None:
-            if interim and pos == len(data):
+            if interim and end < 0:  # the read limit or the close came before a final answer
                 raise CheckError(
                     f"not an HTTP answer from {where} to {method}: {interim} interim 1xx answers and no "
                     f"final one in the {len(data)} bytes read"
