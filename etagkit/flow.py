@@ -21,14 +21,13 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ._config import cache_control as cache_control_of
 from ._config import callable_or_none, flag, number, optional_flag, positive_int
 from ._driver import Driver
-from ._errors import ConfigurationError
 from ._validators import MetricsSink, ValidatorStore, check_cache
 from .core.exchange import Answer, Exchange, Hash, Request, Run, Send, Settings
 from .core.headers import fields_of
 from .core.keys import origin_of
-from .core.policy import parse_cache_control
 from .core.reply import Reply, Validator
 
 __all__ = ["ConditionalFlow", "FlowRequest"]
@@ -70,10 +69,14 @@ class ConditionalFlow:
         self._with_cache_control: dict[str, Settings] = {}
 
     def _cache_control(self, value: str) -> Settings:
-        settings = dataclasses.replace(self.settings, cache_control=_checked_cache_control(value))
+        settings = dataclasses.replace(self.settings, cache_control=cache_control_of("cache_control", value))
         if len(self._with_cache_control) < 64:  # a server has a few; never grow with requests
             self._with_cache_control[value] = settings
         return settings
+
+    def invalidate(self, *tags: str) -> None:
+        """Invalidate tags now, in every process sharing the cache (e.g. after a write elsewhere)."""
+        self.driver.invalidate(tags, route="")
 
     def open(
         self,
@@ -193,12 +196,6 @@ class FlowRequest:
             again = self._driver.again_later(self._step, self._route)
             if again is not None:
                 again()
-
-
-def _checked_cache_control(value: str) -> str:
-    if not isinstance(value, str) or not parse_cache_control(value):
-        raise ConfigurationError(f"cache_control must be Cache-Control directives, not {value!r}")
-    return value
 
 
 def _unknown() -> Validator | None:

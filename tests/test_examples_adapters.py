@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import socket
 import subprocess
 import sys
@@ -133,23 +132,3 @@ def test_examples_answer_a_bad_content_length(
     assert _raw_status(base_url, put.encode()) == status
     with httpx.Client(base_url=base_url, timeout=10) as client:  # the server still serves
         assert client.get(path).status_code == 200
-
-
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def _python_blocks(section: str) -> list[str]:
-    """The ```python blocks of one README section (up to the next ``## `` heading)."""
-    text = README.read_text(encoding="utf-8")
-    start = text.index(f"\n## {section}\n")
-    end = text.find("\n## ", start + 1)
-    body = text[start : end if end != -1 else len(text)]
-    return re.findall(r"```python\n(.*?)```", body, flags=re.S)
-
-
-@pytest.mark.parametrize("section", ["Flask", "Any WSGI app", "Custom servers"])
-def test_readme_sections_run(section: str) -> None:
-    blocks = _python_blocks(section)
-    assert blocks, f"no python block under '## {section}'"
-    for block in blocks:
-        exec(compile(block, f"README.md ({section})", "exec"), {"__name__": f"readme_{section}"})

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from flask import Flask, Response
-from support import free_port, wait_for_port
+from support import waitress_server
 
 from etagkit.cache import TagCache
 from etagkit.flask import ETagKit
@@ -70,24 +70,6 @@ def _flask_app(stream: Stream, ctype: str) -> Any:
 FACES: dict[str, Callable[[Stream, str], Any]] = {"wsgi": _wsgi_app, "flask": _flask_app}
 
 
-def _serve(app: Any) -> Iterator[int]:
-    from waitress import wasyncore
-    from waitress.server import create_server
-
-    port = free_port()
-    server = create_server(app, host="127.0.0.1", port=port, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for_port(port)
-    try:
-        yield port
-    finally:
-        # close every socket from the loop's own thread (its loop then ends), then the task threads
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        thread.join(10)
-        server.task_dispatcher.shutdown()
-
-
 def _head_and_first_bytes(port: int, method: str = "GET") -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=GATE_WAIT / 2) as sock:
         sock.sendall(f"{method} / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
@@ -104,19 +86,20 @@ def _head_and_first_bytes(port: int, method: str = "GET") -> bytes:
 @pytest.mark.parametrize("face", sorted(FACES))
 def test_the_first_event_arrives_before_the_stream_ends(face: str, ctype: str) -> None:
     stream = Stream()
-    for port in _serve(FACES[face](stream, ctype)):
+    with waitress_server(FACES[face](stream, ctype)) as port:
         got = _head_and_first_bytes(port)
         stream.gate.set()  # only now may the stream go on: a buffering face never got here in time
         head = got.split(b"\r\n\r\n", 1)[0].lower()
         assert got.startswith(b"HTTP/1.1 200") and b"data: first" in got
         assert b"etag:" not in head  # a stream of unknown length passes through untagged
         assert stream.produced >= 1
+        assert stream.closed.wait(GATE_WAIT)  # the server's task ended before the server stops
 
 
 @pytest.mark.parametrize("face", sorted(FACES))
 def test_head_of_a_stream_answers_without_draining_it(face: str) -> None:
     stream = Stream()
-    for port in _serve(FACES[face](stream, "text/event-stream")):
+    with waitress_server(FACES[face](stream, "text/event-stream")) as port:
         got = _head_and_first_bytes(port, "HEAD")
         assert got.startswith(b"HTTP/1.1 200") and b"data:" not in got
         assert stream.produced <= 1  # never drained: the gate was never opened

@@ -1,4 +1,4 @@
-"""One request's HTTP decisions, step by step, with no I/O (DESIGN.md "Layers"; h11's model).
+"""One request's HTTP decisions, step by step, with no I/O (docs/design.md "Layers"; h11's model).
 
 A face (WSGI middleware, Flask extension, custom server) builds an :class:`Exchange` from plain values
 and drives it; every step answers what to do next and carries the operations the face performs
@@ -8,7 +8,7 @@ and drives it; every step answers what to do next and carries the operations the
     key = ex.lookup_key()             # a stored record to read before the app (None: nothing to read)
     step = ex.before(record)          # Answer (the app never runs) | ReadBack | Run
     #   ReadBack: a conditional write with no known validator; read it back, then
-    #   step = ex.before(record, current=validator)
+    #   step = ex.read_back(validator)
     #   Run: take a ticket for Run.ticket_tags, look Run.response_key up, run the app (Run.drop_range ...)
     step = ex.respond(status, headers, length=..., complete=...)   # Answer | Send | Hash
     #   Hash: the body is complete and small: collect it, then
@@ -219,7 +219,7 @@ class Exchange:
 
     def _ticket_tags(self) -> tuple[str, ...] | None:
         """A GET/HEAD whose answer will be stored takes a ticket BEFORE the app: an invalidation during
-        the app then wins (DESIGN.md "Cache-aside with tags")."""
+        the app then wins (docs/design.md "Cache-aside with tags")."""
         req = self.request
         if req.method not in _READS or not self._stored_route() or not self._shareable():
             return None

@@ -82,8 +82,8 @@ class Answer:
 @dataclass(frozen=True, slots=True)
 class ReadBack:
     """A conditional write with no known current validator: GET the target through the app, then call
-    :meth:`Exchange.before` again with ``current`` (RFC 9110 §13.2.1: a false condition must stop the
-    write before it runs)."""
+    :meth:`Exchange.read_back` with what it answered (RFC 9110 §13.2.1: a false condition must stop
+    the write before it runs)."""
 
 
 _READ_BACK = ReadBack()
