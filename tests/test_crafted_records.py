@@ -6,7 +6,6 @@ access to the store (or a broken writer) would leave it."""
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from flask import Flask
-from waitress.server import create_server
+from support import waitress_server
 
 from etagkit.cache import MemoryStore, TagCache
 from etagkit.core.keys import origin_of, path_tag, representation_key
@@ -58,14 +57,9 @@ def cache(request: pytest.FixtureRequest) -> TagCache:
 
 @contextlib.contextmanager
 def serve(app: Any) -> Iterator[str]:
-    server: Any = create_server(app, host="127.0.0.1", port=0, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.effective_port}"
-    finally:
-        server.close()
-        thread.join(timeout=10)
+    """``app`` under a real waitress on loopback; its ``host:port``."""
+    with waitress_server(app, threads=2) as port:
+        yield f"127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize("crafted", CRAFTED_VALIDATORS.values(), ids=list(CRAFTED_VALIDATORS))
