@@ -3,6 +3,8 @@ Hosts may use stored validators (Django ALLOWED_HOSTS semantics)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from etagkit import ConfigurationError
@@ -111,3 +113,83 @@ def test_allowed_hosts_setting_is_checked_at_configuration() -> None:
         AllowedHosts.of([""])
     with pytest.raises(ConfigurationError, match="3 is not a host name pattern"):
         AllowedHosts.of([3])  # type: ignore[list-item]
+
+
+# -- through the faces: alice and bob never share an answer; unknown hosts leave nothing behind ----
+
+
+def _inbox_app() -> tuple[Any, list[str]]:
+    """A Flask inbox whose answer depends on who asks (REMOTE_USER, or an API key)."""
+    from flask import Flask, request
+
+    from etagkit.cache import TagCache
+    from etagkit.flask import ETagKit
+
+    app = Flask(__name__)
+    app.config["ETAGKIT_CREDENTIAL_HEADERS"] = ["X-API-Key"]
+    kit = ETagKit(app, cache=TagCache())
+    served: list[str] = []
+
+    @app.get("/inbox")
+    @kit.cached(ttl=60, tags=["inbox"])
+    def inbox() -> Any:
+        user = request.environ.get("REMOTE_USER") or request.headers.get("X-API-Key") or "anonymous"
+        served.append(user)
+        return {"inbox of": user}
+
+    return app, served
+
+
+@pytest.mark.parametrize("who", ["REMOTE_USER", "X-API-Key"])
+def test_cached_responses_are_never_shared_between_users(who: str) -> None:
+    app, served = _inbox_app()
+    client = app.test_client()
+
+    def ask(user: str) -> Any:
+        if who == "REMOTE_USER":
+            return client.get("/inbox", environ_base={"REMOTE_USER": user})
+        return client.get("/inbox", headers={"X-API-Key": user})
+
+    assert ask("alice").get_json() == {"inbox of": "alice"}
+    assert ask("bob").get_json() == {"inbox of": "bob"}  # not alice's cached inbox
+    alice_tag = ask("alice").headers["ETag"]
+    revalidated = client.get(
+        "/inbox",
+        headers={"If-None-Match": alice_tag, **({} if who == "REMOTE_USER" else {"X-API-Key": "bob"})},
+        environ_base={"REMOTE_USER": "bob"} if who == "REMOTE_USER" else {},
+    )
+    assert revalidated.status_code == 200 and revalidated.get_json() == {"inbox of": "bob"}
+    assert served == ["alice", "bob", "alice", "bob"]  # every credentialed request ran the view
+
+
+def test_requests_for_hosts_not_allowed_store_nothing_and_create_no_marks() -> None:
+    from werkzeug.test import Client
+
+    from etagkit.cache import MemoryStore, TagCache
+    from etagkit.wsgi import ETagMiddleware
+
+    store = MemoryStore()
+    cache = TagCache(store)
+    calls: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        calls.append(environ["REQUEST_METHOD"])
+        start_response(
+            "200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"), ("Cache-Tag", "t")]
+        )
+        return [b"hi"]
+
+    client = Client(ETagMiddleware(app, cache=cache, allowed_hosts=["shop.example", ".cdn.example"]))
+    cache.invalidate_tags("t")
+    before = store.stats()
+    for host in (f"random-{i}.attacker.example" for i in range(50)):
+        tag = client.get("/x", headers={"Host": host}).headers["ETag"]  # still tagged, statelessly
+        assert client.get("/x", headers={"Host": host, "If-None-Match": tag}).status_code == 304
+        client.put("/x", headers={"Host": host})  # a write for an unknown host marks nothing
+    assert store.stats()["entries"] == before["entries"]
+    assert store.stats().get("marks", 0) == before.get("marks", 0)
+    assert len(calls) == 150  # every request ran the app: nothing was answered from the store
+    tag = client.get("/x", headers={"Host": "img.cdn.example"}).headers["ETag"]
+    calls.clear()
+    assert client.get("/x", headers={"Host": "img.cdn.example", "If-None-Match": tag}).status_code == 304
+    assert calls == []  # an allowed host: answered from its stored validator
