@@ -347,7 +347,7 @@ def _rows(t: dict[str, dict[str, Timing]]) -> list[dict[str, Any]]:
             "plain httpx.AsyncClient.stream",
             t["stream"]["plain"],
             target="<= 1.1x",
-            note=f"the origin sends 1 KiB, the rest {STREAM_DELAY} s later; a call reads one chunk and closes",
+            note=f"1 KiB, then the rest {STREAM_DELAY} s later; each call reads a chunk, closes",
         ),
     ]
     return rows
