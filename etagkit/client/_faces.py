@@ -12,7 +12,7 @@ from .._errors import ConfigurationError
 from ._cache import PLAN, Cache, Plan, Step
 from ._store import MemoryResponseStore, ResponseStore
 
-__all__ = ["fast_answer", "make_cache", "wrap_client_transports"]
+__all__ = ["UrlMemo", "fast_answer", "make_cache", "wrap_client_transports"]
 
 T = TypeVar("T")
 
@@ -83,3 +83,27 @@ def fast_answer(client: Any, request: httpx.Request, options: Mapping[str, Any])
         if client.follow_redirects if follow is httpx.USE_CLIENT_DEFAULT else follow:
             return None
     return transport, plan
+
+
+class UrlMemo:
+    """httpx's merging of a string URL with ``base_url`` (parsing, normalizing: the largest cost of
+    building a request whose answer then comes from the store), remembered for the last few hundred
+    strings. httpx URLs are immutable, so requests may share one; a new ``base_url`` is a new key."""
+
+    __slots__ = ("_merged",)
+    LIMIT = 512
+
+    def __init__(self) -> None:
+        self._merged: dict[str, tuple[object, httpx.URL]] = {}
+
+    def merge(self, url: object, base: object, merge: Callable[[Any], httpx.URL]) -> httpx.URL:
+        if not isinstance(url, str):
+            return merge(url)
+        found = self._merged.get(url)
+        if found is not None and found[0] is base:
+            return found[1]
+        merged = merge(url)
+        if len(self._merged) >= self.LIMIT:
+            self._merged.clear()
+        self._merged[url] = (base, merged)
+        return merged

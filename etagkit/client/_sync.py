@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from ._cache import PASS, Ask, Plan, Step, _Pass, response_of
-from ._faces import fast_answer, make_cache, wrap_client_transports
+from ._faces import UrlMemo, fast_answer, make_cache, wrap_client_transports
 from ._model import EXTENSION, REFRESH, Answer, ClientStats, Pairs, Source
 from ._store import ResponseStore
 from ._streams import SyncTee
@@ -285,6 +285,7 @@ class ETagSyncClient(httpx.Client):
         **kwargs: Any,
     ) -> None:
         cache = make_cache(store, max_entries, max_bytes, heuristic, now)
+        self._urls = UrlMemo()
         super().__init__(**kwargs)
         first = ETagSyncTransport.__new__(ETagSyncTransport)
         first._cache, first._flights = cache, _Flights()
@@ -298,6 +299,10 @@ class ETagSyncClient(httpx.Client):
     def etag_transport(self) -> ETagSyncTransport:
         """The caching transport of the default route."""
         return self._etag
+
+    def _merge_url(self, url: httpx.URL | str) -> httpx.URL:
+        """httpx's URL merging, remembered per string (see ``_faces.UrlMemo``)."""
+        return self._urls.merge(url, self._base_url, super()._merge_url)
 
     def clear(self) -> None:
         """Forget every stored response."""
