@@ -323,3 +323,30 @@ def test_sqlite_store_bounded_in_bytes(tmp_path: Path) -> None:
 
     asyncio.run(main())
     store.close()
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["memory", "sqlite"])
+def test_header_values_outside_ascii_are_stored_and_replayed(persistent: bool, tmp_path: Path) -> None:
+    # Found by the cache-tests suite: a stored response with a Latin-1 byte in a field raised
+    # UnicodeEncodeError when it was stored. It is kept, and the caller reads back the same text.
+    def origin(request: httpx.Request) -> httpx.Response:
+        fields = [(b"Cache-Control", b"max-age=60"), (b"ETag", b'"v1"'), (b"X-Name", b"M\xfcller")]
+        if request.headers.get("if-none-match") == '"v1"':
+            return httpx.Response(304, headers=[*fields, (b"Set-Cookie", b"n=1")])
+        return httpx.Response(200, headers=fields, content=b"body")
+
+    async def main() -> None:
+        store = SQLiteResponseStore(tmp_path / "c.db") if persistent else None
+        async with ETagClient(transport=httpx.MockTransport(origin), store=store) as client:
+            first = await client.get("http://origin.test/r")
+            hit = await client.get("http://origin.test/r")
+            assert (source(hit), hit.headers["X-Name"]) == (Source.CACHE, first.headers["X-Name"])
+            checked = await client.get("http://origin.test/r", extensions={REVALIDATE: True})
+            assert (source(checked), checked.headers["X-Name"]) == (Source.REVALIDATED, "Müller")
+            assert "set-cookie" in checked.headers
+            mine = await client.get("http://origin.test/r", headers={"If-None-Match": '"v1"'})
+            assert (mine.status_code, source(mine)) == (304, Source.CACHE)
+        if store is not None:
+            store.close()
+
+    asyncio.run(main())

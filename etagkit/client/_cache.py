@@ -51,6 +51,7 @@ from ._model import (
     Source,
     Stored,
     StoreKey,
+    wire_headers,
 )
 from ._store import ResponseStore
 
@@ -265,7 +266,7 @@ class Cache:
         if not answers_condition(stored.validators, ask.headers):
             return Plan(Step.ANSWER, ask, answer)
         kept = not_modified_headers(answer.headers.multi_items())
-        return Plan(Step.ANSWER, ask, Answer(304, httpx.Headers(kept), b"", Source.CACHE))
+        return Plan(Step.ANSWER, ask, Answer(304, wire_headers(kept), b"", Source.CACHE))
 
     def served(self, answer: Answer) -> None:
         """Count an answer given from the store without sending anything."""
@@ -387,7 +388,7 @@ class Cache:
         cookies = [(n, v) for n, v in headers if n == "set-cookie"]
         if not cookies:
             return answer
-        with_cookies = httpx.Headers([*answer.headers.multi_items(), *cookies])
+        with_cookies = wire_headers([*answer.headers.multi_items(), *cookies])
         return Answer(answer.status, with_cookies, answer.body, answer.source)
 
     def stored_body(self, sink: Sink, body: bytes) -> Answer:
@@ -471,9 +472,12 @@ def _patched(stored: Stored, kept: Pairs) -> httpx.Headers | None:
     if len(old) != len(stored.headers) or old.keys() != new.keys():
         return None
     wire = stored.wire.copy()
-    for name, value in new.items():
-        if name != "age" and old[name] != value:
-            wire[name] = value
+    try:
+        for name, value in new.items():
+            if name != "age" and old[name] != value:
+                wire[name] = value
+    except UnicodeEncodeError:
+        return None  # built anew by wire_headers
     return wire
 
 

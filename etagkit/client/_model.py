@@ -24,6 +24,7 @@ __all__ = [
     "Source",
     "StoreKey",
     "Stored",
+    "wire_headers",
 ]
 
 EXTENSION = "etagkit"  # response.extensions key holding the Source
@@ -35,6 +36,16 @@ Pairs = tuple[tuple[str, str], ...]
 Selection = tuple[tuple[str, str | None], ...]  # the request headers named by Vary, normalized
 StoreKey = tuple[str, str, Selection]  # url, auth scope, Vary selection
 _ENTRY_OVERHEAD = 256  # bytes charged per entry on top of its body and headers
+
+
+def wire_headers(pairs: Pairs | list[tuple[str, str]]) -> httpx.Headers:
+    """Header fields in httpx's form. Values received as bytes outside ASCII (httpx decodes them as
+    UTF-8 or Latin-1) are encoded as UTF-8, so that storing or replaying them never raises; the text
+    the caller reads back is the text received."""
+    try:
+        return httpx.Headers(pairs)
+    except UnicodeEncodeError:
+        return httpx.Headers(pairs, encoding="utf-8")
 
 
 class Source(enum.Enum):
@@ -100,7 +111,7 @@ class Stored:
         url, scope, selection = key
         size = len(body) + sum(len(n) + len(v) for n, v in headers) + _ENTRY_OVERHEAD
         if wire is None:
-            wire = httpx.Headers([(n, v) for n, v in headers if n.lower() != "age"])
+            wire = wire_headers([(n, v) for n, v in headers if n.lower() != "age"])
         if validators is None:
             validators = Validators.of(headers)
         return cls(url, scope, status, headers, body, vary, selection, freshness, validators, size, wire)
