@@ -48,7 +48,7 @@ class Driver:
     ) -> Answer | Run:
         """Before the app: the stored record read, the exchange's answer or its run, reading a
         conditional write's current validator back through ``read_back()`` when it asks."""
-        step = exchange.before(self.lookup(exchange, route))
+        step = exchange.before(self.lookup(exchange, route) if self.store is not None else None)
         return exchange.read_back(read_back()) if isinstance(step, ReadBack) else step
 
     def begin(self, run: Run, route: str) -> Any:
@@ -99,7 +99,7 @@ class Driver:
         if isinstance(step, Send) and step.invalidate:
             self.invalidate(step.invalidate, route)
         if counted:
-            self.count(route, step.count, exchange)
+            self.count(route, step.tally, exchange)
             if isinstance(step, Answer) and step.cache_hit and self.count_hits and self.metrics is not None:
                 self.metrics.event("cache_hit", route)
 

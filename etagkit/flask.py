@@ -321,7 +321,7 @@ def _handle(
     route = req.url_rule.rule if req.url_rule is not None else req.path
     exchange = Exchange(
         policy.settings(state.defaults),
-        wsgi_request(environ, req.method),
+        wsgi_request(environ, req.method, keyed=state.store is not None),
         validator=checked.validator if checked is not None else None,
         tags=(lambda: tags(args, kwargs, view_args)) if tags else None,
         scope=policy.scope,

@@ -129,8 +129,10 @@ class Exchange:
         req, settings = self.request, self.settings
         if not self._host_allowed():
             return False
+        # the decision fields hold Authorization and Cookie; configured ones are read from all fields
+        source = req.headers if settings.credential_fields and req.headers is not None else req.fields
         return shared_lookup_allowed(
-            req.headers if req.headers is not None else req.fields,
+            source,
             self.scope(),
             credential_fields=settings.credential_fields,
             remote_user=req.remote_user,
@@ -212,12 +214,11 @@ class Exchange:
                 or not range_applies(fields, etag=_as_etag(checked.etag), last_modified=checked.last_modified)
             )
         )
-        return Run(
-            drop_range=drop_range,
-            head_as_get=method == "HEAD" and self.validator is None,
-            ticket_tags=self._ticket_tags(),
-            response_key=self._response_key(),
-        )
+        head_as_get = method == "HEAD" and self.validator is None
+        ticket_tags = self._ticket_tags() if self.has_store else None
+        if not (drop_range or head_as_get or ticket_tags):
+            return _PLAIN_RUN  # the common case: nothing to change, nothing to store
+        return Run(drop_range, head_as_get, ticket_tags, self._response_key())
 
     def _route_headers(self) -> tuple[tuple[str, str], ...]:
         cache_control = self.settings.cache_control
@@ -291,11 +292,11 @@ class Exchange:
         self._headers, self._fields = headers, fields_of(headers)
         fields = self._fields
         declared = _declared_length(fields)
-        if status == 200 and self._body_wanted(fields):
-            size = length if complete else declared
+        size = length if complete else declared
+        if status == 200 and size is not None and size <= settings.max_buffer and self._body_wanted(fields):
             ctype = fields.get("content-type", "").split(";", 1)[0].strip(" \t").lower()
-            if size is not None and size <= settings.max_buffer and ctype not in _NEVER_BUFFERED:
-                return Hash()
+            if ctype not in _NEVER_BUFFERED:
+                return _HASH
         return self._decide(None, length if length is not None else declared)
 
     def _body_wanted(self, fields: Fields) -> bool:
@@ -398,6 +399,10 @@ class Exchange:
         declared = self.tags() if self.settings.invalidate_tags else ()
         path = (path_tag(req.path, req.origin),) if self._host_allowed() else ()
         return tuple(dict.fromkeys((*path, *declared, *self._body_tags)))
+
+
+_PLAIN_RUN = Run()
+_HASH = Hash()
 
 
 def _no_store(fields: Fields) -> bool:
