@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import functools
 import inspect
 import logging
@@ -30,7 +29,7 @@ import random
 import threading
 import time
 import types
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
@@ -39,6 +38,9 @@ from .._errors import SerializationError, StoreUnavailableError
 from ._keys import KeyBuilder, KeySpec, TagBuilder, TagSpec, bound_arguments, normalize_tags
 from ._singleflight import SingleFlight
 from ._store import Entry, Hit, SetResult, Store
+from ._tagcache_async import AsyncFace
+from ._windows import Plan as _Plan
+from ._windows import Windows as _Windows
 from .memory import MemoryStore
 
 __all__ = ["CachedFunction", "TagCache", "Ticket"]
@@ -82,31 +84,11 @@ class Ticket:
     tags: tuple[str, ...] = ()
 
 
-class _Plan(enum.Enum):
-    FRESH = "fresh"  # serve
-    EARLY = "early"  # serve, and refresh in the background (XFetch)
-    STALE = "stale"  # serve stale, and refresh in the background
-    REFRESH = "refresh"  # refresh now; serve stale only if that raises
-
-
-@dataclass(frozen=True, slots=True)
-class _Windows:
-    ttl: float
-    stale_ttl: float
-    error_ttl: float
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    """Mark a flight's exception as retrieved even when no caller waited for it."""
-    if not future.cancelled():
-        future.exception()
-
-
 def _spawn_thread(job: Callable[[], None]) -> None:
     threading.Thread(target=job, name="etagkit-refresh", daemon=True).start()
 
 
-class TagCache:
+class TagCache(AsyncFace):
     """The cache-aside front over a :class:`~etagkit.cache._store.Store` (a MemoryStore by default).
 
     ``timer`` is the wall clock (``time.time``) by default, not a monotonic clock: entries' windows
@@ -177,39 +159,6 @@ class TagCache:
             return hit.entry.value  # type: ignore[no-any-return]
         try:
             return self._load(key, compute, tags, windows)
-        except Exception:
-            return self._serve_stale_after_error(key, hit)  # type: ignore[no-any-return]
-
-    async def aget_or_set(
-        self,
-        key: str,
-        compute: Callable[[], Awaitable[T]],
-        *,
-        ttl: float | None = None,
-        tags: Iterable[str] | str = (),
-        stale_ttl: float = 0.0,
-        error_ttl: float = 0.0,
-    ) -> T:
-        """The async face of :meth:`get_or_set`: the same windows and rules, ``compute`` awaited.
-
-        Store calls run in a worker thread (``asyncio.to_thread``) so a remote store never blocks
-        the event loop; an in-process MemoryStore is called directly (it never waits on I/O).
-        Single-flight is per event loop; background refreshes are tasks of the running loop.
-        """
-        now = self._timer()
-        hit = await self._off_loop(self._read, key, now)
-        windows = self._windows(ttl, stale_ttl, error_ttl)
-        if hit is None:
-            self._count("misses")
-            return await self._aload(key, compute, tags, windows)
-        plan = self._plan(hit, now)
-        if plan is _Plan.FRESH:
-            return hit.entry.value  # type: ignore[no-any-return]
-        if plan is not _Plan.REFRESH:
-            self._arefresh_later(key, compute, tags, windows)
-            return hit.entry.value  # type: ignore[no-any-return]
-        try:
-            return await self._aload(key, compute, tags, windows)
         except Exception:
             return self._serve_stale_after_error(key, hit)  # type: ignore[no-any-return]
 
@@ -451,109 +400,6 @@ class TagCache:
             self._spawn(job)
         except Exception:  # could not start a thread: refresh now rather than leave waiters hanging
             job()
-
-    # -- the async face's internals -----------------------------------------------------------------
-
-    async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a (sync) store call without blocking the event loop."""
-        if self._store_inline:
-            return fn(*args)
-        return await asyncio.to_thread(fn, *args)
-
-    async def _acompute_and_store(
-        self,
-        key: str,
-        compute: Callable[[], Awaitable[Any]],
-        tags: Iterable[str] | str,
-        w: _Windows,
-        close: Callable[[], None] = lambda: None,
-    ) -> tuple[Any, bool]:
-        """As :meth:`_compute_and_store`."""
-        ticket = await self._off_loop(self.begin, tags)
-        value = await compute()
-        close()
-        return value, await self._off_loop(self._write, key, value, ticket, (), w) is SetResult.REFUSED
-
-    async def _aload(
-        self, key: str, compute: Callable[[], Awaitable[T]], tags: Iterable[str] | str, w: _Windows
-    ) -> T:
-        """As :meth:`_load`, with flights per event loop."""
-        for _ in range(_SHARED_ATTEMPTS):
-            flight = self._aclaim(key)
-            if flight is None:
-                joined = self._aflights[asyncio.get_running_loop(), key]
-                try:
-                    value, refused = await asyncio.shield(joined)  # our cancellation is not the leader's
-                except asyncio.CancelledError:
-                    task = asyncio.current_task()
-                    if joined.cancelled() and task is not None and not task.cancelling():
-                        continue  # the leader was cancelled, not this caller: try again
-                    raise
-                if not refused:
-                    return value  # type: ignore[no-any-return]
-                continue
-            value, _ = await self._alead(
-                key, flight, lambda close: self._acompute_and_store(key, compute, tags, w, close)
-            )
-            return value  # type: ignore[no-any-return]
-        return (await self._acompute_and_store(key, compute, tags, w))[0]  # type: ignore[no-any-return]
-
-    def _aclaim(self, key: str) -> asyncio.Future[Any] | None:
-        """A new flight for ``key`` on the running loop, or None if one is in flight."""
-        loop = asyncio.get_running_loop()
-        if (loop, key) in self._aflights:
-            return None
-        flight = self._aflights[loop, key] = loop.create_future()
-        flight.add_done_callback(_consume)
-        return flight
-
-    async def _alead(
-        self,
-        key: str,
-        flight: asyncio.Future[Any],
-        work: Callable[[Callable[[], None]], Coroutine[Any, Any, Any]],
-    ) -> Any:
-        """Run ``work(close)`` as the leader of ``flight``; its waiters get the outcome."""
-        loop = asyncio.get_running_loop()
-
-        def close() -> None:  # later callers start a new flight (see _compute_and_store)
-            if self._aflights.get((loop, key)) is flight:
-                del self._aflights[loop, key]
-
-        try:
-            result = await work(close)
-        except asyncio.CancelledError:
-            flight.cancel()
-            raise
-        except BaseException as exc:
-            flight.set_exception(exc)
-            raise
-        else:
-            flight.set_result(result)
-            return result
-        finally:
-            close()
-
-    def _arefresh_later(
-        self, key: str, compute: Callable[[], Awaitable[Any]], tags: Iterable[str] | str, w: _Windows
-    ) -> None:
-        flight = self._aclaim(key)
-        if flight is None:
-            return
-        self._count("refreshes")
-
-        async def job() -> None:
-            try:
-                await self._alead(
-                    key, flight, lambda close: self._acompute_and_store(key, compute, tags, w, close)
-                )
-            except Exception:
-                self._count("refresh_errors")
-                log.warning("background refresh of %r failed; the stale value stays", key, exc_info=True)
-
-        task = asyncio.get_running_loop().create_task(job())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _count(self, name: str) -> None:
         with self._lock:
