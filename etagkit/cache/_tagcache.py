@@ -10,9 +10,12 @@ while exactly one refresh runs); hard invalidation makes it unreadable everywher
 ``aget_or_set`` (and ``@cached`` on an ``async def``) is the async face of the same rules: computes
 are awaited, store calls run in a worker thread so the event loop never waits on the network.
 
-The store is never a reason to fail: when it is unreachable (``StoreUnavailableError``) reads are
-misses, writes are skipped and invalidations are left to the store's own catch-up (the Redis
-breaker remembers them); each such event is counted in ``stats()["store_errors"]``. A value a
+Reads and writes never fail because of the store: when it is unreachable
+(``StoreUnavailableError``) reads are misses and writes are skipped, each counted in
+``stats()["store_errors"]`` and logged at most once a minute. Invalidations are different: after
+``invalidate_tags`` returns, no process sharing the store serves an entry it invalidated; when that
+cannot be made sure, it raises ``StoreUnavailableError`` (so a caller can refuse the write, e.g.
+503 + Retry-After) and the store pays a global invalidation as soon as it answers again. A value a
 remote store cannot encode (``SerializationError``: msgpack/JSON without a ``pickle_key``) is
 returned uncached, logged once per key and type, and counted in ``stats()["serialization_errors"]``.
 """
@@ -34,6 +37,7 @@ from .._config import number
 from .._errors import SerializationError, StoreUnavailableError
 from ._cached import CachedFunction
 from ._keys import KeySpec, TagSpec, normalize_tags
+from ._lease import Leases
 from ._singleflight import SingleFlight
 from ._store import Entry, Hit, SetResult, Store
 from ._tagcache_async import AsyncFace
@@ -50,6 +54,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _SHARED_ATTEMPTS = 3  # flights joined before a waiter computes on its own (see _load)
+_ERROR_LOG_INTERVAL = 60.0  # seconds between two store-error log lines
 _COUNTERS = (
     "hits",
     "misses",
@@ -106,6 +111,7 @@ class TagCache(AsyncFace):
         metrics: EventSink | None = None,
         random: Callable[[], float] = random.random,
         spawn: Callable[[Callable[[], None]], object] = _spawn_thread,
+        lease: float | None = 10.0,
     ) -> None:
         self.default_ttl = number("default_ttl", default_ttl)
         self._beta = number("beta", beta)
@@ -121,6 +127,11 @@ class TagCache(AsyncFace):
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._unserializable: set[tuple[str, str]] = set()  # (key, type name) already logged
+        # distributed single-flight (``_lease.py``): on when the store offers leases (RedisStore)
+        lease = None if lease is None else number("lease", lease, positive=True)
+        self._lease = Leases(self.store, lease) if lease and Leases.offered_by(self.store) else None
+        self._errors_logged_at: float | None = None  # rate-limited store-error logging
+        self._errors_unlogged = 0
 
     # -- cache-aside ------------------------------------------------------------------------------
 
@@ -258,30 +269,46 @@ class TagCache(AsyncFace):
 
     def invalidate_tags(self, *tags: str, soft: bool = False) -> None:
         """Hard: every entry carrying a tag is gone for every later read, in every process sharing
-        the store. Soft: such entries are served stale while exactly one refresh runs. O(1) per tag."""
+        the store. Soft: such entries are served stale while exactly one refresh runs. O(1) per tag.
+
+        Guarantee: when this returns, the invalidation is recorded in the store, and every
+        two-level reader of the namespace has applied it or stopped using its local layer. When it
+        raises ``StoreUnavailableError``, that could not be made sure (it may still land): do not
+        acknowledge a write whose invalidation raised. The store then owes a global invalidation,
+        paid in the background as soon as it answers (``healthy`` is False until then)."""
         names = normalize_tags(tags)
         if not names:
             return
+        with self._lock:
+            self._counts["invalidations"] += len(names)
         try:
             self.store.invalidate(names, soft=soft)
         except StoreUnavailableError:
             self._store_error("invalidate")
-        with self._lock:
-            self._counts["invalidations"] += len(names)
+            raise
+
+    @property
+    def healthy(self) -> bool:
+        """False while the store's breaker is open or a global invalidation is owed: an
+        invalidation would probably raise now (a quick check before a write; it may still raise)."""
+        return bool(getattr(self.store, "healthy", True))
 
     def delete(self, key: str) -> None:
-        """Remove one entry (a compute already running for it may still store its result)."""
+        """Remove one entry (a compute already running for it may still store its result).
+        Raises ``StoreUnavailableError`` if the store could not be reached."""
         try:
             self.store.delete(key)
         except StoreUnavailableError:
             self._store_error("delete")
+            raise
 
     def clear(self) -> None:
-        """Invalidate every entry of the store."""
+        """Invalidate every entry of the store; raises as :meth:`invalidate_tags` does."""
         try:
             self.store.clear()
         except StoreUnavailableError:
             self._store_error("clear")
+            raise
 
     def stats(self) -> dict[str, Any]:
         """Counters: hits, misses, stale_served, refreshes, refresh_errors, invalidations,
@@ -349,11 +376,23 @@ class TagCache(AsyncFace):
 
         ``close()`` runs before the write: callers arriving after it start a new flight, because
         the write's compare-and-set vouches only for the callers that were already waiting.
+        With leases, another process's compute of ``key`` is waited for first (``_lease.py``).
         """
-        ticket = self.begin(tags)
-        value = compute()
-        close()
-        return value, self._write(key, value, ticket, (), w) is SetResult.REFUSED
+        lease = self._lease
+        token = None
+        if lease is not None:
+            hit, token = lease.lead_or_wait(key, lambda: self._read(key, self._timer()), self._timer)
+            if hit is not None:
+                close()
+                return hit.entry.value, False
+        try:
+            ticket = self.begin(tags)
+            value = compute()
+            close()
+            return value, self._write(key, value, ticket, (), w) is SetResult.REFUSED
+        finally:
+            if token is not None and lease is not None:
+                lease.release(key, token)
 
     def _load(self, key: str, compute: Callable[[], T], tags: Iterable[str] | str, w: _Windows) -> T:
         """Compute through single-flight.
@@ -421,7 +460,23 @@ class TagCache(AsyncFace):
             )
 
     def _store_error(self, operation: str) -> None:
-        log.warning("cache store unavailable during %s; carrying on without it", operation)
+        """Count it; log the first one, then at most one summary line a minute (issue 13: not a line
+        per call while the breaker is open; the breaker logs its own state changes)."""
         self._count("store_errors")
         if self._metrics is not None:
             self._metrics.event("store_error")
+        now = self._timer()
+        with self._lock:
+            last = self._errors_logged_at
+            if last is not None and now - last < _ERROR_LOG_INTERVAL:
+                self._errors_unlogged += 1
+                return
+            self._errors_logged_at, unlogged, self._errors_unlogged = now, self._errors_unlogged, 0
+        if last is None:
+            log.warning("cache store unavailable during %s; carrying on without it", operation)
+        else:
+            log.warning(
+                "cache store unavailable during %s; %d more store errors since the last such line",
+                operation,
+                unlogged,
+            )
