@@ -309,7 +309,9 @@ def test_restart_from_an_older_snapshot_never_serves_what_was_invalidated(
     store.close()
 
 
-def test_concurrent_callers_during_an_outage_raise_only_from_invalidations(private_redis: RedisServer) -> None:
+def test_concurrent_callers_during_an_outage_raise_only_from_invalidations(
+    private_redis: RedisServer,
+) -> None:
     timer = FakeTimer()
     cache = TagCache(make_store(private_redis.url, timer), timer=lambda: NOW)
     errors: list[BaseException] = []
@@ -355,7 +357,7 @@ def test_an_invalidation_during_a_stall_on_a_fresh_connection_raises(private_red
     assert private_redis.proc is not None
     os.kill(private_redis.proc.pid, signal.SIGSTOP)
     try:
-        with pytest.raises(StoreUnavailableError, match="unreachable|breaker"):
+        with pytest.raises(StoreUnavailableError, match=r"unreachable|breaker"):
             cache.invalidate_tags("a")
         assert not cache.healthy and fresh.stats()["owed_global_invalidation"]
     finally:

@@ -61,12 +61,12 @@ def pair(
 @pytest.mark.parametrize(
     "options",
     [
-            {"resubscribe_interval": 0},
-            {"resubscribe_interval": -1},
-            {"trust_window": 0},
-            {"trust_window": 1.0},
-            {"max_entries": 0},
-        ],
+        {"resubscribe_interval": 0},
+        {"resubscribe_interval": -1},
+        {"trust_window": 0},
+        {"trust_window": 1.0},
+        {"max_entries": 0},
+    ],
 )
 def test_bad_settings_raise_configuration_error_before_any_thread(options: dict[str, Any]) -> None:
     """``resubscribe_interval=0`` would make a lost subscription a busy loop."""
