@@ -1,11 +1,13 @@
-"""RedisStore on a local three-master Redis Cluster: one namespace = one hash tag = one slot, so a
-read (entry + tag marks) is one EVALSHA on one node; namespaces spread over the masters; the
+"""RedisStore on a local three-master Redis Cluster. By default a namespace spreads over 16 shards
+(slots) spread over every master, each with its entries and a copy of the marks, so a read is one
+EVALSHA on one node (etagkit/cache/_shards.py); ``shards=1`` keeps a namespace in one slot. The
 two-level store hears invalidations over cluster pub/sub. (The contract suite runs here too: the
 ``cluster`` kind of ``make_store``.)"""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -46,9 +48,9 @@ def test_cluster_has_three_masters(connect: Callable[..., RedisCluster]) -> None
     assert len(connect().get_primaries()) == 3
 
 
-def test_a_namespace_lives_in_one_slot(connect: Callable[..., RedisCluster]) -> None:
+def test_one_shard_keeps_a_namespace_in_one_slot(connect: Callable[..., RedisCluster]) -> None:
     client = connect()
-    store = RedisStore(client, prefix="slot-test:")
+    store = RedisStore(client, prefix="slot-test:", shards=1)
     started = store.begin(["a", "b"])
     assert store.set("k1", entry(started), NOW)
     assert store.set("k2", entry(started, tags=("c",)), NOW) is SetResult.REFUSED  # creates c's mark
@@ -65,7 +67,7 @@ def test_a_namespace_lives_in_one_slot(connect: Callable[..., RedisCluster]) -> 
 
 def test_an_explicit_hash_tag_in_the_prefix_is_kept(connect: Callable[..., RedisCluster]) -> None:
     client = connect()
-    store = RedisStore(client, prefix="app:{tenant-1}:")
+    store = RedisStore(client, prefix="app:{tenant-1}:", shards=1)
     assert store.set("k", entry(store.begin(["a", "b"])), NOW)
     assert client.keyslot("app:{tenant-1}:e:k") == client.keyslot("tenant-1")
     assert client.exists("app:{tenant-1}:e:k") == 1
@@ -83,11 +85,35 @@ def test_namespaces_spread_over_the_masters(connect: Callable[..., RedisCluster]
     assert len(owners) == 3
 
 
+def test_a_namespace_spreads_its_entries_over_every_master(connect: Callable[..., RedisCluster]) -> None:
+    """Issue 12: one namespace lived in one slot, so a whole app's keys sat on one master."""
+    client = connect()
+    store = RedisStore(client, prefix=f"spread-{uuid.uuid4().hex[:8]}:")
+    started = store.begin(["a", "b"])
+    for n in range(300):
+        store.set(f"key-{n}", entry(started, n), NOW)  # a shard's first write may be refused...
+        assert store.set(f"key-{n}", entry(store.begin(["a", "b"]), n), NOW)  # ...never the next
+    per_master: dict[str, int] = {}
+    for n in range(300):
+        shard = store._shard(f"key-{n}")
+        node = client.get_node_from_key(shard.entries + f"key-{n}")
+        per_master[node.name] = per_master.get(node.name, 0) + 1
+    assert len(per_master) == 3
+    assert min(per_master.values()) >= 0.2 * 300, per_master
+    for n in range(0, 300, 7):
+        hit = store.get(f"key-{n}", NOW)
+        assert hit is not None and hit.entry.value == n
+
+
 def test_a_read_is_one_command_on_one_node(connect: Callable[..., RedisCluster]) -> None:
     client = connect()
-    store = RedisStore(client, prefix="count:")
-    assert store.set("k", entry(store.begin(["a", "b"])), NOW)
-    assert store.get("k", NOW) is not None  # warm (script loaded on that node)
+    store = RedisStore(client, prefix=f"count-{uuid.uuid4().hex[:8]}:")
+    assert len(store.shards) == 16
+    keys = [f"k{n}" for n in range(20)]
+    for key in keys:
+        store.set(key, entry(store.begin(["a", "b"])), NOW)
+        assert store.set(key, entry(store.begin(["a", "b"])), NOW)
+        assert store.get(key, NOW) is not None  # warm (scripts loaded on every node)
     sent: list[str] = []
     execute = client.execute_command
 
@@ -97,16 +123,37 @@ def test_a_read_is_one_command_on_one_node(connect: Callable[..., RedisCluster])
 
     client.config_resetstat(target_nodes=RedisCluster.PRIMARIES)
     client.execute_command = counting  # type: ignore[method-assign]
-    for _ in range(10):
-        assert store.get("k", NOW) is not None
+    for key in keys:
+        assert store.get(key, NOW) is not None
     client.execute_command = execute  # type: ignore[method-assign]
-    assert sent == ["EVALSHA"] * 10
+    assert sent == ["EVALSHA"] * len(keys)
     evalsha_calls = {
         node.name: client.info("commandstats", target_nodes=node).get("cmdstat_evalsha", {}).get("calls", 0)
         for node in client.get_primaries()
     }
-    owner = client.get_node_from_key(store.namespace + "e:k").name
-    assert evalsha_calls == {name: (10 if name == owner else 0) for name in evalsha_calls}
+    expected: dict[str, int] = dict.fromkeys(evalsha_calls, 0)
+    for key in keys:
+        expected[client.get_node_from_key(store._shard(key).entries + key).name] += 1
+    assert evalsha_calls == expected
+    assert sum(1 for calls in expected.values() if calls) >= 2  # the reads went to several masters
+
+
+def test_an_invalidation_reaches_every_shard_before_it_returns(connect: Callable[..., RedisCluster]) -> None:
+    store = RedisStore(connect(), prefix=f"phases-{uuid.uuid4().hex[:8]}:")
+    other = RedisStore(connect(), prefix=store.namespace)  # another process, same namespace
+    keys = [f"k{n}" for n in range(40)]
+    for key in keys:
+        store.set(key, entry(store.begin(["a", "b"])), NOW)
+        assert store.set(key, entry(store.begin(["a", "b"])), NOW)
+    ticket = other.begin(["a"])  # a compute begins before the invalidation...
+    store.invalidate(["b"])
+    assert all(other.get(key, NOW) is None for key in keys)  # gone on every shard
+    assert all(other.set(key, entry(ticket), NOW) is SetResult.REFUSED for key in keys)  # ...refused
+    fresh = other.begin(["a", "b"])
+    stored = [other.set(key, entry(fresh, "new"), NOW) for key in keys]
+    assert all(stored)  # begun after it: valid on every shard
+    store.clear()
+    assert all(other.get(key, NOW) is None for key in keys)
 
 
 def test_race_safety_on_the_cluster(connect: Callable[..., RedisCluster]) -> None:

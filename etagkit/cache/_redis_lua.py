@@ -74,7 +74,8 @@ if soft then return {e[1]} end
 return e[1]
 """
 
-# KEYS: entry, clock, hard mark keys... ARGV: margin_ms, entry_ttl_ms, record, keys JSON, started
+# KEYS: entry, clock, hard mark keys... ARGV: margin_ms, entry_ttl_ms, record, keys JSON, started,
+# '1' on a non-home shard (a missing mark reads as invalidated at this shard's clock: see _shards.py)
 # -> 1 stored | 0 refused (a tag invalidated after `started`, or without a mark: one is created)
 #    | 2 valid but not stored (entry_ttl_ms <= 0: it would expire at once)
 _SET_LUA = (
@@ -84,13 +85,18 @@ local started = tonumber(ARGV[5])
 local keep = tonumber(ARGV[2]) + tonumber(ARGV[1])  -- a mark outlives this entry by the margin
 local stored = 1
 local c = nil
+if ARGV[6] == '1' then  -- a non-home shard: its clock, kept in use; a missing one starts at `started`
+  c = tonumber(redis.call('MGET', KEYS[2])[1])
+  if not c then c = started end
+  redis.call('SET', KEYS[2], fmt(c), 'PX', CLOCK_TTL)
+end
 local m = redis.call('MGET', unpack(KEYS, 3))
 for i = 3, #KEYS do
   local h = tonumber(m[i - 2])
   if not h then
     c = c or read_clock(KEYS[2])
     redis.call('SET', KEYS[i], fmt(c), 'PX', ARGV[1])
-    stored = 0
+    if ARGV[6] ~= '1' or started < c then stored = 0 end
   elseif h > started then
     stored = 0
   elseif redis.call('PTTL', KEYS[i]) < keep then
@@ -108,8 +114,9 @@ return stored
 )
 
 # KEYS: clock, mark keys (all hard or all soft)... ARGV: margin_ms, channel, 'h' | 's', origin, tags...
-# -> {the new clock, how many subscribers received the message}; published in the same script, with
-# the clock as a string (cjson would round a 16-digit number) and the origin to acknowledge it to
+# -> {the new clock, how many subscribers received the message}; published in the same script
+# (unless channel is '': a sharded namespace publishes after its last phase), with the clock as a
+# string (cjson would round a 16-digit number) and the origin to acknowledge it to
 _INVALIDATE_LUA = (
     _LUA_CLOCK
     + """
@@ -119,6 +126,7 @@ redis.call('SET', KEYS[1], c, 'PX', CLOCK_TTL)
 for i = 2, #KEYS do
   redis.call('SET', KEYS[i], c, 'PX', ARGV[1])
 end
+if ARGV[2] == '' then return {tonumber(c), 0} end
 local msg = cjson.encode({f = ARGV[3], t = {unpack(ARGV, 5)}, c = c, o = ARGV[4]})
 local n = redis.call('PUBLISH', ARGV[2], msg)
 return {tonumber(c), n}
@@ -130,6 +138,28 @@ _DELETE_LUA = """
 redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', ARGV[1], cjson.encode({k = ARGV[2]}))
 return 1
+"""
+
+# A non-home shard's phase of an invalidation (_shards.py). KEYS: clock, mark keys... ARGV: margin_ms,
+# C -> 1. Marks and the clock only grow: max(existing, C).
+_RAISE_LUA = (
+    _LUA_CLOCK
+    + """
+local c = tonumber(ARGV[2])
+local m = redis.call('MGET', unpack(KEYS))
+if not tonumber(m[1]) or tonumber(m[1]) < c then redis.call('SET', KEYS[1], ARGV[2], 'PX', CLOCK_TTL) end
+for i = 2, #KEYS do
+  local h = tonumber(m[i])
+  if not h or h < c then redis.call('SET', KEYS[i], ARGV[2], 'PX', ARGV[1]) end
+end
+return 1
+"""
+)
+
+# The last phase of a sharded invalidation. KEYS: the home clock (routes it to the home node, where
+# two-level listeners subscribe). ARGV: channel, message -> how many subscribers received it
+_PUBLISH_LUA = """
+return redis.call('PUBLISH', ARGV[1], ARGV[2])
 """
 
 # KEYS: lease. ARGV: token -> 1 released | 0 (not ours any more: expired, taken over)
@@ -156,4 +186,6 @@ _SET = _Script(_SET_LUA)
 _INVALIDATE = _Script(_INVALIDATE_LUA)
 _DELETE = _Script(_DELETE_LUA)
 _RELEASE = _Script(_RELEASE_LUA)
-_SCRIPTS = (_BEGIN, _GET, _SET, _INVALIDATE, _DELETE, _RELEASE)
+_RAISE = _Script(_RAISE_LUA)
+_PUBLISH = _Script(_PUBLISH_LUA)
+_SCRIPTS = (_BEGIN, _GET, _SET, _INVALIDATE, _DELETE, _RELEASE, _RAISE, _PUBLISH)

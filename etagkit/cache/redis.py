@@ -35,17 +35,17 @@ weakens the argument above.
 
 A circuit breaker (``breaker.py``) wraps every call, with short socket timeouts. While it is open,
 calls raise ``StoreUnavailableError`` without touching the network (``TagCache`` turns that into a
-miss or a skipped write). Any call that could not reach Redis (timeout, refused by the breaker;
-reads too, since another process's invalidation may have been lost in the same outage) is
-remembered, and the next call first invalidates ``GLOBAL_TAG``, so nothing written before the
-outage can be served once Redis is back.
+miss or a skipped write; an invalidation raises). Any call that could not reach Redis (reads too,
+since another process's invalidation may have been lost in the same outage) leaves a GLOBAL
+invalidation owed: paid before the next call, and by a background thread as soon as Redis answers.
+An invalidation returns only once two-level subscribers acknowledged it (``_acks.py``).
 
-Redis Cluster: a read must see an entry and its tag marks on one node, atomically. All keys of a
-store therefore share one hash tag: the namespace is ``{prefix}`` (the prefix wrapped in braces),
-or the prefix as given if it already contains a ``{...}`` hash tag. One namespace is one slot, so
-each script touches a single node and stays atomic; scale out by giving independent data sets their
-own namespaces (each lands on its own slot, spread over the masters). Pass a
-``redis.cluster.RedisCluster`` as ``client``.
+Redis Cluster: a script runs on one node, so each shard of a namespace is one hash slot: the
+namespace is ``{prefix}`` (or the prefix as given if it holds a ``{...}`` hash tag). On a cluster
+the namespace spreads over ``shards`` slots (16 by default), each holding its entries and a copy
+of the marks, so a read is still one script on one node; invalidations run in phases
+(``_shards.py`` says why that is safe). Leases (distributed single-flight, ``_lease.py``) live
+next to their entry.
 
 Serialization is ``_serialize.Codec``: msgpack or JSON, pickle only with a ``pickle_key`` (HMAC-signed).
 A record that is not etagkit's, or fails its HMAC, is a miss and a logged warning, never an exception.
@@ -59,6 +59,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 try:
@@ -67,12 +68,24 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without redis
     raise ImportError("etagkit.cache.redis needs redis-py: pip install 'etagkit[redis]'") from exc
 
-from .._config import number
+from .._config import number, positive_int
 from .._errors import ConfigurationError, SerializationError, StoreUnavailableError
 from ._acks import AckWaiter
 from ._redis_connect import connect
-from ._redis_lua import _BEGIN, _DELETE, _GET, _INVALIDATE, _RELEASE, _SCRIPTS, _SET, _Script
+from ._redis_lua import (
+    _BEGIN,
+    _DELETE,
+    _GET,
+    _INVALIDATE,
+    _PUBLISH,
+    _RAISE,
+    _RELEASE,
+    _SCRIPTS,
+    _SET,
+    _Script,
+)
 from ._serialize import Codec, SerializerName
+from ._shards import shard_namespaces, shard_of
 from ._store import GLOBAL_TAG, Entry, Hit, SetResult
 from .breaker import CircuitBreaker
 
@@ -102,6 +115,28 @@ class _ErrorReply(StoreUnavailableError):
 
 def _is_real(x: object) -> bool:
     return type(x) is float or type(x) is int
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    """The key prefixes of one shard of a namespace (a single-slot namespace has one shard)."""
+
+    namespace: str
+    clock: str = field(init=False)
+    entries: str = field(init=False)
+    hard: str = field(init=False)
+    soft: str = field(init=False)
+    leases: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        for name, suffix in (
+            ("clock", "c"),
+            ("entries", "e:"),
+            ("hard", "h:"),
+            ("soft", "s:"),
+            ("leases", "l:"),
+        ):
+            object.__setattr__(self, name, self.namespace + suffix)
 
 
 def store_from_url(url: str, **options: Any) -> RedisStore:
@@ -151,10 +186,13 @@ class RedisStore:
         breaker: CircuitBreaker | None = None,
         ack_timeout: float = 0.25,
         retry_interval: float = 0.1,
+        shards: int | None = None,
     ) -> None:
         socket_timeout = number("socket_timeout", socket_timeout, positive=True)
         connect_timeout = number("connect_timeout", connect_timeout, positive=True)
         mark_margin = number("mark_margin", mark_margin, positive=True)
+        if shards is not None:
+            positive_int("shards", shards)
         self.ack_timeout = number("ack_timeout", ack_timeout)
         self.retry_interval = number("retry_interval", retry_interval, positive=True)
         self.namespace = namespace_for(prefix)
@@ -165,17 +203,15 @@ class RedisStore:
             raise ConfigurationError("RedisStore needs a client with decode_responses=False")
         self.client = client
         self.is_cluster = isinstance(client, RedisCluster)
+        count = (16 if self.is_cluster else 1) if shards is None else positive_int("shards", shards)
+        self.shards = [_Keys(ns) for ns in shard_namespaces(self.namespace, count)]
         self.channel = self.namespace + "inv"
         self.id = uuid.uuid4().hex  # names this store's ack channel
         self.acks = AckWaiter(client, self.ack_channel(self.id))
         self.codec = Codec(serializer, pickle_key=pickle_key)
         self.breaker = breaker or CircuitBreaker(name=f"Redis {self.namespace}")
-        self._clock_key = self.namespace + "c"
-        self._entries = self.namespace + "e:"
-        self._hard = self.namespace + "h:"
-        self._soft = self.namespace + "s:"
-        self._leases = self.namespace + "l:"
-        self._global_keys = [self._hard + GLOBAL_TAG]
+        home = self.shards[0]
+        self._clock_key, self._hard, self._soft = home.clock, home.hard, home.soft
         self._margin_ms = max(1, int(mark_margin * 1000))
         self._owed_global = False  # a mutation may not have reached Redis: invalidate everything first
         self._owed_lock = threading.Lock()
@@ -193,7 +229,9 @@ class RedisStore:
         except redis.exceptions.NoScriptError:
             pass
         keys_g, args_g = self._invalidate_call((GLOBAL_TAG,), soft=False)
-        client.execute_command("EVAL", _INVALIDATE.source, len(keys_g), *keys_g, *args_g)  # before all else
+        clock, _ = client.execute_command("EVAL", _INVALIDATE.source, len(keys_g), *keys_g, *args_g)  # first
+        if len(self.shards) > 1:  # a sharded namespace: every shard, then the message (_shards.py)
+            self._later_phases((GLOBAL_TAG,), False, int(clock), "", plain=True)
         self.restarts_detected += 1
         log.warning(
             "Redis has no etagkit scripts (first use, restart, flush): invalidated all of %s", self.namespace
@@ -297,15 +335,19 @@ class RedisStore:
         """The keys and arguments of the invalidation script for ``tags``."""
         marks = self._soft if soft else self._hard
         keys = [self._clock_key, *(marks + tag for tag in tags)]
-        return keys, [self._margin_ms, self.channel, "s" if soft else "h", origin, *tags]
+        channel = self.channel if len(self.shards) == 1 else ""  # sharded: published after the phases
+        return keys, [self._margin_ms, channel, "s" if soft else "h", origin, *tags]
 
     def _publish_invalidation(self, tags: Sequence[str], *, soft: bool) -> int:
         """Run the invalidation script, then wait until every two-level subscriber that received
         it acknowledged it (``_acks.py``); the new clock value."""
         waiting = bool(self.ack_timeout) and self.acks.ready()
-        keys, args = self._invalidate_call(tags, soft=soft, origin=self.id if waiting else "")
+        origin = self.id if waiting else ""
+        keys, args = self._invalidate_call(tags, soft=soft, origin=origin)
         clock, receivers = self._eval(_INVALIDATE, keys, args)
         clock, receivers = int(clock), int(receivers)
+        if len(self.shards) > 1:
+            receivers = self._later_phases(tags, soft, clock, origin, plain=False)
         published_at = time.monotonic()  # the message was published before this
         if (
             receivers
@@ -320,16 +362,36 @@ class RedisStore:
             )
         return clock
 
+    def _shard(self, key: str) -> _Keys:
+        shards = self.shards
+        return shards[0] if len(shards) == 1 else shards[shard_of(key, len(shards))]
+
+    def _later_phases(self, tags: Sequence[str], soft: bool, clock: int, origin: str, *, plain: bool) -> int:
+        """A sharded invalidation after its home phase (``_shards.py``): raise the marks on every
+        other shard in one concurrent round (a pipelined write per node, then the replies), then
+        publish from the home node. How many subscribers received the message."""
+        pipe: Any = self.client.pipeline(transaction=False)
+        for shard in self.shards[1:]:
+            marks = shard.soft if soft else shard.hard
+            keys = [shard.clock, *(marks + tag for tag in tags)]
+            pipe.execute_command("EVAL", _RAISE.source, len(keys), *keys, self._margin_ms, clock)
+        pipe.execute()
+        message = json.dumps({"f": "s" if soft else "h", "t": list(tags), "c": str(clock), "o": origin})
+        command = "EVAL" if plain else "EVALSHA"
+        script = _PUBLISH.source if plain else _PUBLISH.sha
+        client: Any = self.client
+        return int(client.execute_command(command, script, 1, self._clock_key, self.channel, message))
+
     # -- the Store contract ---------------------------------------------------------------------------
 
     def begin(self, tags: Sequence[str]) -> int:
         """The clock now; creates missing marks (and the global mark) at that value. One round trip."""
-        keys = [self._clock_key, *self._global_keys, *(self._hard + tag for tag in tags)]
+        keys = [self._clock_key, self._hard + GLOBAL_TAG, *(self._hard + tag for tag in tags)]
         return int(self._call(lambda: self._eval(_BEGIN, keys, [self._margin_ms])))
 
     def get(self, key: str, now: float) -> Hit | None:
         """The entry if present, unexpired and valid: one EVALSHA. Foreign bytes -> miss, logged."""
-        keys = [self._entries + key]
+        keys = [self._shard(key).entries + key]
         reply = self._call(lambda: self._eval(_GET, keys, ()))
         if reply is None:
             return None
@@ -364,10 +426,12 @@ class RedisStore:
             ]
         )
         tags = (*entry.tags, GLOBAL_TAG)
-        hard = [self._hard + tag for tag in tags]
-        marks = json.dumps([*hard, *(self._soft + tag for tag in tags)], ensure_ascii=False)
-        keys = [self._entries + key, self._clock_key, *hard]
-        args: list[_Arg] = [self._margin_ms, ttl_ms, record, marks, entry.started]
+        shard = self._shard(key)
+        hard = [shard.hard + tag for tag in tags]
+        marks = json.dumps([*hard, *(shard.soft + tag for tag in tags)], ensure_ascii=False)
+        keys = [shard.entries + key, shard.clock, *hard]
+        relaxed = "1" if shard is not self.shards[0] else "0"
+        args: list[_Arg] = [self._margin_ms, ttl_ms, record, marks, entry.started, relaxed]
         return _SET_RESULTS[self._call(lambda: self._eval(_SET, keys, args))]
 
     def invalidate(self, tags: Sequence[str], *, soft: bool = False) -> None:
@@ -387,21 +451,21 @@ class RedisStore:
         """Take the compute lease of ``key`` for ``ttl`` seconds (SET NX PX, one round trip): a token
         if this caller got it, None if another process holds it."""
         token = uuid.uuid4().hex
-        lease, ttl_ms = self._leases + key, max(1, int(ttl * 1000))
+        lease, ttl_ms = self._shard(key).leases + key, max(1, int(ttl * 1000))
         got = self._call(lambda: self.client.set(lease, token, nx=True, px=ttl_ms))
         return token if got else None
 
     def release_lease(self, key: str, token: str) -> None:
         """Give the lease back if it is still ours (it may have expired and been taken over)."""
-        self._call(lambda: self._eval(_RELEASE, [self._leases + key], [token]))
+        self._call(lambda: self._eval(_RELEASE, [self._shard(key).leases + key], [token]))
 
     def lease_held(self, key: str) -> bool:
         """Whether some process holds the compute lease of ``key`` now."""
-        return bool(self._call(lambda: self.client.exists(self._leases + key)))
+        return bool(self._call(lambda: self.client.exists(self._shard(key).leases + key)))
 
     def delete(self, key: str) -> None:
         """Remove one entry (and tell two-level stores to drop their copy)."""
-        keys, args = [self._entries + key], [self.channel, key]
+        keys, args = [self._shard(key).entries + key], [self.channel, key]
         self._call(lambda: self._eval(_DELETE, keys, args), mutation=True)
 
     def clear(self) -> None:
