@@ -6,6 +6,7 @@ two-level store hears invalidations over cluster pub/sub. (The contract suite ru
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from support import LocalRedisCluster
 
 from etagkit.cache import TagCache
 from etagkit.cache._store import Entry, SetResult
-from etagkit.cache.redis import RedisStore
+from etagkit.cache.redis import RedisStore, store_from_url
 from etagkit.cache.twolevel import TwoLevelStore
 
 pytestmark = [pytest.mark.redis, pytest.mark.cluster]
@@ -186,3 +187,36 @@ def test_two_level_over_cluster_pubsub(connect: Callable[..., RedisCluster]) -> 
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize("scheme", ["redis+cluster", "redis"])
+def test_a_cluster_url_or_a_plain_url_to_a_cluster_node_gives_a_cluster_store(
+    redis_cluster: LocalRedisCluster, scheme: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 12: a redis:// URL pointing at a cluster node silently became "no cache" (every
+    MOVED a store error). Both URLs now build a cluster store (what bookstore --redis uses)."""
+    host, port = redis_cluster.startup_nodes[1]
+    with caplog.at_level(logging.INFO, logger="etagkit.cache.redis"):
+        store = store_from_url(f"{scheme}://{host}:{port}", prefix=f"url-{uuid.uuid4().hex[:8]}:")
+    try:
+        assert store.is_cluster and len(store.shards) == 16
+        if scheme == "redis":
+            assert any("is a Redis Cluster node" in r.getMessage() for r in caplog.records)
+        cache = TagCache(store, timer=lambda: NOW)
+        for n in range(30):
+            cache.get_or_set(f"k{n}", lambda n=n: n, tags=["t"])
+        assert [cache.get_or_set(f"k{n}", lambda: -1, tags=["t"]) for n in range(30)] == list(range(30))
+        assert cache.stats()["store_errors"] == 0
+    finally:
+        store.close()
+
+
+def test_a_plain_url_that_does_not_answer_at_start_up_is_reported_in_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="etagkit.cache.redis"):
+        store = store_from_url("redis://127.0.0.1:1/0", prefix="nowhere:")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "did not answer at start-up" in lines[0], lines
+    assert not store.is_cluster
+    store.close()

@@ -237,7 +237,8 @@ def test_garbage_in_a_mark_is_invalidated_not_an_error(private_redis: RedisServe
 
 def test_lost_invalidation_forces_a_global_one_after_recovery(durable_redis: RedisServer) -> None:
     timer = FakeTimer()
-    store = make_store(durable_redis.url, timer)
+    # no background payer here (an hour between retries): the next call must pay on its own
+    store = make_store(durable_redis.url, timer, retry_interval=3600)
     other = RedisStore(durable_redis.url, prefix="f:")  # another process, which saw no outage
     assert store.set("k", entry(store.begin(["a"])), NOW)
     assert store.set("unrelated", entry(store.begin(["b"]), tags=("b",)), NOW)
