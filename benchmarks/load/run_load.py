@@ -1,6 +1,6 @@
 """Load and fault runs against the bookstore under gunicorn, on loopback, bounded in time.
 
-    python -m benchmarks.load.run_load [throughput|fault|stall|ryw|all] [--seconds S]
+    python -m benchmarks.load.run_load [throughput|fault|stall|ryw|chaos|all] [--seconds S]
 
 Every run starts what it needs and stops it again: a PRIVATE ``redis-server`` on a free port (never
 the shared one), gunicorn with 2 workers over an SQLite file in a temporary folder, and the load
@@ -19,6 +19,8 @@ tool. Results are merged into ``benchmarks/results/load.json`` and rendered as `
 * ``ryw``: writer threads change books (PUT with If-Match) while reader threads revalidate them,
   every request on a new connection so the two workers share the traffic; a read that starts after
   a write returned and shows an older version is a stale read (must be 0).
+* ``chaos``: the same kind of writers and readers while Redis is frozen and thawed, killed and
+  restarted, and flushed (``chaos.py``): stale 304s, stale bodies and 5xx on reads must be 0.
 
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``), ``redis-server`` and gunicorn (``pip install
 'etagkit[examples]'``).
@@ -623,7 +625,14 @@ RUNS: dict[str, Callable[[float, Path], dict[str, Any]]] = {
     "fault": fault,
     "stall": partial(fault, stall=True),
     "ryw": ryw,
+    "chaos": lambda seconds, work: _chaos(seconds, work),
 }
+
+
+def _chaos(seconds: float, work: Path) -> dict[str, Any]:
+    from .chaos import chaos  # chaos.py builds on this module's servers and ledger
+
+    return chaos(seconds, work)
 
 
 # The figures that must be 0, per run: (key path, what it counts).
@@ -648,6 +657,11 @@ MUST_BE_ZERO: dict[str, list[tuple[str, str]]] = {
 
 
 MUST_BE_ZERO["stall"] = MUST_BE_ZERO["fault"]
+MUST_BE_ZERO["chaos"] = [
+    ("stale_304", "304s for a validator older than a write that had returned when the read started"),
+    ("stale_bodies", "200s showing a version older than such a write"),
+    ("read_5xx", "5xx answers to reads"),
+]
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
