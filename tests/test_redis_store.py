@@ -270,3 +270,78 @@ def test_marks_never_outlive_what_they_protect_by_more_than_the_margin(
         assert hours_ago == []
     finally:
         store.close()
+
+
+# -- distributed single-flight: leases ------------------------------------------------------------
+
+
+def test_a_crashed_leader_blocks_nobody_past_its_lease(redis_url: str, redis_prefix: str) -> None:
+    """Another process took the compute lease of "k" and died (never wrote, never released): a
+    caller waits at most the lease's TTL, then computes itself (and the lease expired in Redis)."""
+    from etagkit.cache import TagCache
+
+    crashed = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    assert crashed.acquire_lease("k", 0.3) is not None
+    crashed.close()  # gone, without releasing
+    store = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    cache = TagCache(store, lease=0.3)
+    calls: list[int] = []
+    assert cache.get_or_set("k", lambda: calls.append(1) or "mine", tags=["t"]) == "mine"
+    assert calls == [1]
+    assert cache.get_or_set("k", lambda: "again", tags=["t"]) == "mine"  # and it was stored
+    assert not store.lease_held("k")  # released after the write
+    store.close()
+
+
+def test_a_leader_that_gives_up_without_a_value_hands_the_compute_on(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """The lease is released without an entry (the leader's write was refused, or it raised): a
+    waiter does not wait out the TTL; it takes the lease and computes."""
+    import threading
+
+    from etagkit.cache import TagCache
+
+    other = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    token = other.acquire_lease("k", 30.0)  # far beyond this test: only the release can end the wait
+    assert token is not None
+    store = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    cache = TagCache(store, lease=30.0)
+    result: list[str] = []
+    waiter = threading.Thread(
+        target=lambda: result.append(cache.get_or_set("k", lambda: "computed", tags=["t"]))
+    )
+    waiter.start()
+    time.sleep(0.1)
+    assert waiter.is_alive()  # waiting for the other process
+    other.release_lease("k", token)
+    waiter.join(20)
+    assert result == ["computed"]
+    other.close()
+    store.close()
+
+
+def test_a_waiter_takes_the_value_another_process_computed(redis_url: str, redis_prefix: str) -> None:
+    import threading
+
+    from etagkit.cache import TagCache
+
+    other = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    other_cache = TagCache(other)
+    token = other.acquire_lease("k", 30.0)
+    assert token is not None
+    store = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    cache = TagCache(store, lease=30.0)
+    calls: list[int] = []
+    result: list[str] = []
+    waiter = threading.Thread(
+        target=lambda: result.append(cache.get_or_set("k", lambda: calls.append(1) or "mine", tags=["t"]))
+    )
+    waiter.start()
+    time.sleep(0.1)
+    assert other_cache.set("k", "theirs", ticket=other_cache.begin(["t"]))  # the other process's compute
+    other.release_lease("k", token)
+    waiter.join(20)
+    assert result == ["theirs"] and calls == []
+    other.close()
+    store.close()
