@@ -417,3 +417,35 @@ def test_any_bytes_under_an_entry_key_are_a_miss_or_a_hit_never_an_error(
         assert hit is None or isinstance(hit.entry, Entry)
     finally:
         store.close()
+
+
+def test_the_async_face_raises_the_same_when_an_invalidation_cannot_be_recorded(
+    private_redis: RedisServer,
+) -> None:
+    import asyncio
+
+    timer = FakeTimer()
+    store = make_store(private_redis.url, timer)
+    cache = TagCache(store, timer=lambda: NOW)
+
+    async def scenario() -> None:
+        assert await cache.aget_or_set("k", _async_value("v1"), tags=["a"]) == "v1"
+        await cache.ainvalidate_tags("a")  # recorded: returns
+        assert await cache.aget_or_set("k", _async_value("v2"), tags=["a"]) == "v2"
+        private_redis.stop()
+        assert await cache.aget_or_set("k", _async_value("v3"), tags=["a"]) == "v3"  # a miss, no error
+        with pytest.raises(StoreUnavailableError, match=r"unreachable|breaker"):
+            await cache.ainvalidate_tags("a")
+        with pytest.raises(StoreUnavailableError, match=r"unreachable|breaker"):
+            await cache.aclear()
+
+    asyncio.run(scenario())
+    assert not cache.healthy
+    store.close()
+
+
+def _async_value(value: str) -> Any:
+    async def compute() -> str:
+        return value
+
+    return compute

@@ -345,3 +345,37 @@ def test_a_waiter_takes_the_value_another_process_computed(redis_url: str, redis
     assert result == ["theirs"] and calls == []
     other.close()
     store.close()
+
+
+def test_the_async_face_waits_for_another_process_holding_the_lease(
+    redis_url: str, redis_prefix: str
+) -> None:
+    import asyncio
+    import threading
+
+    from etagkit.cache import TagCache
+
+    other = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    other_cache = TagCache(other)
+    token = other.acquire_lease("k", 30.0)
+    assert token is not None
+    store = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    cache = TagCache(store, lease=30.0)
+    computed: list[int] = []
+
+    async def mine() -> str:
+        computed.append(1)
+        return "mine"
+
+    def the_other_process_finishes() -> None:
+        time.sleep(0.1)
+        assert other_cache.set("k", "theirs", ticket=other_cache.begin(["t"]))
+        other.release_lease("k", token)
+
+    finisher = threading.Thread(target=the_other_process_finishes)
+    finisher.start()
+    assert asyncio.run(cache.aget_or_set("k", mine, tags=["t"])) == "theirs"
+    finisher.join(10)
+    assert computed == []
+    other.close()
+    store.close()

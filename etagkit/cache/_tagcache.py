@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -332,6 +333,9 @@ class TagCache(AsyncFace):
             number("error_ttl", error_ttl),
         )
 
+    def _read_now(self, key: str) -> Hit | None:
+        return self._read(key, self._timer())
+
     def _read(self, key: str, now: float) -> Hit | None:
         try:
             return self.store.get(key, now)
@@ -381,7 +385,7 @@ class TagCache(AsyncFace):
         lease = self._lease
         token = None
         if lease is not None:
-            hit, token = lease.lead_or_wait(key, lambda: self._read(key, self._timer()), self._timer)
+            hit, token = lease.lead_or_wait(key, functools.partial(self._read_now, key), self._timer)
             if hit is not None:
                 close()
                 return hit.entry.value, False

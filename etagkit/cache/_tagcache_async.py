@@ -10,10 +10,12 @@ tasks of the running loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._lease import Leases
 from ._store import SetResult
 from ._windows import Plan, Windows
 
@@ -43,6 +45,7 @@ class AsyncFace:
     _tasks: set[asyncio.Task[None]]
     _store_inline: bool
     _timer: Callable[[], float]
+    _lease: Leases | None
 
     if TYPE_CHECKING:  # provided by TagCache
 
@@ -51,6 +54,10 @@ class AsyncFace:
         def _count(self, name: str) -> None: ...
         def _plan(self, hit: Hit, now: float) -> Plan: ...
         def _serve_stale_after_error(self, key: str, hit: Hit) -> Any: ...
+        def _read_now(self, key: str) -> Hit | None: ...
+        def invalidate_tags(self, *tags: str, soft: bool = False) -> None: ...
+        def delete(self, key: str) -> None: ...
+        def clear(self) -> None: ...
         def begin(self, tags: Iterable[str] | str = ()) -> Ticket: ...
         def _write(
             self, key: str, value: Any, ticket: Ticket, tags: tuple[str, ...], w: Windows
@@ -103,11 +110,35 @@ class AsyncFace:
         w: Windows,
         close: Callable[[], None] = lambda: None,
     ) -> tuple[Any, bool]:
-        """As :meth:`_compute_and_store`."""
-        ticket = await self._off_loop(self.begin, tags)
-        value = await compute()
-        close()
-        return value, await self._off_loop(self._write, key, value, ticket, (), w) is SetResult.REFUSED
+        """As :meth:`_compute_and_store` (the lease wait, if any, runs in a worker thread)."""
+        lease, token = self._lease, None
+        if lease is not None:
+            read = functools.partial(self._read_now, key)
+            hit, token = await asyncio.to_thread(lease.lead_or_wait, key, read, self._timer)
+            if hit is not None:
+                close()
+                return hit.entry.value, False
+        try:
+            ticket = await self._off_loop(self.begin, tags)
+            value = await compute()
+            close()
+            return value, await self._off_loop(self._write, key, value, ticket, (), w) is SetResult.REFUSED
+        finally:
+            if token is not None and lease is not None:
+                await asyncio.to_thread(lease.release, key, token)
+
+    async def ainvalidate_tags(self, *tags: str, soft: bool = False) -> None:
+        """The async face of ``invalidate_tags``: the same guarantee, and it raises the same
+        ``StoreUnavailableError`` when the invalidation could not be recorded."""
+        await self._off_loop(functools.partial(self.invalidate_tags, *tags, soft=soft))
+
+    async def adelete(self, key: str) -> None:
+        """The async face of ``delete``."""
+        await self._off_loop(self.delete, key)
+
+    async def aclear(self) -> None:
+        """The async face of ``clear``."""
+        await self._off_loop(self.clear)
 
     async def _aload(
         self, key: str, compute: Callable[[], Awaitable[T]], tags: Iterable[str] | str, w: Windows
