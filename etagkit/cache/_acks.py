@@ -24,6 +24,7 @@ __all__ = ["AckWaiter"]
 log = logging.getLogger("etagkit.cache.redis")
 
 _REMEMBERED = 1024  # acknowledgements of clocks nobody waits for any more (bounded)
+_RETRY_SUBSCRIBE = 1.0  # seconds between two attempts to subscribe
 
 
 class AckWaiter:
@@ -38,6 +39,7 @@ class AckWaiter:
         self._reading = threading.Lock()  # one reader of the subscription at a time
         self._counted = threading.Condition()  # guards _heard; notified at every acknowledgement
         self._heard: dict[int, int] = {}
+        self._retry_at = 0.0  # after a failed subscription, do not try again before this
         self.timeouts = 0  # waits that ended without every acknowledgement
 
     def ready(self) -> bool:
@@ -45,6 +47,9 @@ class AckWaiter:
         with self._lock:
             if self._pubsub is not None:
                 return True
+            if time.monotonic() < self._retry_at:  # Redis was just unreachable: do not stall again
+                return False
+            self._retry_at = time.monotonic() + _RETRY_SUBSCRIBE
             pubsub = self._client.pubsub()
             try:
                 pubsub.subscribe(self.channel)

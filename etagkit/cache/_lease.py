@@ -12,7 +12,7 @@ The value a waiter takes is read through the store like any hit: its tags' marks
 
 from __future__ import annotations
 
-import contextlib
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +24,7 @@ __all__ = ["Leases"]
 
 _FIRST_POLL = 0.005
 _MAX_POLL = 0.05
+_MAX_UNRELEASED = 1024  # bounded: beyond it, leases are left to expire
 
 
 class Leases:
@@ -34,6 +35,8 @@ class Leases:
         self.ttl = ttl
         self._sleep = sleep
         self.waited = 0  # computes avoided: a waiter took another process's value (for stats/tests)
+        self._unreleased: dict[str, str] = {}  # key -> token whose release failed (store down)
+        self._lock = threading.Lock()
 
     @staticmethod
     def offered_by(store: object) -> bool:
@@ -48,6 +51,8 @@ class Leases:
         """``(hit, None)``: another process computed it; ``(None, token)``: this caller holds the
         lease and computes; ``(None, None)``: compute without a lease (store down, or waited the
         whole lease TTL)."""
+        if self._unreleased:
+            self._release_pending()
         deadline = time.monotonic() + self.ttl
         delay = _FIRST_POLL
         while True:
@@ -73,6 +78,17 @@ class Leases:
                     return None, None
 
     def release(self, key: str, token: str) -> None:
-        """Give the lease back (best effort: it expires on its own)."""
-        with contextlib.suppress(StoreUnavailableError):
+        """Give the lease back. If the store cannot be reached, the release is retried before this
+        process's next lease (a lease left behind would make others wait out its TTL)."""
+        try:
             self.store.release_lease(key, token)
+        except StoreUnavailableError:
+            with self._lock:
+                if len(self._unreleased) < _MAX_UNRELEASED:
+                    self._unreleased[key] = token
+
+    def _release_pending(self) -> None:
+        with self._lock:
+            pending, self._unreleased = self._unreleased, {}
+        for key, token in pending.items():
+            self.release(key, token)

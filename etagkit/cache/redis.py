@@ -207,7 +207,9 @@ class RedisStore:
         self.shards = [_Keys(ns) for ns in shard_namespaces(self.namespace, count)]
         self.channel = self.namespace + "inv"
         self.id = uuid.uuid4().hex  # names this store's ack channel
-        self.acks = AckWaiter(client, self.ack_channel(self.id))
+        self.acks = AckWaiter(
+            client, self.ack_channel(self.id), subscribe_timeout=max(0.2, 4 * socket_timeout)
+        )
         self.codec = Codec(serializer, pickle_key=pickle_key)
         self.breaker = breaker or CircuitBreaker(name=f"Redis {self.namespace}")
         home = self.shards[0]
