@@ -379,3 +379,22 @@ def test_the_async_face_waits_for_another_process_holding_the_lease(
     assert computed == []
     other.close()
     store.close()
+
+
+def test_the_lease_costs_no_round_trip_on_a_hit(private_redis: RedisServer) -> None:
+    """Distributed single-flight is on by default because a hit never touches the lease: one
+    EVALSHA per hit, as without it. A miss takes it (SET NX) and gives it back (one script)."""
+    from etagkit.cache import TagCache
+
+    client = redis.Redis.from_url(private_redis.url, connection_class=CountingConnection)
+    cache = TagCache(RedisStore(client, prefix="lease:"), lease=10.0)
+    assert cache.get_or_set("k", lambda: "v", tags=["t"]) == "v"  # warm: scripts loaded, stored
+    CountingConnection.sent.clear()
+    for _ in range(10):
+        assert cache.get_or_set("k", lambda: "other", tags=["t"]) == "v"
+    assert CountingConnection.sent == Counter({"EVALSHA": 10})
+    CountingConnection.sent.clear()
+    assert cache.get_or_set("cold", lambda: "v", tags=["t"]) == "v"
+    # read, lease (SET NX), begin, write, release
+    assert CountingConnection.sent == Counter({"EVALSHA": 4, "SET": 1})
+    client.close()
