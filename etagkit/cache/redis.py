@@ -59,7 +59,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 try:
@@ -77,15 +76,13 @@ from ._redis_lua import (
     _DELETE,
     _GET,
     _INVALIDATE,
-    _PUBLISH,
-    _RAISE,
     _RELEASE,
     _SCRIPTS,
     _SET,
     _Script,
 )
 from ._serialize import Codec, SerializerName
-from ._shards import shard_namespaces, shard_of
+from ._shards import Router, ShardKeys, later_phases, shard_namespaces, shard_of
 from ._store import GLOBAL_TAG, Entry, Hit, SetResult
 from .breaker import CircuitBreaker
 
@@ -115,28 +112,6 @@ class _ErrorReply(StoreUnavailableError):
 
 def _is_real(x: object) -> bool:
     return type(x) is float or type(x) is int
-
-
-@dataclass(frozen=True, slots=True)
-class _Keys:
-    """The key prefixes of one shard of a namespace (a single-slot namespace has one shard)."""
-
-    namespace: str
-    clock: str = field(init=False)
-    entries: str = field(init=False)
-    hard: str = field(init=False)
-    soft: str = field(init=False)
-    leases: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        for name, suffix in (
-            ("clock", "c"),
-            ("entries", "e:"),
-            ("hard", "h:"),
-            ("soft", "s:"),
-            ("leases", "l:"),
-        ):
-            object.__setattr__(self, name, self.namespace + suffix)
 
 
 def store_from_url(url: str, **options: Any) -> RedisStore:
@@ -204,7 +179,8 @@ class RedisStore:
         self.client = client
         self.is_cluster = isinstance(client, RedisCluster)
         count = (16 if self.is_cluster else 1) if shards is None else positive_int("shards", shards)
-        self.shards = [_Keys(ns) for ns in shard_namespaces(self.namespace, count)]
+        self.shards = [ShardKeys(ns) for ns in shard_namespaces(self.namespace, count)]
+        self._router = Router(client)
         self.channel = self.namespace + "inv"
         self.id = uuid.uuid4().hex  # names this store's ack channel
         self.acks = AckWaiter(
@@ -227,7 +203,7 @@ class RedisStore:
         than the last invalidations) or was flushed: invalidate everything, load the scripts, retry."""
         client: Any = self.client
         try:
-            return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return self._router.evalsha(script.sha, keys, args)
         except redis.exceptions.NoScriptError:
             pass
         keys_g, args_g = self._invalidate_call((GLOBAL_TAG,), soft=False)
@@ -364,25 +340,25 @@ class RedisStore:
             )
         return clock
 
-    def _shard(self, key: str) -> _Keys:
+    def _shard(self, key: str) -> ShardKeys:
         shards = self.shards
         return shards[0] if len(shards) == 1 else shards[shard_of(key, len(shards))]
 
     def _later_phases(self, tags: Sequence[str], soft: bool, clock: int, origin: str, *, plain: bool) -> int:
-        """A sharded invalidation after its home phase (``_shards.py``): raise the marks on every
-        other shard in one concurrent round (a pipelined write per node, then the replies), then
-        publish from the home node. How many subscribers received the message."""
-        pipe: Any = self.client.pipeline(transaction=False)
-        for shard in self.shards[1:]:
-            marks = shard.soft if soft else shard.hard
-            keys = [shard.clock, *(marks + tag for tag in tags)]
-            pipe.execute_command("EVAL", _RAISE.source, len(keys), *keys, self._margin_ms, clock)
-        pipe.execute()
-        message = json.dumps({"f": "s" if soft else "h", "t": list(tags), "c": str(clock), "o": origin})
-        command = "EVAL" if plain else "EVALSHA"
-        script = _PUBLISH.source if plain else _PUBLISH.sha
-        client: Any = self.client
-        return int(client.execute_command(command, script, 1, self._clock_key, self.channel, message))
+        """A sharded invalidation after its home phase: ``_shards.later_phases``."""
+        margin = self._margin_ms
+        shards, channel = self.shards, self.channel
+        return later_phases(
+            self.client,
+            shards,
+            channel,
+            tags,
+            soft=soft,
+            clock=clock,
+            origin=origin,
+            margin_ms=margin,
+            plain=plain,
+        )
 
     # -- the Store contract ---------------------------------------------------------------------------
 
