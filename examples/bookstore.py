@@ -347,11 +347,13 @@ def create_app(
     metrics.set_gauge("db_queries", lambda: catalog.queries)
     store: Store
     if redis_url:
-        from etagkit.cache.redis import RedisStore
+        from etagkit.cache.redis import store_from_url
 
         # Short timeouts, so a hung Redis costs little before the breaker opens (after 3 failures),
         # yet not so short that a busy machine turns slow answers into store errors.
-        redis_store = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=0.25, connect_timeout=0.25)
+        redis_store = store_from_url(
+            redis_url, prefix=redis_prefix, socket_timeout=0.25, connect_timeout=0.25
+        )
         metrics.set_gauge("breaker_state", lambda: _BREAKER_GAUGE[redis_store.breaker.state])
         store = redis_store
     else:
