@@ -192,10 +192,12 @@ class ETagKit:
 
     def invalidate(self, *tags: str) -> None:
         """Invalidate tags now, in every process sharing the cache: stored ETags and cached responses
-        carrying any of them are gone (e.g. ``kit.invalidate("books", f"book:{book_id}")``)."""
+        carrying any of them are gone (e.g. ``kit.invalidate("books", f"book:{book_id}")``).
+        Raises StoreUnavailableError when the invalidation could not be recorded (the cache pays
+        it as soon as it can; do not acknowledge a write that depends on it)."""
         store = _state().store if has_app_context() else None
         if store is not None:
-            store.invalidate(*tags)
+            store.invalidate(*tags, strict=True)
         elif self.cache is not None:
             self.cache.invalidate_tags(*tags)
 

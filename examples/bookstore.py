@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -41,7 +41,7 @@ import click
 from flask import Flask, Response, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from etagkit import CacheControl, ETag, etag_from_version
+from etagkit import CacheControl, ETag, StoreUnavailableError, etag_from_version
 from etagkit.cache import MemoryStore, Store, TagCache
 from etagkit.flask import ETagKit
 from etagkit.metrics import Metrics
@@ -360,7 +360,10 @@ def create_app(
         store = MemoryStore()
     cache = TagCache(store, metrics=metrics)
     if catalog.seeded:
-        cache.clear()  # a new catalog: validators a shared store kept for an older one must go
+        # a new catalog: validators a shared store kept for an older one must go; with Redis down
+        # now, the store owes this and pays it before it is trusted again
+        with suppress(StoreUnavailableError):
+            cache.clear()
     kit = ETagKit(cache=cache, metrics=metrics)
 
     app = Flask("bookstore")

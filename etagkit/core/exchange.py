@@ -216,9 +216,18 @@ class Exchange:
         )
         head_as_get = method == "HEAD" and self.validator is None
         ticket_tags = self._ticket_tags() if self.has_store else None
-        if not (drop_range or head_as_get or ticket_tags):
+        first = self._write_tags() if unsafe and self.has_store else ()
+        if not (drop_range or head_as_get or ticket_tags or first):
             return _PLAIN_RUN  # the common case: nothing to change, nothing to store
-        return Run(drop_range, head_as_get, ticket_tags, self._response_key())
+        return Run(drop_range, head_as_get, ticket_tags, self._response_key(), first)
+
+    def unavailable(self) -> Answer:
+        """The answer to a write whose invalidation could not be recorded before it ran: 503 with
+        Retry-After (RFC 9110 §15.6.4, §10.2.3); the write did not run, so nothing is lost."""
+        reply = error_reply(
+            503, json_body=self._json(), detail="The cache is unreachable: the write was not applied, retry."
+        )
+        return Answer(Reply(503, (*reply.headers, ("Retry-After", "1")), reply.body), Count(503))
 
     def _route_headers(self) -> tuple[tuple[str, str], ...]:
         cache_control = self.settings.cache_control
@@ -388,6 +397,14 @@ class Exchange:
     def _host_allowed(self) -> bool:
         hosts = self.settings.allowed_hosts
         return hosts is None or hosts.allows(self.request.origin)
+
+    def _write_tags(self) -> tuple[str, ...]:
+        """What a write to this target invalidates whatever its answer: its path's validators and
+        the route's declared tags (tags its response names are known only after it ran)."""
+        req = self.request
+        declared = self.tags() if self.settings.invalidate_tags else ()
+        path = (path_tag(req.path, req.origin),) if self._host_allowed() else ()
+        return tuple(dict.fromkeys((*path, *declared)))
 
     def _stale(self, status: int) -> tuple[str, ...]:
         """What a successful unsafe request invalidates (RFC 9111 §4.4): its target's stored

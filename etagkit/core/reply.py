@@ -111,12 +111,13 @@ def wants_json(request_headers: HeaderSource, response_headers: HeaderSource = (
 
 
 def error_reply(status: int, *, json_body: bool = False, detail: str | None = None) -> Reply:
-    """A small 412 / 428 document and no representation headers (RFC 9110 §15.5.13, RFC 6585 §3).
+    """A small error document (412, 428, 503) and no representation headers (RFC 9110 §15.5.13,
+    RFC 6585 §3).
 
     JSON follows RFC 9457 (``application/problem+json``); otherwise one line of plain text.
     """
     title = HTTPStatus(status).phrase
-    if detail is None:
+    if detail is None:  # a 428 or a 412 (other statuses pass their own detail)
         detail = (
             "This request is required to be conditional: send If-Match with the current ETag."
             if status == 428

@@ -101,12 +101,15 @@ class Run(NamedTuple):
     """Run the app. ``drop_range``: without Range (If-Range not confirmed, §13.1.5); ``head_as_get``:
     as GET, body dropped (HEAD gets GET's ETag); ``ticket_tags``: take the store's ticket for these
     tags first (race safety); ``response_key``: a cached whole response to look up first
-    (:meth:`Exchange.cached`)."""
+    (:meth:`Exchange.cached`); ``invalidate_first``: a write's tags to invalidate BEFORE it runs;
+    when that cannot be recorded, answer :meth:`Exchange.unavailable` instead of running it (no
+    process may serve a validator older than an acknowledged write)."""
 
     drop_range: bool = False
     head_as_get: bool = False
     ticket_tags: tuple[str, ...] | None = None
     response_key: str | None = None
+    invalidate_first: tuple[str, ...] = ()
 
 
 class Hash(NamedTuple):
