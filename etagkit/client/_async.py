@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from ._cache import PASS, Ask, Plan, Step, _Pass, response_of
+from ._cache import Ask, Plan, Step
 from ._faces import UrlMemo, fast_answer, make_cache, wrap_client_transports
-from ._model import EXTENSION, REFRESH, Answer, ClientStats, Pairs, Source
+from ._model import EXTENSION, PASS, REFRESH, Answer, ClientStats, Pairs, Source, _Pass, response_of
 from ._store import ResponseStore
 from ._streams import AsyncTee
 

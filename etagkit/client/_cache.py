@@ -17,7 +17,6 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import httpx
-from cachetools import LRUCache
 
 from ..core.freshness import (
     STALE_IF_ERROR_STATUSES,
@@ -40,8 +39,8 @@ from ..core.freshness import (
 )
 from ..core.policy import vary_names
 from ..core.preconditions import not_modified_headers
+from ._generations import Marks
 from ._model import (
-    EXTENSION,
     NO_STORE,
     REFRESH,
     REVALIDATE,
@@ -55,7 +54,7 @@ from ._model import (
 )
 from ._store import ResponseStore
 
-__all__ = ["PASS", "PLAN", "Ask", "Cache", "Exchange", "Outcome", "Plan", "Sink", "Step", "response_of"]
+__all__ = ["PLAN", "Ask", "Cache", "Exchange", "Outcome", "Plan", "Sink", "Step"]
 
 PLAN = "etagkit.plan"  # request extension: the plan the client's fast path already made
 FlightKey = tuple[str, str, str, Hashable]  # method, url, auth scope, Vary selection or all headers
@@ -64,26 +63,6 @@ _CALLER_CONDITIONS = frozenset(
     {"if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range", "range"}
 )
 _ANSWERABLE_CONDITIONS = frozenset({"if-none-match", "if-modified-since"})
-
-
-class _Pass:
-    """A flight's result that says: no shared answer (the body streamed past); send your own request."""
-
-    __slots__ = ()
-
-
-PASS = _Pass()
-
-
-def response_of(answer: Answer, request: httpx.Request | None = None) -> httpx.Response:
-    """A fresh httpx response for an answer (its body is read lazily, for both faces)."""
-    return httpx.Response(
-        answer.status,
-        headers=answer.headers,
-        stream=httpx.ByteStream(answer.body),
-        extensions={EXTENSION: answer.source},
-        request=request,
-    )
 
 
 @dataclass(slots=True)
@@ -170,23 +149,6 @@ class _Counters:
     saved: int = 0
 
 
-class _Marks(LRUCache[Hashable, int]):
-    """Generation marks, bounded: an evicted mark raises the floor, and a missing mark reads as the
-    floor, so forgetting a mark can only refuse an update, never allow a stale one."""
-
-    def __init__(self, maxsize: int) -> None:
-        super().__init__(maxsize)
-        self.floor = 0
-
-    def popitem(self) -> tuple[Hashable, int]:
-        key, value = super().popitem()
-        self.floor = max(self.floor, value)
-        return key, value
-
-    def mark(self, key: Hashable) -> int:
-        return max(self.get(key, self.floor), self.floor)
-
-
 class Cache:
     """The shared state and decisions of one client cache (see the module docstring)."""
 
@@ -199,7 +161,7 @@ class Cache:
         # that completed, per URL the generation of its last invalidation. A response may update the
         # store only if it is newer than both (and than the floor that clear() raises).
         self._generation = itertools.count(1)
-        self._marks = _Marks(4 * 4096)
+        self._marks = Marks(4 * 4096)
         self._counters = _Counters()
 
     # ---- reading the store ----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from ..core.freshness import Freshness, Validators, age_value
 __all__ = [
     "EXTENSION",
     "NO_STORE",
+    "PASS",
     "REFRESH",
     "REVALIDATE",
     "Answer",
@@ -24,6 +25,7 @@ __all__ = [
     "Source",
     "StoreKey",
     "Stored",
+    "response_of",
     "wire_headers",
 ]
 
@@ -140,3 +142,23 @@ class Answer:
     headers: httpx.Headers  # never mutated: each waiter's response copies it
     body: bytes
     source: Source
+
+
+class _Pass:
+    """A flight's result that says: no shared answer (the body streamed past); send your own request."""
+
+    __slots__ = ()
+
+
+PASS = _Pass()
+
+
+def response_of(answer: Answer, request: httpx.Request | None = None) -> httpx.Response:
+    """A fresh httpx response for an answer (its body is read lazily, for both faces)."""
+    return httpx.Response(
+        answer.status,
+        headers=answer.headers,
+        stream=httpx.ByteStream(answer.body),
+        extensions={EXTENSION: answer.source},
+        request=request,
+    )
