@@ -266,3 +266,30 @@ def test_what_the_faces_agree_on_is_the_rfc() -> None:
     assert cheap["metrics"]["bytes_saved"] == len(BODY)  # the last 200's size, though the app never ran
     undeclared = _expect("undeclared-routes-stay-stateless")
     assert undeclared["calls"] == 3 and undeclared["metrics"]["stored_304"] == 0
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "xxh3", "blake3"])
+def test_the_hash_algorithm_reaches_every_face(algorithm: str) -> None:
+    from etagkit import generate_etag
+
+    expected = str(generate_etag(BODY, algorithm=algorithm))  # type: ignore[arg-type]
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))])
+        return [BODY]
+
+    assert Client(ETagMiddleware(app, algorithm=algorithm)).get("/r").headers["ETag"] == expected  # type: ignore[arg-type]
+    flask_app = Flask(__name__)
+    flask_app.config["ETAGKIT_ALGORITHM"] = algorithm
+    kit = ETagKit(flask_app)
+    flask_app.add_url_rule("/r", "r", kit.conditional()(lambda: BODY))
+    assert flask_app.test_client().get("/r").headers["ETag"] == expected
+    flow = ConditionalFlow(algorithm=algorithm)  # type: ignore[arg-type]
+    assert flow.open("GET", "/r", {}).respond(200, [], BODY).etag == ETag.parse(expected)
+
+
+def test_an_unknown_algorithm_is_a_configuration_error() -> None:
+    from etagkit import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="algorithm must be one of"):
+        ConditionalFlow(algorithm="md5")  # type: ignore[arg-type]

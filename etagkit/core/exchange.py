@@ -346,6 +346,7 @@ class Exchange:
             if given is not None and "last-modified" not in fields
             else None,
             weak=settings.weak,
+            algorithm=settings.algorithm,
             weaken_encoded=settings.weaken_encoded,
             json_errors=settings.json_errors,
             fields=fields,
