@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 
+from .dates import parse_http_date
+from .etag import etag_or_none
 from .freshness import SAFE_METHODS, invalidates_target
 from .headers import Fields, HeaderSource, fields_of
 from .keys import path_tag, representation_key, shared_lookup_allowed, split_tags
@@ -40,11 +42,31 @@ from .reply import (
 )
 from .steps import _READ_BACK, Answer, Count, Hash, ReadBack, Request, Run, Send, Settings
 
-__all__ = ["Answer", "Count", "Exchange", "Hash", "ReadBack", "Request", "Run", "Send", "Settings"]
+__all__ = [
+    "READ_BACK_DROPPED",
+    "Answer",
+    "Count",
+    "Exchange",
+    "Hash",
+    "ReadBack",
+    "Request",
+    "Run",
+    "Send",
+    "Settings",
+    "read_back_validator",
+]
 
 _READS = frozenset({"GET", "HEAD"})  # one method class: HEAD gets the ETag GET would get (§9.3.2)
 _CREATING = frozenset({"PUT", "PATCH"})  # may create a missing target (§9.3.4; RFC 5789 §2)
 _NEVER_BUFFERED = frozenset({"text/event-stream"})  # a stream by nature: its first event goes out now
+# A read-back is an unconditional, body-less GET of the write's target: these request fields go.
+READ_BACK_DROPPED = frozenset(
+    {
+        "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "if-range", "range",
+        "content-length", "content-type", "transfer-encoding", "content-encoding",
+    }
+)  # fmt: skip
+_GONE = frozenset({404, 410})
 
 
 class Exchange:
@@ -386,6 +408,18 @@ class Exchange:
             return ()
         declared = self.tags() if self.settings.invalidate_tags else ()
         return tuple(dict.fromkeys((path_tag(req.path, req.origin), *declared, *self._body_tags)))
+
+
+def read_back_validator(status: int, headers: Iterable[tuple[str, str]]) -> Validator | None:
+    """What a read-back GET's status and headers say of the target's current validator: a 2xx gives
+    its ETag / Last-Modified (none: it exists but matches no tag, §13.1.1); 404 / 410 mean no current
+    representation; anything else (401, 405, 5xx ...) cannot be read: None, the write runs as is."""
+    if status in _GONE:
+        return Validator(exists=False)
+    if not 200 <= status < 300:
+        return None
+    fields = fields_of(headers)
+    return Validator(etag_or_none(fields.get("etag")), parse_http_date(fields.get("last-modified")), True)
 
 
 def _no_store(fields: Fields) -> bool:
