@@ -43,7 +43,9 @@ class AsyncDriver:
         self, exchange: Exchange, route: str, read_back: Callable[[], Awaitable[ReadBackHead]]
     ) -> Answer | Run:
         """:meth:`Driver.start`, with the read-back GET awaited (an ASGI sub-call)."""
-        record = None if exchange.lookup_key() is None else await self._io(self.driver.lookup, exchange, route)
+        record = (
+            None if exchange.lookup_key() is None else await self._io(self.driver.lookup, exchange, route)
+        )
         step = exchange.before(record)
         if not isinstance(step, ReadBack):
             return step

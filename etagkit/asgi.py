@@ -39,7 +39,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 SendFn = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, SendFn], Awaitable[None]]
-Validating = Callable[[Scope], "Validator | None | Awaitable[Validator | None]"]
+Validating = Callable[[Scope], "Validator | Awaitable[Validator | None] | None"]
 
 READBACK_SCOPE_KEY = "etagkit.readback"  # set in a read-back's scope (its answer is not counted)
 _DROPPED = frozenset(name.encode() for name in READ_BACK_DROPPED)
@@ -86,7 +86,7 @@ class ETagMiddleware:
             _no_app, cache=cache, max_buffer=max_buffer, weak=weak, weaken_encoded=weaken_encoded,
             validator=validator, scope=scope, require_precondition=require_precondition,  # type: ignore[arg-type]
             tag_header=tag_header, keep_tag_header=keep_tag_header, json_errors=json_errors,
-            metrics=metrics, route=route, ttl=ttl, stored=stored,  # type: ignore[arg-type]
+            metrics=metrics, route=route, ttl=ttl, stored=stored,
         )  # fmt: skip
         self.app = app
         self.settings = options.settings
@@ -122,11 +122,13 @@ class ETagMiddleware:
         if step.drop_range or step.head_as_get:
             scope = dict(scope)
             if step.drop_range:  # If-Range not confirmed: the full representation (RFC 9110 §13.1.5)
-                scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() not in (b"range", b"if-range")]
+                scope["headers"] = [
+                    (k, v) for k, v in scope["headers"] if k.lower() not in (b"range", b"if-range")
+                ]
             if step.head_as_get:  # HEAD gets the ETag GET would get; the body is dropped
                 scope["method"] = "GET"
         ticket = await self.driver.begin(step, route)
-        call = _Call(self.driver, exchange, ticket, route, receive, send, drop_body=step.head_as_get)
+        call = _Call(self.driver, exchange, ticket, receive, send, route=route, drop_body=step.head_as_get)
         call.counted = counted
         try:
             await self.app(scope, call.receive, call.send)
@@ -155,7 +157,9 @@ class ETagMiddleware:
         async def send(message: Message) -> None:
             kind = message.get("type")
             if kind == "http.response.start" and not head:
-                text = [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in message["headers"]]
+                text = [
+                    (bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in message["headers"]
+                ]
                 head.append((int(message["status"]), text))
             elif kind != "http.response.start" and head:
                 ended.set()  # the head is all a read-back needs: the app may stop its stream
@@ -169,7 +173,11 @@ class ETagMiddleware:
 
 async def send_reply(send: SendFn, reply: Reply, *, head: bool, trailers: bool = False) -> None:
     """Send an exchange's reply (a 304 / 412 / 428, or a cached response) as two ASGI messages."""
-    start: Message = {"type": "http.response.start", "status": reply.status, "headers": raw_headers(reply.headers)}
+    start: Message = {
+        "type": "http.response.start",
+        "status": reply.status,
+        "headers": raw_headers(reply.headers),
+    }
     if trailers:
         start["trailers"] = True
     await send(start)
@@ -201,10 +209,10 @@ class _Call:
         driver: AsyncDriver,
         exchange: Exchange,
         ticket: Any,
-        route: str,
         receive: Receive,
         send: SendFn,
         *,
+        route: str,
         drop_body: bool,
     ) -> None:
         self.driver, self.exchange, self.ticket, self.route = driver, exchange, ticket, route
@@ -244,7 +252,9 @@ class _Call:
     async def _body(self, body: bytes, more: bool) -> None:
         if self.state == "head":
             status, headers = self._status_headers()
-            step = self.exchange.respond(status, headers, length=None if more else len(body), complete=not more)
+            step = self.exchange.respond(
+                status, headers, length=None if more else len(body), complete=not more
+            )
             if not isinstance(step, Hash):
                 await self._head(step)
             else:
@@ -271,7 +281,9 @@ class _Call:
 
     def _status_headers(self) -> tuple[int, list[tuple[str, str]]]:
         start = self.start or {}
-        headers = [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in start.get("headers", ())]
+        headers = [
+            (bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in start.get("headers", ())
+        ]
         return int(start.get("status", 200)), headers
 
     def _stream_step(self) -> Answer | Send:
