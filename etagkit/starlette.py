@@ -1,0 +1,175 @@
+"""Route declarations for Starlette and FastAPI: ``@routes.conditional(etag=..., tags=...)`` on an endpoint.
+
+Works with :class:`etagkit.asgi.ETagMiddleware` around the app, which holds the store: the middleware
+answers stored validators *before routing* and stores / invalidates under the tags a response names
+in ``Cache-Tag``. The decorator adds what only the route knows, through the same exchange
+(:mod:`etagkit.core.exchange`)::
+
+    app = FastAPI()
+    app.add_middleware(ETagMiddleware, cache=TagCache())
+    routes = ETagRoutes()
+
+    @app.get("/books/{book_id}")
+    @routes.conditional(etag=lambda book_id: db.version_of(book_id), tags=["books", "book:{book_id}"])
+    async def book(book_id: int) -> dict: ...
+
+* ``etag(**path_params)`` / ``last_modified(**path_params)``: the cheap current validator, called with
+  the endpoint's path parameters (FastAPI's converted values) **before** the endpoint runs: a match is
+  a 304 and a stale If-Match a 412, and the endpoint never runs; its value is the response's ETag.
+* ``tags``: literals, templates over the path parameters (``"book:{book_id}"``) or callables over the
+  endpoint's arguments; sent to the middleware in ``Cache-Tag`` (it stores under them, and a
+  successful write invalidates them).
+* ``cache_control``, ``require_precondition``: as ``@kit.conditional`` in Flask
+  (:class:`etagkit._route.RouteOptions` holds them for both).
+
+A FastAPI endpoint keeps its own signature (dependencies, body, ``response_model``): the decorator
+asks FastAPI for the ``Request`` and the ``Response`` whose headers FastAPI merges into the answer.
+A Starlette endpoint (``async def endpoint(request)``) works as is.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+try:
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import Response
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess without starlette
+    raise ImportError("etagkit.starlette needs Starlette: pip install 'etagkit[fastapi]'") from exc
+
+from ._config import cache_control as cache_control_of
+from ._config import optional_flag
+from ._route import RouteOptions
+from ._scope import asgi_request, raw_headers
+from .cache._keys import TagBuilder, TagSpec
+from .core.exchange import Answer, Exchange, Hash, Settings
+from .core.headers import fields_of
+
+__all__ = ["ETagRoutes"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_REQUEST, _RESPONSE = "etagkit_request", "etagkit_response"  # what the wrapper asks FastAPI for
+_ROUTE_FIELDS = ("etag", "last-modified", "cache-control")  # what a route adds to its response
+
+
+class ETagRoutes:
+    """Per-route declarations for Starlette / FastAPI endpoints. ``tag_header``: the header the
+    middleware reads the tags from (its own ``tag_header``); ``json_errors``, ``require_precondition``:
+    defaults of every route (as the middleware's options)."""
+
+    def __init__(
+        self,
+        *,
+        tag_header: str = "Cache-Tag",
+        json_errors: bool | None = None,
+        require_precondition: bool = False,
+    ) -> None:
+        self.tag_header = tag_header
+        self.defaults = Settings(
+            json_errors=optional_flag("json_errors", json_errors),
+            require_precondition=bool(optional_flag("require_precondition", require_precondition)),
+        )
+
+    def conditional(
+        self,
+        *,
+        etag: Callable[..., Any] | None = None,
+        last_modified: Callable[..., datetime | None] | None = None,
+        tags: TagSpec = (),
+        cache_control: str | None = None,
+        require_precondition: bool | None = None,
+    ) -> Callable[[F], F]:
+        """Declare an endpoint's cheap validator, tags and Cache-Control (see the module doc)."""
+        options = RouteOptions(
+            etag=etag,
+            last_modified=last_modified,
+            tags=tags,
+            cache_control=cache_control_of("cache_control", cache_control),
+            require_precondition=require_precondition,
+        )
+
+        def decorate(endpoint: F) -> F:
+            sig = inspect.signature(endpoint)
+            starlette_style = list(sig.parameters) == ["request"]
+            shape = inspect.Signature([inspect.Parameter("path", inspect.Parameter.VAR_KEYWORD)])
+            tag_of = TagBuilder(shape if starlette_style else sig, options.tags)  # a bad template raises now
+
+            @functools.wraps(endpoint)
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                if starlette_style:
+                    request, response = args[0] if args else kwargs["request"], None
+                else:
+                    request, response = kwargs.pop(_REQUEST), kwargs.pop(_RESPONSE)
+                return await self._handle(
+                    options, tag_of, endpoint, request, response=response, args=args, kwargs=kwargs
+                )
+
+            if not starlette_style:  # FastAPI reads this signature: it hands us the request too
+                extra = [
+                    inspect.Parameter(_REQUEST, inspect.Parameter.KEYWORD_ONLY, annotation=Request),
+                    inspect.Parameter(_RESPONSE, inspect.Parameter.KEYWORD_ONLY, annotation=Response),
+                ]
+                params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+                wrapper.__signature__ = sig.replace(parameters=[*params, *extra])  # type: ignore[attr-defined]
+            return wrapper  # type: ignore[return-value]
+
+        return decorate
+
+    async def _handle(
+        self,
+        options: RouteOptions,
+        tag_of: TagBuilder,
+        endpoint: Callable[..., Any],
+        request: Request,
+        *,
+        response: Response | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        path = {k: kwargs.get(k, v) for k, v in request.path_params.items()}  # FastAPI's converted values
+        checked = options.checked(path)
+        exchange = Exchange(
+            options.settings(self.defaults),
+            asgi_request(request.scope, request.method.upper()),
+            validator=checked.validator if checked is not None else None,
+        )
+        if checked is not None:  # a cheap validator: decide before the endpoint runs
+            step = exchange.before(None)
+            if isinstance(step, Answer):
+                reply = step.reply
+                answer = Response(b"" if request.method == "HEAD" else reply.body, status_code=reply.status)
+                answer.raw_headers = raw_headers(reply.headers)
+                return answer
+        tags = tag_of(args, kwargs, {**kwargs, **path}) if tag_of else ()
+        if inspect.iscoroutinefunction(endpoint):
+            result = await endpoint(*args, **kwargs)
+        else:
+            result = await run_in_threadpool(endpoint, *args, **kwargs)
+        if isinstance(result, Awaitable):
+            result = await result
+        target = result if isinstance(result, Response) else response
+        if target is None:
+            return result
+        status = target.status_code if isinstance(result, Response) else _route_status(request)
+        own = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in target.raw_headers]
+        step = exchange.respond(status, own, length=None)
+        # Hash: no validator here, the body is the middleware's to hash; the route adds the rest
+        added = fields_of((exchange.overflow() if isinstance(step, Hash) else step).reply.headers)
+        for name in _ROUTE_FIELDS:  # what the exchange adds for this route (validator, Cache-Control)
+            if name in added and name not in target.headers:
+                target.headers[name] = added[name]
+        if tags:
+            target.headers[self.tag_header] = " ".join(tags)
+        return result
+
+
+def _route_status(request: Request) -> int:
+    """The status FastAPI gives a return value that is not a Response (the route's ``status_code``)."""
+    route = request.scope.get("route")
+    status = getattr(route, "status_code", None)
+    return status if isinstance(status, int) else 200
