@@ -139,9 +139,9 @@ class ETagRoutes:
             validator=checked.validator if checked is not None else None,
         )
         if checked is not None:  # a cheap validator: decide before the endpoint runs
-            step = exchange.before(None)
-            if isinstance(step, Answer):
-                reply = step.reply
+            before = exchange.before(None)
+            if isinstance(before, Answer):
+                reply = before.reply
                 answer = Response(b"" if request.method == "HEAD" else reply.body, status_code=reply.status)
                 answer.raw_headers = raw_headers(reply.headers)
                 return answer
@@ -157,9 +157,9 @@ class ETagRoutes:
             return result
         status = target.status_code if isinstance(result, Response) else _route_status(request)
         own = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in target.raw_headers]
-        step = exchange.respond(status, own, length=None)
+        after = exchange.respond(status, own, length=None)
         # Hash: no validator here, the body is the middleware's to hash; the route adds the rest
-        added = fields_of((exchange.overflow() if isinstance(step, Hash) else step).reply.headers)
+        added = fields_of((exchange.overflow() if isinstance(after, Hash) else after).reply.headers)
         for name in _ROUTE_FIELDS:  # what the exchange adds for this route (validator, Cache-Control)
             if name in added and name not in target.headers:
                 target.headers[name] = added[name]
