@@ -138,6 +138,11 @@ def _exchange(
     )
 
 
+def _resolved_route(request: HttpRequest) -> str:
+    match = request.resolver_match
+    return str(match.route) if match is not None else str(request.path)
+
+
 def _validator(options: _Options, request: HttpRequest) -> Validator | None:
     """The ``validator`` option's cheap current validator (it takes the request)."""
     return options.validator(request) if options.validator is not None else None
@@ -186,10 +191,12 @@ def _reply(reply: Reply, *, head: bool, cookies_from: HttpResponseBase | None = 
 def _set_headers(response: HttpResponseBase, headers: Iterable[tuple[str, str]]) -> None:
     for name in list(response.headers):
         del response[name]
+    cookies = {morsel.OutputString() for morsel in response.cookies.values()}
     joined: dict[str, str] = {}
     for name, value in headers:
-        if name.lower() != "set-cookie":  # cookies stay in response.cookies
-            joined[name] = f"{joined[name]}, {value}" if name in joined else value
+        if name.lower() == "set-cookie" and value in cookies:
+            continue  # response.cookies sends it
+        joined[name] = f"{joined[name]}, {value}" if name in joined else value
     for name, value in joined.items():
         response[name] = value
 
@@ -204,14 +211,19 @@ def _apply(
         return _reply(step.reply, head=drop_body, cookies_from=response)
     _set_headers(response, step.reply.headers)
     if drop_body:
-        if isinstance(response, StreamingHttpResponse):
-            response.close()
-            response.streaming_content = []
-        else:
-            response.content = b""
+        _drop_body(response)
     if again is not None:  # once the server closed the response (a write invalidates again)
         response._resource_closers.append(again)
     return response
+
+
+def _drop_body(response: HttpResponseBase) -> None:
+    """HEAD answered as GET: no body, and a stream closed undrained."""
+    if isinstance(response, StreamingHttpResponse):
+        response.close()
+        response.streaming_content = []
+    elif isinstance(response, HttpResponse):
+        response.content = b""
 
 
 # -- the middleware ----------------------------------------------------------------------------------
@@ -245,7 +257,9 @@ class ETagMiddleware:
         _run_request(request, step)
         ticket = driver.begin(step, route)
         response = self.get_response(request)
-        if getattr(request, _HANDLED, False):
+        if getattr(request, _HANDLED, False):  # a decorated view answered (and counted) itself
+            if step.head_as_get:
+                _drop_body(response)
             return response
         after = _respond(exchange, response)
         driver.settle(exchange, after, ticket, route, counted=counted)
@@ -269,7 +283,9 @@ class ETagMiddleware:
         _run_request(request, step)
         ticket = await adriver.begin(step, route)
         response = await self.get_response(request)
-        if getattr(request, _HANDLED, False):
+        if getattr(request, _HANDLED, False):  # a decorated view answered (and counted) itself
+            if step.head_as_get:
+                _drop_body(response)
             return response
         after = _respond(exchange, response)
         await adriver.settle(exchange, after, ticket, route, counted=counted)
@@ -330,7 +346,8 @@ def conditional(
                 tags=(lambda: tag_of((request, *args), kwargs, arguments)) if tag_of else None,
                 scope=(lambda: auth(request)) if auth is not None else None,
             )  # fmt: skip
-            route = request.resolver_match.route if request.resolver_match is not None else request.path
+            named = state.options.route
+            route = named(request) if named is not None else _resolved_route(request)
             if checked is None or READBACK_KEY not in request.META:
                 return exchange, state, route, None
             # the middleware reads a write's target back: the cheap validator answers, the view never runs

@@ -47,7 +47,8 @@ from ._config import optional_flag
 from ._route import RouteOptions
 from ._scope import asgi_request, raw_headers
 from .cache._keys import TagBuilder, TagSpec
-from .core.exchange import Answer, Exchange, Hash, Settings
+from .asgi import READBACK_SCOPE_KEY
+from .core.exchange import Answer, Exchange, Hash, ReadBack, Run, Send, Settings
 from .core.headers import fields_of
 
 __all__ = ["ETagRoutes"]
@@ -139,8 +140,10 @@ class ETagRoutes:
             validator=checked.validator if checked is not None else None,
         )
         if checked is not None:  # a cheap validator: decide before the endpoint runs
-            before = exchange.before(None)
-            if isinstance(before, Answer):
+            before: Answer | Send | ReadBack | Run = exchange.before(None)
+            if READBACK_SCOPE_KEY in request.scope:  # the middleware reads a write's target back
+                before = exchange.answer_read_back()
+            if isinstance(before, Answer | Send):
                 reply = before.reply
                 answer = Response(b"" if request.method == "HEAD" else reply.body, status_code=reply.status)
                 answer.raw_headers = raw_headers(reply.headers)

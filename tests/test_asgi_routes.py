@@ -91,6 +91,7 @@ def test_the_cheap_validator_is_checked_before_the_endpoint() -> None:
     assert stale.status_code == 412 and stale.json()["status"] == 412
     assert gone.status_code == 412  # etag= returned None: no current representation
     assert db["writes"] == 0 and db["versions"][1] == 1
+    assert db["runs"] == 1  # the middleware's read-backs were answered by etag=, not the endpoint
 
 
 def test_a_write_changes_the_validator_and_invalidates_the_declared_tags() -> None:

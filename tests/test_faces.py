@@ -13,7 +13,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -158,6 +158,46 @@ def _asgi_client(app: Any) -> Callable[[str, dict[str, str]], Seen]:
     return lambda method, headers: asyncio.run(fetch(method, headers))
 
 
+def _django(resource: Resource, metrics: Metrics, cache: TagCache, scenario: Scenario) -> Any:
+    from django.http import HttpResponse
+    from django.test import Client as DjangoClient
+    from django.test import override_settings
+    from django.urls import path
+    from django_setup import setup_django
+
+    from etagkit.django import conditional
+
+    setup_django()
+    current = _current(scenario)
+    cheap = {"etag": lambda request: current.etag} if current is not None else {}
+
+    @conditional(tags=scenario.tags, stored=True if scenario.stored else None, **cheap)
+    def view(request: Any) -> HttpResponse:
+        status, headers, body = resource.answer(request.method, request.META.get("HTTP_RANGE"))
+        response = HttpResponse(body, status=status)
+        for name, value in headers:
+            response[name] = value
+        return response
+
+    class URLs:
+        urlpatterns: ClassVar[list[Any]] = [path("r", view)]
+
+    options = {"cache": cache, "metrics": metrics, "route": lambda request: "/r"}
+    overrides = override_settings(
+        ROOT_URLCONF=URLs, MIDDLEWARE=["etagkit.django.ETagMiddleware"], ETAGKIT=options
+    )
+    client = DjangoClient()
+
+    def call(method: str, headers: dict[str, str]) -> Seen:
+        with overrides:
+            got = client.generic(method, "/r", headers=headers)
+        listed = [(k, v) for k, v in got.items()]
+        listed += [("Set-Cookie", m.OutputString()) for m in got.cookies.values()]
+        return Seen(got.status_code, _lower(listed), got.content)
+
+    return call
+
+
 def _client(app: Any) -> Callable[[str, dict[str, str]], Seen]:
     client = Client(app)
 
@@ -172,7 +212,7 @@ def _lower(headers: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in headers}
 
 
-FACES: dict[str, Face] = {"wsgi": _wsgi, "flask": _flask, "flow": _flow, "asgi": _asgi}
+FACES: dict[str, Face] = {"wsgi": _wsgi, "flask": _flask, "flow": _flow, "asgi": _asgi, "django": _django}
 
 
 @dataclass
@@ -267,6 +307,7 @@ def test_every_face_answers_the_same(name: str) -> None:
     assert results["flask"] == results["wsgi"]
     assert results["flow"] == results["wsgi"]
     assert results["asgi"] == results["wsgi"]
+    assert results["django"] == results["wsgi"]
 
 
 def _expect(name: str) -> dict[str, Any]:
