@@ -13,8 +13,6 @@ import functools
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-import anyio.to_thread
-
 from ._driver import Driver
 from .core.exchange import Answer, Exchange, ReadBack, Run, Send, read_back_validator
 
@@ -37,7 +35,13 @@ class AsyncDriver:
     async def _io(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self.inline:
             return fn(*args, **kwargs)
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+        try:  # anyio: any event loop an ASGI server runs (asyncio, trio)
+            from anyio.to_thread import run_sync
+        except ImportError:  # Django's ASGI handler without anyio: asyncio
+            import asyncio
+
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        return await run_sync(functools.partial(fn, *args, **kwargs))
 
     async def start(
         self, exchange: Exchange, route: str, read_back: Callable[[], Awaitable[ReadBackHead]]

@@ -46,8 +46,8 @@ from ._config import cache_control as cache_control_of
 from ._config import optional_flag
 from ._route import RouteOptions
 from ._scope import asgi_request, raw_headers
-from .cache._keys import TagBuilder, TagSpec
 from .asgi import READBACK_SCOPE_KEY
+from .cache._keys import TagBuilder, TagSpec
 from .core.exchange import Answer, Exchange, Hash, ReadBack, Run, Send, Settings
 from .core.headers import fields_of
 
