@@ -22,6 +22,10 @@ in ``Cache-Tag``. The decorator adds what only the route knows, through the same
 * ``cache_control``, ``require_precondition``: as ``@kit.conditional`` in Flask
   (:class:`etagkit._route.RouteOptions` holds them for both).
 
+Inside the endpoint, ``request.state.etagkit_checked`` is the
+:class:`~etagkit._route.CheckedValidator` the preconditions were checked against: its ``version`` (what
+``etag=`` returned) makes the write itself conditional, closing the window between check and write.
+
 A FastAPI endpoint keeps its own signature (dependencies, body, ``response_model``): the decorator
 asks FastAPI for the ``Request`` and the ``Response`` whose headers FastAPI merges into the answer.
 A Starlette endpoint (``async def endpoint(request)``) works as is.
@@ -148,6 +152,8 @@ class ETagRoutes:
                 answer = Response(b"" if request.method == "HEAD" else reply.body, status_code=reply.status)
                 answer.raw_headers = raw_headers(reply.headers)
                 return answer
+        if checked is not None:  # for the endpoint's compare-and-set (UPDATE ... WHERE version = ?)
+            request.state.etagkit_checked = checked
         tags = tag_of(args, kwargs, {**kwargs, **path}) if tag_of else ()
         if inspect.iscoroutinefunction(endpoint):
             result = await endpoint(*args, **kwargs)
