@@ -1,6 +1,7 @@
 """The bookstore example as a user runs it: ``python examples/bookstore.py`` (and its ASGI twin,
 ``examples/bookstore_asgi.py``) in a subprocess on a free loopback port, driven over real HTTP, once
-with the in-process store and once with Redis (the same ``create_app`` code path). Input handling is also fuzzed in-process through Flask's test client."""
+with the in-process store and once with Redis (the same ``create_app`` code path). Input handling
+is also fuzzed in-process through Flask's test client."""
 
 from __future__ import annotations
 
