@@ -10,15 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ._badrecord import report_bad_record
 from ._validators import MetricsSink, ValidatorStore
 from .core.exchange import Answer, Count, Exchange, ReadBack, Run, Send
+from .core.memo import MEMO_MAX_CHARS
 from .core.records import CachedResponse, StoredValidator
 from .core.reply import Validator
 
 __all__ = ["Driver"]
 
 _MAX_SIZES = 4096  # targets whose last 200 size is remembered (cleared when full)
-_MAX_TARGET = 1024  # longer targets are not remembered
+_MAX_TARGET = MEMO_MAX_CHARS  # longer targets are not remembered
 
 
 class Driver:
@@ -61,6 +63,8 @@ class Driver:
             return None
         value = self.store.lookup_value(run.response_key, _headers(exchange), route)
         response = CachedResponse.from_value(value)
+        if response is None and value is not None:
+            report_bad_record("response", run.response_key)
         if response is None:
             if self.count_hits and self.metrics is not None:
                 self.metrics.event("cache_miss", route)

@@ -108,5 +108,5 @@ def wsgi_request(environ: Mapping[str, Any], method: str) -> Request:
         origin=request_origin(environ),
         fields=request_fields(environ),
         headers=EnvironHeaders(environ),
-        remote_user=user if isinstance(user, str) and user else None,
+        remote_user=user if isinstance(user, str) else None,  # present at all counts (even empty)
     )

@@ -14,7 +14,11 @@ content-coded body gets a per-coding strong tag; a view's own ETag is never rewr
 ``ETAGKIT_STORED_ETAGS`` (None: stored ETags on views that declare ``tags=``; True: on every
 decorated view; False: never; all need a cache), ``ETAGKIT_JSON_ERRORS`` (None: 412/428 bodies
 negotiated; True JSON, False text),
-``ETAGKIT_TTL`` (None: stored validators live as long as the cache's default).
+``ETAGKIT_TTL`` (None: stored validators live as long as the cache's default),
+``ETAGKIT_CREDENTIAL_HEADERS`` (``()``: further request fields carrying credentials, e.g.
+``["X-API-Key"]``), ``ETAGKIT_ALLOWED_HOSTS`` (None: stored answers for any host; else Django
+ALLOWED_HOSTS patterns), ``ETAGKIT_EARLY_304`` (False: True answers stored revalidations of
+anonymous GET/HEAD requests before Flask dispatches, skipping its routing and hooks for them).
 
 Example (the bookstore's shape)::
 
@@ -50,9 +54,11 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without flask
     raise ImportError("etagkit.flask needs Flask: pip install 'etagkit[flask]'") from exc
 
+from ._config import allowed_hosts as compile_hosts
 from ._config import cache_control as cache_control_of
-from ._config import flag, number, optional_flag, positive_int
+from ._config import credential_fields, flag, number, optional_flag, positive_int
 from ._driver import Driver
+from ._early import EarlyRevalidation
 from ._environ import wsgi_request
 from ._errors import ConfigurationError
 from ._readback import READBACK_KEY, read_current_validator
@@ -80,12 +86,16 @@ _DEFAULTS: dict[str, Any] = {
     "ETAGKIT_STORED_ETAGS": None,
     "ETAGKIT_JSON_ERRORS": None,
     "ETAGKIT_TTL": None,
+    "ETAGKIT_EARLY_304": False,
+    "ETAGKIT_CREDENTIAL_HEADERS": (),
+    "ETAGKIT_ALLOWED_HOSTS": None,
 }
 _BOOL_KEYS = (
     "ETAGKIT_WEAK",
     "ETAGKIT_WEAKEN_ENCODED",
     "ETAGKIT_REQUIRE_PRECONDITION",
     "ETAGKIT_AUTO_INVALIDATE",
+    "ETAGKIT_EARLY_304",
 )
 _CHECKED = "_etagkit_checked_validator"  # the flask.g attribute checked_validator() reads
 
@@ -142,7 +152,7 @@ class ETagKit:
             number("ETAGKIT_TTL", ttl, positive=True)
         cache = self.cache
         store = ValidatorStore(cache, ttl=ttl, metrics=self.metrics) if cache is not None else None
-        app.extensions["etagkit"] = _State(
+        state = app.extensions["etagkit"] = _State(
             kit=self,
             store=store,
             defaults=Settings(
@@ -153,6 +163,8 @@ class ETagKit:
                 invalidate_tags=config["ETAGKIT_AUTO_INVALIDATE"],
                 stored=optional_flag("ETAGKIT_STORED_ETAGS", config["ETAGKIT_STORED_ETAGS"]),
                 json_errors=optional_flag("ETAGKIT_JSON_ERRORS", config["ETAGKIT_JSON_ERRORS"]),
+                credential_fields=credential_fields(config["ETAGKIT_CREDENTIAL_HEADERS"]),
+                allowed_hosts=compile_hosts(config["ETAGKIT_ALLOWED_HOSTS"]),
             ),
             driver=Driver(
                 store,
@@ -161,6 +173,10 @@ class ETagKit:
                 count_hits=getattr(cache, "_metrics", None) is not self.metrics,
             ),
         )
+        if config["ETAGKIT_EARLY_304"] and store is not None:
+            app.wsgi_app = EarlyRevalidation(  # type: ignore[method-assign]
+                app.wsgi_app, state.driver, state.defaults, functools.partial(_rule, app)
+            )
 
     # -- inside a view ----------------------------------------------------------------------------
 
@@ -349,6 +365,15 @@ def _handle(
         response.call_on_close(again)
     response.headers = Headers(list(after.reply.headers))
     return response
+
+
+def _rule(app: Flask, environ: dict[str, Any]) -> str:
+    """The URL rule a request matches (the route name metrics use), or its path."""
+    try:
+        rule = app.url_map.bind_to_environ(environ).match(return_rule=True)[0]
+    except Exception:  # no match, a redirect ...: name it by its path
+        return str(environ.get("PATH_INFO", ""))
+    return str(getattr(rule, "rule", rule))
 
 
 def _flask_reply(response_class: type[Response], step: Answer) -> Response:

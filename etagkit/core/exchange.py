@@ -146,11 +146,17 @@ class Exchange:
 
     def _shareable(self) -> bool:
         """Stored answers are shared by every requester of a key: never for a credentialed request
-        (Authorization, Cookie, an authenticated REMOTE_USER) unless the route declares its scope."""
-        req = self.request
-        if req.remote_user and self.scope() is None:
+        (Authorization, Cookie, REMOTE_USER, a configured credential field) unless the route
+        declares its scope; and kept only for allowed hosts."""
+        req, settings = self.request, self.settings
+        if not self._host_allowed():
             return False
-        return shared_lookup_allowed(req.fields, self.scope())
+        return shared_lookup_allowed(
+            req.headers if req.headers is not None else req.fields,
+            self.scope(),
+            credential_fields=settings.credential_fields,
+            remote_user=req.remote_user,
+        )
 
     def _key(self) -> str:
         if self.key is None:
@@ -408,14 +414,20 @@ class Exchange:
         self._body_tags = tuple(dict.fromkeys(learned))
         return headers if self.settings.keep_tag_header else kept
 
+    def _host_allowed(self) -> bool:
+        hosts = self.settings.allowed_hosts
+        return hosts is None or hosts.allows(self.request.origin)
+
     def _stale(self, status: int) -> tuple[str, ...]:
         """What a successful unsafe request invalidates (RFC 9111 §4.4): its target's stored
-        validators (path tag), the route's tags and those its response names."""
+        validators (path tag; only on an allowed host, where any can be stored: a request for an
+        unknown host never creates a mark), the route's tags and those its response names."""
         req = self.request
         if not self.has_store or not invalidates_target(req.method, status):
             return ()
         declared = self.tags() if self.settings.invalidate_tags else ()
-        return tuple(dict.fromkeys((path_tag(req.path, req.origin), *declared, *self._body_tags)))
+        path = (path_tag(req.path, req.origin),) if self._host_allowed() else ()
+        return tuple(dict.fromkeys((*path, *declared, *self._body_tags)))
 
 
 def read_back_validator(status: int, headers: Iterable[tuple[str, str]]) -> Validator | None:

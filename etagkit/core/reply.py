@@ -23,6 +23,7 @@ from .dates import format_http_date, parse_http_date
 from .etag import ETag, etag_or_none, generate_etag
 from .freshness import SAFE_METHODS
 from .headers import TOKEN, Fields, FieldView, HeaderSource, fields_of, get_header
+from .memo import MEMO_MAX_CHARS, fields_chars
 from .policy import parse_cache_control
 from .preconditions import Outcome, evaluate, not_modified_headers, requires_precondition
 
@@ -183,6 +184,10 @@ def _not_modified(
     """The 304 of a response with these headers and validators: exactly the RFC 9110 §15.4.5 fields
     (and the Set-Cookie the app set on it, with ``set_cookie``). Responses repeat (stored records, an
     app's fixed headers), so each one's 304 is built once."""
+    if set_cookie and any(k.lower() == "set-cookie" for k, _ in headers):
+        return _build_not_modified(headers, etag, last_modified, set_cookie)  # per client: never memoized
+    if fields_chars(headers) > MEMO_MAX_CHARS:
+        return _build_not_modified(headers, etag, last_modified, set_cookie)  # memo bounded in bytes
     try:
         return _not_modified_reply(headers, etag, last_modified, set_cookie)
     except TypeError:  # an unhashable header pair (a list): build it uncached

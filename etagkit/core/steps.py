@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .headers import Fields, HeaderSource
+from .hosts import AllowedHosts
 from .records import CachedResponse, StoredValidator
 from .reply import Reply
 
@@ -24,6 +25,10 @@ class Settings:
     ``cache_control`` is added to 2xx GET/HEAD responses that set none; ``invalidate_tags``: a
     successful write invalidates the declared tags too (its own path's validators always).
     ``cache_ttl``: keep whole 200 responses (response caching) for that long.
+    ``credential_fields``: request fields that carry credentials besides Authorization and Cookie
+    (e.g. ``x-api-key``): such requests never share stored answers without a scope.
+    ``allowed_hosts``: the hosts stored answers are kept for (None: any); a request for another host
+    is answered statelessly and leaves nothing in the store (Django's ALLOWED_HOSTS idea).
     """
 
     weak: bool = False
@@ -37,6 +42,8 @@ class Settings:
     cache_control: str | None = None
     invalidate_tags: bool = True
     cache_ttl: float | None = None
+    credential_fields: frozenset[str] = frozenset()
+    allowed_hosts: AllowedHosts | None = None
 
 
 @dataclass(frozen=True, slots=True)
