@@ -16,7 +16,7 @@ response for the app (a 304 in place of its body, HEAD), the app's further messa
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 try:
@@ -79,6 +79,8 @@ class ETagMiddleware:
         route: Callable[[Scope], str] | None = None,
         ttl: float | None = None,
         stored: bool | None = None,
+        credential_headers: Iterable[str] = (),
+        allowed_hosts: Iterable[str] | None = None,
     ) -> None:
         if not callable(app):
             raise ConfigurationError(f"app must be an ASGI callable, not {app!r}")
@@ -86,7 +88,8 @@ class ETagMiddleware:
             _no_app, cache=cache, max_buffer=max_buffer, weak=weak, weaken_encoded=weaken_encoded,
             validator=validator, scope=scope, require_precondition=require_precondition,  # type: ignore[arg-type]
             tag_header=tag_header, keep_tag_header=keep_tag_header, json_errors=json_errors,
-            metrics=metrics, route=route, ttl=ttl, stored=stored,
+            metrics=metrics, route=route, ttl=ttl, stored=stored, credential_headers=credential_headers,
+            allowed_hosts=allowed_hosts,
         )  # fmt: skip
         self.app = app
         self.settings = options.settings

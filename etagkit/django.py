@@ -237,6 +237,7 @@ class ETagMiddleware:
     async_capable = True
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        _state()  # a mistake in ETAGKIT raises now, when Django loads its middleware
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:

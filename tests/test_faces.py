@@ -159,8 +159,8 @@ def _asgi_client(app: Any) -> Callable[[str, dict[str, str]], Seen]:
 
 
 def _django(resource: Resource, metrics: Metrics, cache: TagCache, scenario: Scenario) -> Any:
+    from django.core.handlers.wsgi import WSGIHandler
     from django.http import HttpResponse
-    from django.test import Client as DjangoClient
     from django.test import override_settings
     from django.urls import path
     from django_setup import setup_django
@@ -186,14 +186,14 @@ def _django(resource: Resource, metrics: Metrics, cache: TagCache, scenario: Sce
     overrides = override_settings(
         ROOT_URLCONF=URLs, MIDDLEWARE=["etagkit.django.ETagMiddleware"], ETAGKIT=options
     )
-    client = DjangoClient()
+    with overrides:
+        handler = WSGIHandler()  # the real WSGI entry point (Django's test Client sends an empty Cookie)
+    client = Client(handler)
 
     def call(method: str, headers: dict[str, str]) -> Seen:
         with overrides:
-            got = client.generic(method, "/r", headers=headers)
-        listed = [(k, v) for k, v in got.items()]
-        listed += [("Set-Cookie", m.OutputString()) for m in got.cookies.values()]
-        return Seen(got.status_code, _lower(listed), got.content)
+            got = client.open("/r", method=method, headers=headers)
+        return Seen(got.status_code, _lower(got.headers.to_wsgi_list()), got.get_data())
 
     return call
 
