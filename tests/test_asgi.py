@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from asgi_server import uvicorn_server
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -382,3 +384,40 @@ def test_over_uvicorn_stored_304_read_back_412_and_a_websocket() -> None:
                 return str(await ws.recv())
 
         assert asyncio.run(talk()) == "through"
+
+
+_FIELD_NAMES = st.sampled_from(
+    [b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range", b"range",
+     b"accept", b"cookie", b"authorization", b"host", b"x-other", b"IF-NONE-MATCH"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "HEAD", "PUT", "DELETE", "POST", "OPTIONS", "PATCH"]),
+    headers=st.lists(st.tuples(_FIELD_NAMES, st.binary(max_size=40)), max_size=6),
+    path=st.text(min_size=1, max_size=12).map(lambda p: "/" + p),
+    query=st.binary(max_size=12),
+)
+def test_stranger_headers_get_an_rfc_answer_never_an_exception(
+    method: str, headers: list[tuple[bytes, bytes]], path: str, query: bytes
+) -> None:
+    calls: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        calls.append(scope["method"])
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+        )
+        await send({"type": "http.response.body", "body": b"the body"})
+
+    cache = TagCache()
+    mw = ETagMiddleware(app, cache=cache, stored=True, require_precondition=True)
+    scope = {**_scope(method, headers), "path": path, "query_string": query}
+    sent = asyncio.run(_raw(mw, scope, [{"type": "http.request", "body": b"", "more_body": False}]))
+    status = sent[0]["status"]
+    assert status in (200, 304, 412, 428)
+    assert sent[-1]["type"] == "http.response.body" and sent[-1].get("more_body", False) is False
+    assert all(isinstance(k, bytes) and k == k.lower() for k, _ in sent[0]["headers"])
+    if status in (304, 412, 428) and method not in ("GET", "HEAD"):
+        assert "PUT" not in calls and "DELETE" not in calls  # a refused write never ran
