@@ -105,9 +105,10 @@ class ETagMiddleware:
             return
         method = str(scope.get("method", "GET")).upper()
         route = self.route(scope) if self.route is not None else ""
-        current = self.validator(scope) if self.validator is not None else None
-        if inspect.isawaitable(current):
-            current = await current
+        current: Validator | None = None
+        if self.validator is not None:
+            given = self.validator(scope)
+            current = await given if inspect.isawaitable(given) else given
         auth = self.scope
         exchange = Exchange(
             self.settings,
