@@ -175,15 +175,13 @@ class ETagMiddleware:
         return head[0] if head else None
 
 
-async def send_reply(send: SendFn, reply: Reply, *, head: bool, trailers: bool = False) -> None:
+async def send_reply(send: SendFn, reply: Reply, *, head: bool) -> None:
     """Send an exchange's reply (a 304 / 412 / 428, or a cached response) as two ASGI messages."""
     start: Message = {
         "type": "http.response.start",
         "status": reply.status,
         "headers": raw_headers(reply.headers),
     }
-    if trailers:
-        start["trailers"] = True
     await send(start)
     await send({"type": "http.response.body", "body": b"" if head else reply.body or b"", "more_body": False})
 
@@ -206,6 +204,7 @@ class _Call:
         "state",
         "step",
         "ticket",
+        "trailers",
     )
 
     def __init__(
@@ -223,7 +222,8 @@ class _Call:
         self.server_receive, self.server_send = receive, send
         self.drop_body, self.counted = drop_body, True
         self.start: Message | None = None
-        self.state = "head"  # head -> hash (collecting) | pass (streaming) -> done (response complete)
+        self.state = "head"  # head -> hash (collecting) | pass (streaming) [-> trailers] -> done
+        self.trailers = False  # the head sent announced trailers
         self.step: Answer | Send | None = None
         self.chunks: list[bytes] = []
         self.size = 0
@@ -250,8 +250,10 @@ class _Call:
             await self._head(self._stream_step())
             if self.state == "pass":
                 await self.server_send(message)
-        elif self.state == "pass":  # trailers, other extensions
+        elif self.state in ("pass", "trailers"):  # trailers, other extensions
             await self.server_send(message)
+            if kind == "http.response.trailers" and not message.get("more_trailers", False):
+                self.state = "done"
 
     async def _body(self, body: bytes, more: bool) -> None:
         if self.state == "head":
@@ -280,8 +282,8 @@ class _Call:
     async def _pass(self, body: bytes, more: bool) -> None:
         if self.state == "pass":
             await self.server_send({"type": "http.response.body", "body": body, "more_body": more})
-            if not more:
-                self.state = "done"
+            if not more:  # complete, or its announced trailers follow
+                self.state = "trailers" if self.trailers else "done"
 
     def _status_headers(self) -> tuple[int, list[tuple[str, str]]]:
         start = self.start or {}
@@ -309,7 +311,7 @@ class _Call:
         start: Message = {"type": "http.response.start", "status": step.reply.status}
         start["headers"] = raw_headers(step.reply.headers)
         if trailers:
-            start["trailers"] = True
+            start["trailers"] = self.trailers = True
         await self.server_send(start)
         self.state = "pass"
 

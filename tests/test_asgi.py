@@ -270,6 +270,31 @@ def test_a_stream_goes_out_untagged_as_it_comes() -> None:
     assert b"etag" not in dict(sent[0]["headers"])
 
 
+def test_trailers_and_a_path_send_pass_through_untagged() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/plain"), (b"content-length", b"5")]
+        if scope["path"] == "/file":
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.pathsend", "path": "/srv/file.txt"})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": headers, "trailers": True})
+        await send({"type": "http.response.body", "body": b"hello", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send(
+            {"type": "http.response.trailers", "headers": [(b"x-digest", b"abc")], "more_trailers": False}
+        )
+
+    mw = ETagMiddleware(app, max_buffer=0)  # nothing is small enough to hash: every body streams
+    sent = asyncio.run(_raw(mw, _scope(), []))
+    assert [m["type"] for m in sent] == [
+        "http.response.start", "http.response.body", "http.response.body", "http.response.trailers",
+    ]  # fmt: skip
+    assert sent[0]["trailers"] is True and b"etag" not in dict(sent[0]["headers"])
+    path = asyncio.run(_raw(mw, {**_scope(), "path": "/file"}, []))
+    assert [m["type"] for m in path] == ["http.response.start", "http.response.pathsend"]
+    assert path[1]["path"] == "/srv/file.txt" and b"etag" not in dict(path[0]["headers"])
+
+
 def test_a_complete_event_stream_is_never_tagged_but_a_complete_body_is() -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         ctype = b"text/event-stream" if scope["path"] == "/x" else b"text/plain"
