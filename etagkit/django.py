@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -37,7 +37,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without django
     raise ImportError("etagkit.django needs Django: pip install 'etagkit[django]'") from exc
 
-from ._adriver import AsyncDriver
+from ._adriver import AsyncDriver, ReadBackHead
 from ._config import cache_control as cache_control_of
 from ._config import callable_or_none
 from ._environ import wsgi_request
@@ -59,7 +59,7 @@ from .wsgi import ETagMiddleware as _Options
 __all__ = ["ETagMiddleware", "conditional", "invalidate", "invalidate_on_save"]
 
 V = TypeVar("V", bound=Callable[..., Any])
-_HANDLED = "_etagkit_view"  # set on a request a decorated view answered (the middleware steps aside)
+_HANDLED = "_etagkit_view"  # the exchange of the decorated view that answers a request
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +229,56 @@ def _drop_body(response: HttpResponseBase) -> None:
 # -- the middleware ----------------------------------------------------------------------------------
 
 
+def _serve(
+    exchange: Exchange,
+    request: HttpRequest,
+    route: str,
+    run: Callable[[], HttpResponseBase],
+    read_back: Callable[[], Validator | None],
+) -> HttpResponseBase:
+    """One exchange around ``run()`` (the rest of the middleware chain, or the view)."""
+    driver, counted = _state().options.driver, READBACK_KEY not in request.META
+    step = driver.start(exchange, route, read_back)
+    if isinstance(step, Answer):
+        driver.settle(exchange, step, None, route, counted=counted)
+        return _reply(step.reply, head=request.method == "HEAD")
+    _run_request(request, step)
+    ticket = driver.begin(step, route)
+    response = run()
+    if getattr(request, _HANDLED, exchange) is not exchange:
+        if step.head_as_get:  # a decorated view inside answered (and counted) itself
+            _drop_body(response)
+        return response
+    after = _respond(exchange, response)
+    driver.settle(exchange, after, ticket, route, counted=counted)
+    return _apply(after, response, drop_body=step.head_as_get, again=driver.again_later(after, route))
+
+
+async def _aserve(
+    exchange: Exchange,
+    request: HttpRequest,
+    route: str,
+    run: Callable[[], Awaitable[HttpResponseBase]],
+    read_back: Callable[[], Awaitable[ReadBackHead]],
+) -> HttpResponseBase:
+    """:func:`_serve` on an event loop (store calls off it when the store may block)."""
+    adriver, counted = _state().adriver, READBACK_KEY not in request.META
+    step = await adriver.start(exchange, route, read_back)
+    if isinstance(step, Answer):
+        await adriver.settle(exchange, step, None, route, counted=counted)
+        return _reply(step.reply, head=request.method == "HEAD")
+    _run_request(request, step)
+    ticket = await adriver.begin(step, route)
+    response = await run()
+    if getattr(request, _HANDLED, exchange) is not exchange:
+        if step.head_as_get:  # a decorated view inside answered (and counted) itself
+            _drop_body(response)
+        return response
+    after = _respond(exchange, response)
+    await adriver.settle(exchange, after, ticket, route, counted=counted)
+    return _apply(after, response, drop_body=step.head_as_get, again=adriver.driver.again_later(after, route))
+
+
 class ETagMiddleware:
     """ETags, preconditions and stored ETags for every response of a Django project (``MIDDLEWARE``).
     Options come from the ``ETAGKIT`` setting; a view under :func:`conditional` answers itself."""
@@ -243,28 +293,19 @@ class ETagMiddleware:
         if self.is_async:
             markcoroutinefunction(self)
 
+    def _exchange(self, request: HttpRequest) -> tuple[Exchange, str]:
+        state = _state()
+        options = state.options
+        route = options.route(request) if options.route is not None else ""
+        return _exchange(request, options.settings, state, validator=_validator(options, request)), route
+
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self._acall(request)
-        state = _state()
-        options, driver = state.options, state.options.driver
-        route = options.route(request) if options.route is not None else ""
-        exchange = _exchange(request, options.settings, state, validator=_validator(options, request))
-        counted = READBACK_KEY not in request.META
-        step = driver.start(exchange, route, lambda: self._read_back(request))
-        if isinstance(step, Answer):
-            driver.settle(exchange, step, None, route, counted=counted)
-            return _reply(step.reply, head=request.method == "HEAD")
-        _run_request(request, step)
-        ticket = driver.begin(step, route)
-        response = self.get_response(request)
-        if getattr(request, _HANDLED, False):  # a decorated view answered (and counted) itself
-            if step.head_as_get:
-                _drop_body(response)
-            return response
-        after = _respond(exchange, response)
-        driver.settle(exchange, after, ticket, route, counted=counted)
-        return _apply(after, response, drop_body=step.head_as_get, again=driver.again_later(after, route))
+        exchange, route = self._exchange(request)
+        return _serve(
+            exchange, request, route, lambda: self.get_response(request), lambda: self._read_back(request)
+        )
 
     def _read_back(self, request: HttpRequest) -> Validator | None:
         response = self(_read_back_request(request))
@@ -272,26 +313,10 @@ class ETagMiddleware:
         return read_back_validator(*_head_of(response))
 
     async def _acall(self, request: HttpRequest) -> Any:
-        state = _state()
-        options, adriver = state.options, state.adriver
-        route = options.route(request) if options.route is not None else ""
-        exchange = _exchange(request, options.settings, state, validator=_validator(options, request))
-        counted = READBACK_KEY not in request.META
-        step = await adriver.start(exchange, route, lambda: self._aread_back(request))
-        if isinstance(step, Answer):
-            await adriver.settle(exchange, step, None, route, counted=counted)
-            return _reply(step.reply, head=request.method == "HEAD")
-        _run_request(request, step)
-        ticket = await adriver.begin(step, route)
-        response = await self.get_response(request)
-        if getattr(request, _HANDLED, False):  # a decorated view answered (and counted) itself
-            if step.head_as_get:
-                _drop_body(response)
-            return response
-        after = _respond(exchange, response)
-        await adriver.settle(exchange, after, ticket, route, counted=counted)
-        again = adriver.driver.again_later(after, route)
-        return _apply(after, response, drop_body=step.head_as_get, again=again)
+        exchange, route = self._exchange(request)
+        return await _aserve(
+            exchange, request, route, lambda: self.get_response(request), lambda: self._aread_back(request)
+        )
 
     async def _aread_back(self, request: HttpRequest) -> tuple[int, list[tuple[str, str]]]:
         response = await self._acall(_read_back_request(request))
@@ -335,9 +360,8 @@ def conditional(
 
         def prepare(
             request: HttpRequest, args: Any, kwargs: Any
-        ) -> tuple[Exchange, _State, str, HttpResponse | None]:
+        ) -> tuple[Exchange, str, HttpResponse | None]:
             state = _state()
-            setattr(request, _HANDLED, True)
             arguments = bound_arguments(sig, (request, *args), kwargs)
             checked = policy.checked(arguments)
             auth = scope
@@ -349,49 +373,31 @@ def conditional(
             )  # fmt: skip
             named = state.options.route
             route = named(request) if named is not None else _resolved_route(request)
+            setattr(request, _HANDLED, exchange)  # the middleware around steps aside after the view
             if checked is None or READBACK_KEY not in request.META:
-                return exchange, state, route, None
+                return exchange, route, None
             # the middleware reads a write's target back: the cheap validator answers, the view never runs
-            return exchange, state, route, _reply(exchange.answer_read_back().reply, head=False)
+            return exchange, route, _reply(exchange.answer_read_back().reply, head=False)
 
         if iscoroutinefunction(view):
 
             @functools.wraps(view)
             async def awrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-                exchange, state, route, read = prepare(request, args, kwargs)
+                exchange, route, read = prepare(request, args, kwargs)
                 if read is not None:
                     return read
-                adriver, counted = state.adriver, READBACK_KEY not in request.META
-                step = await adriver.start(exchange, route, _no_read_back)  # read back by the middleware
-                if isinstance(step, Answer):
-                    await adriver.settle(exchange, step, None, route, counted=counted)
-                    return _reply(step.reply, head=request.method == "HEAD")
-                _run_request(request, step)
-                ticket = await adriver.begin(step, route)
-                response = await view(request, *args, **kwargs)
-                after = _respond(exchange, response)
-                await adriver.settle(exchange, after, ticket, route, counted=counted)
-                again = adriver.driver.again_later(after, route)
-                return _apply(after, response, drop_body=step.head_as_get, again=again)
+                run = lambda: view(request, *args, **kwargs)  # noqa: E731
+                return await _aserve(exchange, request, route, run, _no_read_back)
 
             return awrapper  # type: ignore[return-value]
 
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-            exchange, state, route, read = prepare(request, args, kwargs)
+            exchange, route, read = prepare(request, args, kwargs)
             if read is not None:
                 return read
-            driver, counted = state.options.driver, READBACK_KEY not in request.META
-            step = driver.start(exchange, route, lambda: None)  # read back by the middleware, if any
-            if isinstance(step, Answer):
-                driver.settle(exchange, step, None, route, counted=counted)
-                return _reply(step.reply, head=request.method == "HEAD")
-            _run_request(request, step)
-            ticket = driver.begin(step, route)
-            response = view(request, *args, **kwargs)
-            after = _respond(exchange, response)
-            driver.settle(exchange, after, ticket, route, counted=counted)
-            return _apply(after, response, drop_body=step.head_as_get, again=driver.again_later(after, route))
+            run = lambda: view(request, *args, **kwargs)  # noqa: E731
+            return _serve(exchange, request, route, run, lambda: None)  # read back by the middleware
 
         return wrapper  # type: ignore[return-value]
 
