@@ -78,7 +78,8 @@ class Catalog:
                 self.produced += 1
                 yield b"data: more\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream")
+        ctype = "application/octet-stream" if "octet" in request.query_params else "text/event-stream"
+        return StreamingResponse(events(), media_type=ctype)
 
     async def chunks(self, request: Request) -> Response:
         async def parts() -> AsyncIterator[bytes]:
@@ -369,10 +370,11 @@ def _first_bytes(port: int, method: str, path: str) -> bytes:
         return got
 
 
-def test_over_uvicorn_the_first_event_arrives_before_the_stream_ends() -> None:
+@pytest.mark.parametrize("path", ["/feed", "/feed?octet"])
+def test_over_uvicorn_the_first_event_arrives_before_the_stream_ends(path: str) -> None:
     catalog = Catalog()
     with uvicorn_server(_middleware(catalog, stored=True)) as port:
-        got = _first_bytes(port, "GET", "/feed")
+        got = _first_bytes(port, "GET", path)
         catalog.gate.set()  # only now may the stream go on: a buffering face never got here in time
         head = got.split(b"\r\n\r\n", 1)[0].lower()
         assert got.startswith(b"HTTP/1.1 200") and b"data: first" in got and b"etag:" not in head
