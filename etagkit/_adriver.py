@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from ._driver import Driver
-from .core.exchange import Answer, Exchange, ReadBack, Run, Send, read_back_validator
+from .core.exchange import Answer, Exchange, ReadBack, Run, Send
+from .core.readback import read_back_validator
 
 __all__ = ["AsyncDriver", "ReadBackHead"]
 

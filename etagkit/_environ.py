@@ -98,8 +98,11 @@ def wsgi_path(environ: Mapping[str, Any]) -> str:
     return str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
 
 
-def wsgi_request(environ: Mapping[str, Any], method: str) -> Request:
-    """The exchange's :class:`~etagkit.core.exchange.Request` of a WSGI environ."""
+def wsgi_request(environ: Mapping[str, Any], method: str, *, keyed: bool = True) -> Request:
+    """The exchange's :class:`~etagkit.core.exchange.Request` of a WSGI environ. Without ``keyed``
+    (no store: nothing is looked up or stored) only the method and the decision fields are read."""
+    if not keyed:
+        return Request(method, "", fields=request_fields(environ))
     user = environ.get("REMOTE_USER")
     return Request(
         method=method,

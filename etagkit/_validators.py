@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from ._badrecord import report_bad_record
 from ._config import number
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, StoreUnavailableError
 from .core.headers import HeaderSource
 from .core.keys import variant_key
 from .core.memo import MEMO_MAX_CHARS
@@ -196,11 +196,15 @@ class ValidatorStore:
             route=route,
         )
 
-    def invalidate(self, *tags: str, route: str | None = None) -> None:
-        """Invalidate tags now (in every process sharing the store)."""
+    def invalidate(self, *tags: str, route: str | None = None, strict: bool = False) -> None:
+        """Invalidate tags now (in every process sharing the store). A failure is counted and, with
+        ``strict``, raised as StoreUnavailableError (the store pays what it owes in the background);
+        otherwise swallowed (an invalidation after a write: the debt is paid all the same)."""
         if not tags:
             return
         try:
             self.cache.invalidate_tags(*tags)
-        except Exception:
+        except Exception as exc:
             self._fault(route)
+            if strict:
+                raise StoreUnavailableError(f"invalidation not recorded: {exc}") from exc

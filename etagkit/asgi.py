@@ -28,7 +28,8 @@ from ._adriver import AsyncDriver, ReadBackHead
 from ._errors import ConfigurationError
 from ._scope import asgi_request, raw_headers
 from ._validators import MetricsSink
-from .core.exchange import READ_BACK_DROPPED, Answer, Exchange, Hash, Send
+from .core.exchange import Answer, Exchange, Hash, Send
+from .core.readback import READ_BACK_DROPPED
 from .core.reply import Reply, Validator
 from .wsgi import ETagMiddleware as _Options
 

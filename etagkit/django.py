@@ -51,8 +51,8 @@ from .core.exchange import (
     Run,
     Send,
     Settings,
-    read_back_validator,
 )
+from .core.readback import read_back_validator
 from .core.reply import Reply, Validator
 from .wsgi import ETagMiddleware as _Options
 

@@ -192,10 +192,12 @@ class ETagKit:
 
     def invalidate(self, *tags: str) -> None:
         """Invalidate tags now, in every process sharing the cache: stored ETags and cached responses
-        carrying any of them are gone (e.g. ``kit.invalidate("books", f"book:{book_id}")``)."""
+        carrying any of them are gone (e.g. ``kit.invalidate("books", f"book:{book_id}")``).
+        Raises StoreUnavailableError when the invalidation could not be recorded (the cache pays
+        it as soon as it can; do not acknowledge a write that depends on it)."""
         store = _state().store if has_app_context() else None
         if store is not None:
-            store.invalidate(*tags)
+            store.invalidate(*tags, strict=True)
         elif self.cache is not None:
             self.cache.invalidate_tags(*tags)
 
@@ -321,7 +323,7 @@ def _handle(
     route = req.url_rule.rule if req.url_rule is not None else req.path
     exchange = Exchange(
         policy.settings(state.defaults),
-        wsgi_request(environ, req.method),
+        wsgi_request(environ, req.method, keyed=state.store is not None),
         validator=checked.validator if checked is not None else None,
         tags=(lambda: tags(args, kwargs, view_args)) if tags else None,
         scope=policy.scope,

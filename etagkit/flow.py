@@ -80,8 +80,10 @@ class ConditionalFlow:
         return settings
 
     def invalidate(self, *tags: str) -> None:
-        """Invalidate tags now, in every process sharing the cache (e.g. after a write elsewhere)."""
-        self.driver.invalidate(tags, route="")
+        """Invalidate tags now, in every process sharing the cache (e.g. after a write elsewhere).
+        Raises StoreUnavailableError when it could not be recorded (see ``TagCache.invalidate_tags``)."""
+        if self.driver.store is not None:
+            self.driver.store.invalidate(*tags, route="", strict=True)
 
     def open(
         self,

@@ -128,7 +128,7 @@ class ETagMiddleware:
         scope = self.scope
         exchange = Exchange(
             self.settings,
-            wsgi_request(environ, method),
+            wsgi_request(environ, method, keyed=self.store is not None),
             validator=self.validator(environ) if self.validator is not None else None,
             scope=(lambda: scope(environ)) if scope is not None else None,
             has_store=self.store is not None,
@@ -251,8 +251,12 @@ class _Call:
                 raise RuntimeError("the WSGI application returned without calling start_response")
         if self.state == "head":
             complete = iterator is None and complete_body(result)
-            length = sum(len(c) for c in result) if complete else None
+            length = sum(map(len, result)) if complete else None
             self._head(length, complete=complete)
+            if complete and self.state == "hash":  # already whole: no chunk-by-chunk collecting
+                self.chunks = list(result)
+                close_iterable(result)
+                return self._finish()
         if self.state == "hash":
             for chunk in prefix or ():
                 self._take(chunk)

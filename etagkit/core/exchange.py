@@ -22,8 +22,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 
-from .dates import parse_http_date
-from .etag import etag_or_none
 from .freshness import SAFE_METHODS, invalidates_target
 from .headers import Fields, HeaderSource, fields_of
 from .keys import path_tag, representation_key, shared_lookup_allowed, split_tags
@@ -43,7 +41,6 @@ from .reply import (
 from .steps import _READ_BACK, Answer, Count, Hash, ReadBack, Request, Run, Send, Settings
 
 __all__ = [
-    "READ_BACK_DROPPED",
     "Answer",
     "Count",
     "Exchange",
@@ -53,20 +50,11 @@ __all__ = [
     "Run",
     "Send",
     "Settings",
-    "read_back_validator",
 ]
 
 _READS = frozenset({"GET", "HEAD"})  # one method class: HEAD gets the ETag GET would get (§9.3.2)
 _CREATING = frozenset({"PUT", "PATCH"})  # may create a missing target (§9.3.4; RFC 5789 §2)
 _NEVER_BUFFERED = frozenset({"text/event-stream"})  # a stream by nature: its first event goes out now
-# A read-back is an unconditional, body-less GET of the write's target: these request fields go.
-READ_BACK_DROPPED = frozenset(
-    {
-        "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "if-range", "range",
-        "content-length", "content-type", "transfer-encoding", "content-encoding",
-    }
-)  # fmt: skip
-_GONE = frozenset({404, 410})
 
 
 class Exchange:
@@ -151,8 +139,10 @@ class Exchange:
         req, settings = self.request, self.settings
         if not self._host_allowed():
             return False
+        # the decision fields hold Authorization and Cookie; configured ones are read from all fields
+        source = req.headers if settings.credential_fields and req.headers is not None else req.fields
         return shared_lookup_allowed(
-            req.headers if req.headers is not None else req.fields,
+            source,
             self.scope(),
             credential_fields=settings.credential_fields,
             remote_user=req.remote_user,
@@ -203,6 +193,11 @@ class Exchange:
         self._record = record
         req, fields, settings = self.request, self.request.fields, self.settings
         method = req.method
+        if record is not None and method in _READS and _only_if_none_match(fields):
+            fast = _stored_304(record, fields["if-none-match"])
+            if fast is not None:  # the common revalidation, answered as _before's steps would
+                self.checked = record.validator()
+                return fast
         unsafe = method not in SAFE_METHODS
         gone = self.validator is not None and not self.validator.exists and method not in _CREATING
         if settings.require_precondition and unsafe and not gone and requires_precondition(method, fields):
@@ -234,12 +229,20 @@ class Exchange:
                 or not range_applies(fields, etag=_as_etag(checked.etag), last_modified=checked.last_modified)
             )
         )
-        return Run(
-            drop_range=drop_range,
-            head_as_get=method == "HEAD" and self.validator is None,
-            ticket_tags=self._ticket_tags(),
-            response_key=self._response_key(),
+        head_as_get = method == "HEAD" and self.validator is None
+        ticket_tags = self._ticket_tags() if self.has_store else None
+        first = self._write_tags() if unsafe and self.has_store else ()
+        if not (drop_range or head_as_get or ticket_tags or first):
+            return _PLAIN_RUN  # the common case: nothing to change, nothing to store
+        return Run(drop_range, head_as_get, ticket_tags, self._response_key(), first)
+
+    def unavailable(self) -> Answer:
+        """The answer to a write whose invalidation could not be recorded before it ran: 503 with
+        Retry-After (RFC 9110 §15.6.4, §10.2.3); the write did not run, so nothing is lost."""
+        reply = error_reply(
+            503, json_body=self._json(), detail="The cache is unreachable: the write was not applied, retry."
         )
+        return Answer(Reply(503, (*reply.headers, ("Retry-After", "1")), reply.body), Count(503))
 
     def _route_headers(self) -> tuple[tuple[str, str], ...]:
         cache_control = self.settings.cache_control
@@ -321,11 +324,11 @@ class Exchange:
         self._headers, self._fields = headers, fields_of(headers)
         fields = self._fields
         declared = _declared_length(fields)
-        if status == 200 and self._body_wanted(fields):
-            size = length if complete else declared
+        size = length if complete else declared
+        if status == 200 and size is not None and size <= settings.max_buffer and self._body_wanted(fields):
             ctype = fields.get("content-type", "").split(";", 1)[0].strip(" \t").lower()
-            if size is not None and size <= settings.max_buffer and ctype not in _NEVER_BUFFERED:
-                return Hash()
+            if ctype not in _NEVER_BUFFERED:
+                return _HASH
         return self._decide(None, length if length is not None else declared)
 
     def _body_wanted(self, fields: Fields) -> bool:
@@ -418,6 +421,14 @@ class Exchange:
         hosts = self.settings.allowed_hosts
         return hosts is None or hosts.allows(self.request.origin)
 
+    def _write_tags(self) -> tuple[str, ...]:
+        """What a write to this target invalidates whatever its answer: its path's validators and
+        the route's declared tags (tags its response names are known only after it ran)."""
+        req = self.request
+        declared = self.tags() if self.settings.invalidate_tags else ()
+        path = (path_tag(req.path, req.origin),) if self._host_allowed() else ()
+        return tuple(dict.fromkeys((*path, *declared)))
+
     def _stale(self, status: int) -> tuple[str, ...]:
         """What a successful unsafe request invalidates (RFC 9111 §4.4): its target's stored
         validators (path tag; only on an allowed host, where any can be stored: a request for an
@@ -430,16 +441,39 @@ class Exchange:
         return tuple(dict.fromkeys((*path, *declared, *self._body_tags)))
 
 
-def read_back_validator(status: int, headers: Iterable[tuple[str, str]]) -> Validator | None:
-    """What a read-back GET's status and headers say of the target's current validator: a 2xx gives
-    its ETag / Last-Modified (none: it exists but matches no tag, §13.1.1); 404 / 410 mean no current
-    representation; anything else (401, 405, 5xx ...) cannot be read: None, the write runs as is."""
-    if status in _GONE:
-        return Validator(exists=False)
-    if not 200 <= status < 300:
-        return None
-    fields = fields_of(headers)
-    return Validator(etag_or_none(fields.get("etag")), parse_http_date(fields.get("last-modified")), True)
+_PLAIN_RUN = Run()
+_ONLY_INM_EXCLUDES = ("if-match", "if-unmodified-since")
+
+
+def _only_if_none_match(fields: Fields) -> bool:
+    """If-None-Match without If-Match / If-Unmodified-Since: §13.2.2 then decides by step 3 alone
+    (If-Modified-Since is ignored when If-None-Match is present)."""
+    return "if-none-match" in fields and "if-match" not in fields and "if-unmodified-since" not in fields
+
+
+# record id -> (record, its tag as sent, weak form, the 304 answer); bounded like every memo
+_FAST: dict[int, tuple[StoredValidator, str, str, Answer]] = {}
+
+
+def _stored_304(record: StoredValidator, if_none_match: str) -> Answer | None:
+    """The stored record's 304 when If-None-Match is exactly its tag (or the tag's weak form: weak
+    comparison, §13.1.2), built once per record by the same code as the general path; None
+    otherwise (any other value goes through :func:`~etagkit.core.preconditions.evaluate`)."""
+    held = _FAST.get(id(record))
+    if held is None or held[0] is not record:
+        if record.etag is None:
+            return None
+        text = str(record.etag)
+        weak = text if record.etag.weak else "W/" + text
+        reply = _not_modified(record.headers, record.etag, record.last_modified)
+        held = (record, text, weak, Answer(reply, Count(304, record.length, True)))
+        if len(_FAST) >= 4096:
+            _FAST.clear()
+        _FAST[id(record)] = held
+    return held[3] if if_none_match == held[1] or if_none_match == held[2] else None
+
+
+_HASH = Hash()
 
 
 def _no_store(fields: Fields) -> bool:

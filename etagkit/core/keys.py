@@ -113,6 +113,15 @@ def origin_of(scheme: str, host: str, port: int | str | None = None) -> str:
     (RFC 9110 §4.2.3 normalization). ``host`` is the Host field (it may carry the port) or a server
     name; ``port`` is added when ``host`` has none. Part of every key and path tag, so one app
     serving several hosts never answers one host's request with another's entries."""
+    if port is None and len(host) <= _MAX_HOST:  # hosts repeat: memoized, bounded in bytes
+        return _origin_memo(scheme, host)
+    return _origin(scheme, host, port)
+
+
+_MAX_HOST = 255  # a DNS name's limit (RFC 1035 §2.3.4); longer Host fields are not memoized
+
+
+def _origin(scheme: str, host: str, port: int | str | None = None) -> str:
     scheme = scheme.lower()
     host = host.strip(" \t").lower()
     if port is not None and ":" not in host.rpartition("]")[2]:
@@ -121,6 +130,9 @@ def origin_of(scheme: str, host: str, port: int | str | None = None) -> str:
     if colon and "]" not in number and (not number or number == _DEFAULT_PORTS.get(scheme)):
         host = name
     return f"{scheme}://{host}"
+
+
+_origin_memo = functools.lru_cache(maxsize=1024)(_origin)
 
 
 _CREDENTIAL_FIELDS = ("authorization", "cookie")  # always credentials (RFC 9110 §11.6.2, RFC 6265)
