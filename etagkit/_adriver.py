@@ -14,10 +14,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from ._driver import Driver
-from .core.exchange import Answer, Exchange, ReadBack, Run, Send
+from .core.exchange import Answer, Exchange, Run, Send
+from .core.freshness import SAFE_METHODS
 from .core.readback import read_back_validator
 
 __all__ = ["AsyncDriver", "ReadBackHead"]
+
+
+class _ReadBackWanted(Exception):
+    """Raised from inside :meth:`Driver.start` when the exchange asks for a read-back."""
+
 
 T = TypeVar("T")
 ReadBackHead = tuple[int, Iterable[tuple[str, str]]] | None  # a read-back GET's status and headers
@@ -47,15 +53,25 @@ class AsyncDriver:
     async def start(
         self, exchange: Exchange, route: str, read_back: Callable[[], Awaitable[ReadBackHead]]
     ) -> Answer | Run:
-        """:meth:`Driver.start`, with the read-back GET awaited (an ASGI sub-call)."""
-        record = (
-            None if exchange.lookup_key() is None else await self._io(self.driver.lookup, exchange, route)
-        )
-        step = exchange.before(record)
-        if not isinstance(step, ReadBack):
-            return step
+        """:meth:`Driver.start` itself, with the read-back GET awaited (an ASGI sub-call): when the
+        exchange asks for one, the sync start stops, the GET runs on the loop, and the start runs
+        again with its answer (one more stored-record read, only on that rare path)."""
+
+        def ask() -> None:
+            raise _ReadBackWanted
+
+        # where start reads nothing (no stored record to look up) and writes nothing (a safe method
+        # invalidates nothing first), a thread hop would cost more than the call: run it inline
+        quiet = exchange.request.method in SAFE_METHODS and exchange.lookup_key() is None
+        try:
+            if quiet:
+                return self.driver.start(exchange, route, ask)
+            return await self._io(self.driver.start, exchange, route, ask)
+        except _ReadBackWanted:
+            pass
         head = await read_back()
-        return exchange.read_back(read_back_validator(*head) if head is not None else None)
+        current = read_back_validator(*head) if head is not None else None
+        return await self._io(self.driver.start, exchange, route, lambda: current)
 
     async def begin(self, run: Run, route: str) -> Any:
         if run.ticket_tags is None:
