@@ -99,28 +99,36 @@ class ETagRoutes:
         )
 
         def decorate(endpoint: F) -> F:
-            sig = inspect.signature(endpoint)
-            starlette_style = list(sig.parameters) == ["request"]
+            sig = _signature(endpoint)
+            # endpoint(request) (Starlette's form): templates name path parameters, checked per request
+            only_request = list(sig.parameters) == ["request"]
             shape = inspect.Signature([inspect.Parameter("path", inspect.Parameter.VAR_KEYWORD)])
-            tag_of = TagBuilder(shape if starlette_style else sig, options.tags)  # a bad template raises now
+            tag_of = TagBuilder(shape if only_request else sig, options.tags)  # a bad template raises now
+            # FastAPI reads the wrapper's signature (Starlette ignores it) and hands it the Request and
+            # the Response whose headers it merges into its answer: the endpoint's own, or ours
+            params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+            asked = {_REQUEST: _named(params, Request), _RESPONSE: _named(params, Response)}
+            extra = [
+                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind)
+                for name, kind in ((_REQUEST, Request), (_RESPONSE, Response))
+                if asked[name] is None
+            ]
 
             @functools.wraps(endpoint)
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                if starlette_style:
+                if args or (
+                    asked[_REQUEST] is None and _REQUEST not in kwargs
+                ):  # Starlette: endpoint(request)
                     request, response = args[0] if args else kwargs["request"], None
-                else:
-                    request, response = kwargs.pop(_REQUEST), kwargs.pop(_RESPONSE)
+                else:  # FastAPI
+                    own_request, own_response = asked[_REQUEST], asked[_RESPONSE]
+                    request = kwargs[own_request] if own_request else kwargs.pop(_REQUEST)
+                    response = kwargs[own_response] if own_response else kwargs.pop(_RESPONSE)
                 return await self._handle(
                     options, tag_of, endpoint, request, response=response, args=args, kwargs=kwargs
                 )
 
-            if not starlette_style:  # FastAPI reads this signature: it hands us the request too
-                extra = [
-                    inspect.Parameter(_REQUEST, inspect.Parameter.KEYWORD_ONLY, annotation=Request),
-                    inspect.Parameter(_RESPONSE, inspect.Parameter.KEYWORD_ONLY, annotation=Response),
-                ]
-                params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-                wrapper.__signature__ = sig.replace(parameters=[*params, *extra])  # type: ignore[attr-defined]
+            wrapper.__signature__ = sig.replace(parameters=[*params, *extra])  # type: ignore[attr-defined]
             return wrapper  # type: ignore[return-value]
 
         return decorate
@@ -175,6 +183,21 @@ class ETagRoutes:
         if tags:
             target.headers[self.tag_header] = " ".join(tags)
         return result
+
+
+def _signature(endpoint: Callable[..., Any]) -> inspect.Signature:
+    try:  # string annotations (``from __future__ import annotations``) resolved, as FastAPI does
+        return inspect.signature(endpoint, eval_str=True)
+    except (NameError, TypeError, SyntaxError):
+        return inspect.signature(endpoint)
+
+
+def _named(params: list[inspect.Parameter], kind: type) -> str | None:
+    """The endpoint's own parameter of this type (FastAPI gives one Request, one Response)."""
+    for param in params:
+        if isinstance(param.annotation, type) and issubclass(param.annotation, kind):
+            return param.name
+    return None
 
 
 def _route_status(request: Request) -> int:

@@ -134,6 +134,23 @@ def test_a_starlette_endpoint_takes_the_path_parameters_too() -> None:
     assert match.status_code == 304 and match.headers["etag"] == first.headers["etag"] and runs == ["ann"]
 
 
+def test_a_fastapi_endpoint_taking_only_the_request_gets_its_cheap_etag() -> None:
+    from etagkit.starlette import ETagRoutes
+
+    app, routes, runs = FastAPI(), ETagRoutes(), []
+    app.add_middleware(ETagMiddleware, cache=TagCache())
+
+    @app.get("/notes/{name}")
+    @routes.conditional(etag=lambda name: f"v-{name}")
+    async def note(request: Request) -> dict[str, str]:  # FastAPI's Request is Starlette's
+        runs.append(request.path_params["name"])
+        return {"name": request.path_params["name"]}
+
+    (first,) = _run(app, ("GET", "/notes/a", {}))
+    (match,) = _run(app, ("GET", "/notes/a", {"If-None-Match": first.headers["etag"]}))
+    assert first.json() == {"name": "a"} and match.status_code == 304 and runs == ["a"]
+
+
 def test_mistakes_raise_at_decoration() -> None:
     from etagkit.starlette import ETagRoutes
 
