@@ -350,7 +350,7 @@ def _handle(
     ticket = driver.begin(step, route)  # BEFORE the view: an invalidation during it wins
     if checked is not None:
         setattr(g, _CHECKED, checked)  # for ETagKit.checked_validator() inside the view
-    response = app.make_response(view(*args, **kwargs))
+    response = app.make_response(app.ensure_sync(view)(*args, **kwargs))  # an async def view too
     complete = not response.is_streamed
     data = response.get_data() if complete else None
     after = exchange.respond(

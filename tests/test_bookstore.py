@@ -1,6 +1,7 @@
-"""The bookstore example as a user runs it: ``python examples/bookstore.py`` in a subprocess on a free
-loopback port, driven over real HTTP, once with the in-process store and once with Redis (the same
-``create_app`` code path). Input handling is also fuzzed in-process through Flask's test client."""
+"""The bookstore example as a user runs it: ``python examples/bookstore.py`` (and its ASGI twin,
+``examples/bookstore_asgi.py``) in a subprocess on a free loopback port, driven over real HTTP, once
+with the in-process store and once with Redis (the same ``create_app`` code path). Input handling
+is also fuzzed in-process through Flask's test client."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from support import free_port, serve_process
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "bookstore.py"
+EXAMPLE_ASGI = ROOT / "examples" / "bookstore_asgi.py"
 BOOK = {"title": "The Test Book", "author": "Tess Ting", "year": 2001}
 
 
@@ -54,13 +56,16 @@ def _delete_keys(redis_url: str, prefix: str) -> None:
         client.close()
 
 
-@pytest.fixture(scope="module", params=["memory", "redis"])
+@pytest.fixture(scope="module", params=["wsgi-memory", "wsgi-redis", "asgi-memory", "asgi-redis"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The example on a free port (default flags: in-memory SQLite, 1,000 books); its base URL."""
+    """The example on a free port (default flags: in-memory SQLite, 1,000 books); its base URL. Both
+    bookstores answer the same HTTP-level tests: the WSGI one (Flask on waitress) and the ASGI one
+    (Starlette on uvicorn), each with the in-process store and with Redis."""
     port = free_port()
-    argv = [sys.executable, str(EXAMPLE), "--port", str(port)]
+    face, store = request.param.split("-")
+    argv = [sys.executable, str(EXAMPLE if face == "wsgi" else EXAMPLE_ASGI), "--port", str(port)]
     redis_url = prefix = None
-    if request.param == "redis":
+    if store == "redis":
         redis_url = request.getfixturevalue("redis_url")
         prefix = f"etagkit-test:{uuid.uuid4().hex[:12]}:{{bookstore}}:"  # hash tag: keys keep the prefix
         argv += ["--redis", redis_url, "--redis-prefix", prefix]

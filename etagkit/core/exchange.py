@@ -40,7 +40,17 @@ from .reply import (
 )
 from .steps import _READ_BACK, Answer, Count, Hash, ReadBack, Request, Run, Send, Settings
 
-__all__ = ["Answer", "Count", "Exchange", "Hash", "ReadBack", "Request", "Run", "Send", "Settings"]
+__all__ = [
+    "Answer",
+    "Count",
+    "Exchange",
+    "Hash",
+    "ReadBack",
+    "Request",
+    "Run",
+    "Send",
+    "Settings",
+]
 
 _READS = frozenset({"GET", "HEAD"})  # one method class: HEAD gets the ETag GET would get (§9.3.2)
 _CREATING = frozenset({"PUT", "PATCH"})  # may create a missing target (§9.3.4; RFC 5789 §2)
@@ -278,6 +288,14 @@ class Exchange:
         return Answer(
             Reply(reply.status, reply.headers, body, reply.etag), Count(reply.status), cache_hit=True
         )
+
+    def answer_read_back(self) -> Send:
+        """A read-back GET of a route with a cheap validator, answered without its handler: the
+        validator's ETag / Last-Modified on an empty 200, or a 404 where there is no current
+        representation (what :func:`read_back_validator` reads back)."""
+        exists = self.validator is not None and self.validator.exists
+        step = self.respond(200 if exists else 404, (), length=0, complete=True)
+        return step if isinstance(step, Send) else self.overflow()
 
     # -- after the app's head -----------------------------------------------------------------------
 
