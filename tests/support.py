@@ -14,6 +14,19 @@ from pathlib import Path
 REQUIRE_REDIS = os.environ.get("ETAGKIT_REQUIRE_REDIS", "") not in ("", "0")
 
 
+def _find_conformance() -> Path:
+    """The shared RFC conformance vectors: ``shared/conformance`` beside the first ancestor of the
+    tests that has it, so a checkout, a git worktree and mutmut's ``mutants/`` copy all find it."""
+    here = Path(__file__).resolve().parent
+    for folder in here.parents:
+        if (folder / "shared" / "conformance").is_dir():
+            return folder / "shared" / "conformance"
+    return here.parent.parent / "shared" / "conformance"
+
+
+CONFORMANCE = _find_conformance()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

@@ -42,8 +42,7 @@ def parse_http_date(value: str | None) -> datetime | None:
     return _parse(value)  # dates repeat (every client echoes the same Last-Modified): memoized
 
 
-@functools.lru_cache(maxsize=1024)
-def _parse(value: str) -> datetime | None:
+def _parse_uncached(value: str) -> datetime | None:
     value = value.strip(" \t")
     for form in _FORMS:
         match = form.fullmatch(value)
@@ -66,6 +65,10 @@ def _parse(value: str) -> datetime | None:
         )
     except ValueError:  # day 32, hour 25, year 0 ...
         return None
+
+
+# wrapped, not decorated: mutmut does not mutate decorated functions (see [tool.mutmut] in pyproject)
+_parse = functools.lru_cache(maxsize=1024)(_parse_uncached)
 
 
 def format_http_date(moment: datetime | float) -> str:
