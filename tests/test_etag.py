@@ -131,7 +131,7 @@ def test_etag_or_none_never_raises_and_agrees_with_parse(value: str) -> None:
 
 def test_frozen_and_slotted() -> None:
     etag = ETag("a")
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match=r"^cannot assign to field 'tag'$"):
         etag.tag = "b"  # type: ignore[misc]
     assert not hasattr(etag, "__dict__")
     assert hash(etag) == hash(ETag("a"))

@@ -226,7 +226,7 @@ def test_conditional_policy_default_is_rfc_baseline_and_frozen() -> None:
             policy.accept_ie_length_suffix,
         )
     )
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match=r"^cannot assign to field 'strict_field'$"):
         policy.strict_field = True  # type: ignore[misc]
 
 
