@@ -6,11 +6,13 @@ wrong change there would otherwise keep passing.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 
-from etagkit.core.etag import ETag
+from etagkit._environ import EnvironHeaders
+from etagkit.core.etag import ETag, generate_etag
 from etagkit.core.headers import fields_of
 from etagkit.core.keys import (
     origin_of,
@@ -21,7 +23,17 @@ from etagkit.core.keys import (
     variant_key,
 )
 from etagkit.core.records import CachedResponse, StoredValidator
-from etagkit.core.reply import Validator
+from etagkit.core.reply import (
+    Reply,
+    Validator,
+    body_needed,
+    check_preconditions,
+    coded_etag,
+    conditional_response,
+    error_reply,
+    is_conditional,
+    wants_json,
+)
 
 # -- keys: stable across releases (stored validators outlive a deploy) -------------------------------
 
@@ -179,3 +191,212 @@ def test_cached_response_needs_a_validator_and_keeps_what_it_may() -> None:
     assert kept is not None and kept.vary == ("accept",)
     dated = CachedResponse.from_response(200, [("Content-Type", "text/plain")], b"x", last_modified=LM)
     assert dated is not None and ("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT") in dated.headers
+
+
+# -- reply: error documents, JSON negotiation ----------------------------------------------------------
+
+_CHANGED = "The resource changed: a precondition in the request evaluated to false."
+_REQUIRED = "This request is required to be conditional: send If-Match with the current ETag."
+
+
+@pytest.mark.parametrize(
+    ("status", "title", "detail"),
+    [(412, "Precondition Failed", _CHANGED), (428, "Precondition Required", _REQUIRED)],
+)
+def test_error_documents_are_exact(status: int, title: str, detail: str) -> None:
+    plain = error_reply(status)
+    text = f"{status} {title}: {detail}\n".encode()
+    assert plain == Reply(
+        status, (("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(text)))), text
+    )
+    problem = error_reply(status, json_body=True)
+    assert json.loads(problem.body or b"") == {"status": status, "title": title, "detail": detail}
+    assert problem.headers == (
+        ("Content-Type", "application/problem+json"),
+        ("Content-Length", str(len(problem.body or b""))),
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_headers", "response_headers", "expected"),
+    [
+        ({}, [("Content-Type", "text/plain; profile=json")], False),  # a parameter is not the type
+        ({}, [("Content-Type", "text/plain; a=json; b=1")], False),
+        ({}, [("Content-Type", "application/problem+json; charset=utf-8")], True),
+        ({"Content-Type": "application/json"}, [], True),
+        ({"Accept": "application/json"}, [("Content-Type", "text/html")], True),
+        ({"Accept": "application/json, text/html"}, [], False),
+        ({}, [], False),
+    ],
+)
+def test_wants_json(
+    request_headers: dict[str, str], response_headers: list[tuple[str, str]], expected: bool
+) -> None:
+    assert wants_json(request_headers, response_headers) is expected
+
+
+# -- reply: check_preconditions --------------------------------------------------------------------------
+
+JSON = {"Accept": "application/json"}
+
+
+def _ctype(reply: Reply | None) -> str | None:
+    assert reply is not None
+    return dict(reply.headers)["Content-Type"]
+
+
+def test_check_preconditions_error_format_follows_json_errors_or_the_request() -> None:
+    stale = {"If-Match": '"old"', **JSON}
+    current = Validator(ETag("new"))
+    assert _ctype(check_preconditions("PUT", stale, current)) == "application/problem+json"
+    assert (
+        _ctype(check_preconditions("PUT", stale, current, json_errors=False)) == "text/plain; charset=utf-8"
+    )
+    assert (
+        _ctype(check_preconditions("PUT", {"If-Match": '"old"'}, current, json_errors=True))
+        == "application/problem+json"
+    )
+    assert (
+        _ctype(check_preconditions("PUT", JSON, None, require_precondition=True))
+        == "application/problem+json"
+    )
+    required = check_preconditions("PUT", JSON, None, require_precondition=True, json_errors=False)
+    assert _ctype(required) == "text/plain; charset=utf-8"
+
+
+def test_check_preconditions_uses_last_modified() -> None:
+    dated = Validator(None, LM)
+    since = {"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"}
+    reply = check_preconditions("GET", since, dated, response_headers=[("Cache-Control", "max-age=5")])
+    assert reply is not None and reply.status == 304
+    assert reply.headers == (
+        ("Cache-Control", "max-age=5"),
+        ("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT"),
+    )
+    failed = check_preconditions("PUT", {"If-Unmodified-Since": "Sun, 31 Dec 2023 00:00:00 GMT"}, dated)
+    assert failed is not None and failed.status == 412
+
+
+def test_a_304_from_unhashable_header_pairs_is_the_same() -> None:
+    validator = Validator(ETag("a"), LM)
+    hashable = check_preconditions(
+        "GET", {"If-None-Match": '"a"'}, validator, response_headers=(("Vary", "Accept"),)
+    )
+    pairs = check_preconditions(
+        "GET", {"If-None-Match": '"a"'}, validator, response_headers=[["Vary", "Accept"]]
+    )  # type: ignore[list-item]
+    assert hashable == pairs == Reply(304, (("Vary", "Accept"), ("ETag", '"a"')), b"", ETag("a"))
+
+
+# -- reply: conditional_response ----------------------------------------------------------------------------
+
+
+def test_conditional_response_leaves_non_2xx_alone() -> None:
+    for status in (199, 300, 304, 404):
+        assert conditional_response("GET", {}, status, [], b"x") == Reply(status, ())
+    assert conditional_response("GET", {}, 299, [], b"x").etag is None  # a 2xx other than 200: not hashed
+    assert conditional_response("GET", {}, 200, [], b"x").etag == generate_etag(b"x")
+
+
+def test_conditional_response_weak_tags_and_response_dates() -> None:
+    assert conditional_response("GET", {}, 200, [], b"x", weak=True).etag == generate_etag(b"x", weak=True)
+    dated = [("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")]
+    since = {"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"}
+    assert conditional_response("GET", since, 200, dated).status == 304
+    assert (
+        conditional_response("GET", since, 200, [("last-modified", "Mon, 01 Jan 2024 00:00:00 GMT")]).status
+        == 304
+    )
+
+
+def test_a_412_keeps_the_tag_and_negotiates_its_format() -> None:
+    failed = conditional_response(
+        "GET", {"If-Match": '"x"', **JSON}, 200, [("Content-Type", "text/html")], b"x"
+    )
+    assert failed.status == 412 and failed.etag == generate_etag(b"x")
+    assert dict(failed.headers)["Content-Type"] == "application/problem+json"
+    plain = conditional_response("GET", {"If-Match": '"x"'}, 200, [("Content-Type", "text/html")], b"x")
+    assert dict(plain.headers)["Content-Type"] == "text/plain; charset=utf-8"
+
+
+def _named(reply: Reply, name: str) -> list[str]:
+    return [v for k, v in reply.headers if k.lower() == name]
+
+
+LM2 = datetime(2024, 2, 1, tzinfo=UTC)
+LM2_TEXT = "Thu, 01 Feb 2024 00:00:00 GMT"
+
+
+@pytest.mark.parametrize(
+    ("headers", "etag", "last_modified", "etags", "dates"),
+    [
+        ([("ETag", '"a"')], '"b"', None, ['"b"'], []),  # the given tag replaces the view's
+        ([("ETag", '"a"')], None, LM2, ['"a"'], [LM2_TEXT]),
+        (
+            [("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")],
+            None,
+            LM2,
+            [str(generate_etag(b"x"))],
+            [LM2_TEXT],
+        ),
+        (
+            [("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")],
+            '"b"',
+            None,
+            ['"b"'],
+            ["Mon, 01 Jan 2024 00:00:00 GMT"],
+        ),
+        ([], None, LM2, [str(generate_etag(b"x"))], [LM2_TEXT]),
+        ([], '"b"', LM2, ['"b"'], [LM2_TEXT]),
+    ],
+)
+def test_given_validators_replace_the_views_own_exactly_once(
+    headers: list[tuple[str, str]],
+    etag: str | None,
+    last_modified: datetime | None,
+    etags: list[str],
+    dates: list[str],
+) -> None:
+    reply = conditional_response("GET", {}, 200, headers, b"x", etag=etag, last_modified=last_modified)
+    assert _named(reply, "etag") == etags
+    assert _named(reply, "last-modified") == dates
+
+
+# -- reply: body_needed, coded_etag, is_conditional ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, True),
+        ({"ETag": '"a"'}, False),
+        ({"Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}, False),
+        ({"Cache-Control": "no-store"}, False),
+    ],
+)
+def test_body_needed_reads_every_header_shape(headers: dict[str, str], expected: bool) -> None:
+    assert body_needed("GET", 200, headers) is expected
+    assert body_needed("GET", 200, list(headers.items())) is expected
+    assert body_needed("GET", 200, fields_of(headers.items())) is expected
+
+
+@pytest.mark.parametrize(
+    ("coding", "expected"),
+    [
+        ("gzip", "t-gzip"),
+        ("gzip, br", "t-gzip+br"),
+        (" GZIP ,\tbr ", "t-gzip+br"),
+        ("identity, gzip", "t-gzip"),
+        ("x-gzip", "t-x-gzip"),
+        ("gzip\xa0", "t"),  # not a token once only OWS is trimmed: ignored
+        ("", "t"),
+    ],
+)
+def test_coded_etag(coding: str, expected: str) -> None:
+    assert coded_etag(ETag("t"), coding) == ETag(expected)
+
+
+def test_is_conditional_over_a_field_view() -> None:
+    assert is_conditional(EnvironHeaders({"HTTP_ACCEPT": "*/*"})) is False
+    assert is_conditional(EnvironHeaders({"HTTP_IF_NONE_MATCH": '"a"'})) is True
+    assert is_conditional(EnvironHeaders({"HTTP_IF_UNMODIFIED_SINCE": "x"})) is True
