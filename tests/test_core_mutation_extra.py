@@ -400,3 +400,24 @@ def test_is_conditional_over_a_field_view() -> None:
     assert is_conditional(EnvironHeaders({"HTTP_ACCEPT": "*/*"})) is False
     assert is_conditional(EnvironHeaders({"HTTP_IF_NONE_MATCH": '"a"'})) is True
     assert is_conditional(EnvironHeaders({"HTTP_IF_UNMODIFIED_SINCE": "x"})) is True
+
+
+def test_a_304_from_unhashable_pairs_keeps_last_modified_without_an_etag() -> None:
+    since = {"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"}
+    pairs = [["Vary", "Accept"]]
+    reply = check_preconditions("GET", since, Validator(None, LM), response_headers=pairs)  # type: ignore[arg-type]
+    assert reply == Reply(
+        304, (("Vary", "Accept"), ("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")), b"", None
+    )
+
+
+def test_a_3xx_with_validators_is_never_evaluated() -> None:
+    for status in (300, 301):
+        headers = [("ETag", '"a"'), ("Location", "/x")]
+        assert conditional_response("GET", {"If-None-Match": '"a"'}, status, headers) == Reply(
+            status, tuple(headers)
+        )
+
+
+def test_codings_are_lower_cased_after_trimming() -> None:
+    assert coded_etag(ETag("t"), "X-GZIP") == ETag("t-x-gzip")
