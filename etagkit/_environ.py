@@ -1,14 +1,15 @@
-"""Reading a WSGI environ (PEP 3333): request fields and the request's origin."""
+"""Reading a WSGI environ (PEP 3333): request fields, the origin, and the exchange's ``Request``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from .core.exchange import Request
 from .core.headers import Fields, FieldView
 from .core.keys import origin_of
 
-__all__ = ["EnvironHeaders", "RequestFields", "request_fields", "request_origin"]
+__all__ = ["EnvironHeaders", "RequestFields", "request_fields", "request_origin", "wsgi_request"]
 
 
 class EnvironHeaders(FieldView):
@@ -61,6 +62,8 @@ _DECISION_FIELDS = (
     ("content-type", "CONTENT_TYPE"),
     ("authorization", "HTTP_AUTHORIZATION"),
     ("cookie", "HTTP_COOKIE"),
+    ("range", "HTTP_RANGE"),
+    ("if-range", "HTTP_IF_RANGE"),
 )
 
 
@@ -88,3 +91,25 @@ def request_origin(environ: Mapping[str, Any]) -> str:
     if not isinstance(host, str) or not host:
         host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
     return origin_of(str(environ.get("wsgi.url_scheme") or "http"), host)
+
+
+def wsgi_path(environ: Mapping[str, Any]) -> str:
+    """The request's path: ``SCRIPT_NAME`` + ``PATH_INFO`` (PEP 3333 URL reconstruction)."""
+    return str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+
+
+def wsgi_request(environ: Mapping[str, Any], method: str, *, keyed: bool = True) -> Request:
+    """The exchange's :class:`~etagkit.core.exchange.Request` of a WSGI environ. Without ``keyed``
+    (no store: nothing is looked up or stored) only the method and the decision fields are read."""
+    if not keyed:
+        return Request(method, "", fields=request_fields(environ))
+    user = environ.get("REMOTE_USER")
+    return Request(
+        method=method,
+        path=wsgi_path(environ),
+        query=str(environ.get("QUERY_STRING", "")),
+        origin=request_origin(environ),
+        fields=request_fields(environ),
+        headers=EnvironHeaders(environ),
+        remote_user=user if isinstance(user, str) else None,  # present at all counts (even empty)
+    )

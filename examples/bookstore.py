@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -41,7 +41,7 @@ import click
 from flask import Flask, Response, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from etagkit import CacheControl, ETag, etag_from_version
+from etagkit import CacheControl, ETag, StoreUnavailableError, etag_from_version
 from etagkit.cache import MemoryStore, Store, TagCache
 from etagkit.flask import ETagKit
 from etagkit.metrics import Metrics
@@ -347,18 +347,23 @@ def create_app(
     metrics.set_gauge("db_queries", lambda: catalog.queries)
     store: Store
     if redis_url:
-        from etagkit.cache.redis import RedisStore
+        from etagkit.cache.redis import store_from_url
 
         # Short timeouts, so a hung Redis costs little before the breaker opens (after 3 failures),
         # yet not so short that a busy machine turns slow answers into store errors.
-        redis_store = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=0.25, connect_timeout=0.25)
+        redis_store = store_from_url(
+            redis_url, prefix=redis_prefix, socket_timeout=0.25, connect_timeout=0.25
+        )
         metrics.set_gauge("breaker_state", lambda: _BREAKER_GAUGE[redis_store.breaker.state])
         store = redis_store
     else:
         store = MemoryStore()
     cache = TagCache(store, metrics=metrics)
     if catalog.seeded:
-        cache.clear()  # a new catalog: validators a shared store kept for an older one must go
+        # a new catalog: validators a shared store kept for an older one must go; with Redis down
+        # now, the store owes this and pays it before it is trusted again
+        with suppress(StoreUnavailableError):
+            cache.clear()
     kit = ETagKit(cache=cache, metrics=metrics)
 
     app = Flask("bookstore")

@@ -24,6 +24,7 @@ CORE_TESTS = [
     "test_dates.py",
     "test_conformance.py",
     "test_core_properties.py",
+    "test_headers.py",
 ]
 _ON_UTC = time.timezone == 0 and not time.daylight
 ZONES = ["America/New_York", "Europe/Berlin", *([] if _ON_UTC else ["UTC"])]

@@ -539,3 +539,16 @@ def test_memoized_parses_hold_short_values_only() -> None:
     assert parse_etags(at_cap) == (S("a" * 254),)
     assert parse_etags(at_cap, policy=strict) == (S("a" * 254),)
     assert _parse_default.cache_info().currsize == _parse_short.cache_info().currsize == 1
+
+
+def test_version_etag_turns_what_an_etag_callable_returned_into_a_tag() -> None:
+    from etagkit.core.etag import version_etag
+
+    tag = ETag("abc")
+    assert version_etag(None) is None
+    assert version_etag(tag) is tag
+    assert version_etag('W/"abc"') == ETag("abc", weak=True)  # a header string is parsed
+    assert version_etag("v7") == etag_from_version("v7")  # any other string is a version
+    assert version_etag(7) == etag_from_version(7)
+    assert version_etag((7, "x")) == etag_from_version(7, "x")
+    assert version_etag((7, "x")) != version_etag(7)
