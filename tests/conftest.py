@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import REQUIRE_REDIS, LocalRedisCluster, RedisServer, redis_answers
-
-CONFORMANCE = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance"
+from support import CONFORMANCE, REQUIRE_REDIS, LocalRedisCluster, RedisServer, redis_answers
 
 
 def _no_redis(reason: str) -> None:

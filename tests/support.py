@@ -17,6 +17,19 @@ from typing import Any
 REQUIRE_REDIS = os.environ.get("ETAGKIT_REQUIRE_REDIS", "") not in ("", "0")
 
 
+def _find_conformance() -> Path:
+    """The shared RFC conformance vectors: ``shared/conformance`` beside the first ancestor of the
+    tests that has it, so a checkout, a git worktree and mutmut's ``mutants/`` copy all find it."""
+    here = Path(__file__).resolve().parent
+    for folder in here.parents:
+        if (folder / "shared" / "conformance").is_dir():
+            return folder / "shared" / "conformance"
+    return here.parent.parent / "shared" / "conformance"
+
+
+CONFORMANCE = _find_conformance()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -271,6 +284,23 @@ class LocalRedisCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def local_time_zone(name: str) -> Iterator[None]:
+    """Run a block with the process's local time zone set to ``name`` (TZ + time.tzset), then restore
+    it: code that wrongly goes through local time gives other answers outside UTC."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import CONFORMANCE
 
 from etagkit import (
     ConditionalPolicy,
@@ -18,7 +19,7 @@ from etagkit import (
     range_applies,
 )
 
-VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance"
+VECTORS = CONFORMANCE
 
 
 def _load(name: str) -> Any:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import re
 import subprocess
 import sys
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 
 import pytest
 from hypothesis import given
@@ -50,14 +52,16 @@ def test_str_and_parse_are_inverse(tag: str, weak: bool, text: str) -> None:
 
 @pytest.mark.parametrize("tag", ['a"b', "a b", "tab\t", "\x00", "\x7f", "euro\u20ac", "nl\n", "\x20"])
 def test_invalid_opaque_tag_refused_at_construction(tag: str) -> None:
-    with pytest.raises(InvalidETagError):
+    with pytest.raises(
+        InvalidETagError, match=r"^not an opaque-tag \(RFC 9110 §8\.8\.3 etagc characters\): "
+    ):
         ETag(tag)
 
 
 def test_construction_checks_types() -> None:
-    with pytest.raises(InvalidETagError):
+    with pytest.raises(InvalidETagError, match=r"^not an opaque-tag .*: b'abc'$"):
         ETag(b"abc")  # type: ignore[arg-type]
-    with pytest.raises(InvalidETagError):
+    with pytest.raises(InvalidETagError, match=r"^weak must be a bool, not 1$"):
         ETag("abc", weak=1)  # type: ignore[arg-type]
 
 
@@ -88,12 +92,12 @@ def test_errors_are_value_errors_under_one_root() -> None:
     ],
 )
 def test_parse_refuses_malformed(value: str) -> None:
-    with pytest.raises(InvalidETagError):
+    with pytest.raises(InvalidETagError, match=r"^not an entity-tag \(RFC 9110 §8\.8\.3\): "):
         ETag.parse(value)
 
 
 def test_parse_refuses_non_strings() -> None:
-    with pytest.raises(InvalidETagError):
+    with pytest.raises(InvalidETagError, match=r"^not an entity-tag \(RFC 9110 §8\.8\.3\): None$"):
         ETag.parse(None)  # type: ignore[arg-type]
 
 
@@ -104,6 +108,8 @@ def test_parse_refuses_non_strings() -> None:
         (' \tW/"a" ', ETag("a", weak=True)),
         (None, None),
         ("a", None),
+        ('\xa0"a"', None),  # OWS is SP and HTAB only (§5.6.3): NBSP and NEL are not trimmed
+        ('"a"\x85', None),
         ('w/"a"', None),
         ('"a", "b"', None),
         ("*", None),
@@ -125,7 +131,7 @@ def test_etag_or_none_never_raises_and_agrees_with_parse(value: str) -> None:
 
 def test_frozen_and_slotted() -> None:
     etag = ETag("a")
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match=r"^cannot assign to field 'tag'$"):
         etag.tag = "b"  # type: ignore[misc]
     assert not hasattr(etag, "__dict__")
     assert hash(etag) == hash(ETag("a"))
@@ -279,9 +285,9 @@ def test_objects_go_through_canonical_json() -> None:
 
 
 def test_unencodable_objects_raise_serialization_error() -> None:
-    with pytest.raises(SerializationError):
+    with pytest.raises(SerializationError, match=r"^cannot derive an ETag from dict: .*object"):
         generate_etag({"a": object()})
-    with pytest.raises(SerializationError):
+    with pytest.raises(SerializationError, match=r"^cannot derive an ETag from dict: .*'<'"):
         generate_etag({1: "a", "b": 2})  # keys of mixed types cannot be sorted
 
 
@@ -298,9 +304,13 @@ def test_algorithms_differ() -> None:
     assert len(tags) == 5
 
 
-@pytest.mark.parametrize("algorithm", ["md5", "SHA256", "", None])
+@pytest.mark.parametrize("algorithm", ["md5", "SHA256", "", None, ["sha256"]])
 def test_unknown_algorithm_is_a_configuration_error(algorithm: object) -> None:
-    with pytest.raises(ConfigurationError):
+    choices = re.escape("['blake2b', 'blake3', 'sha1', 'sha256', 'xxh3']")
+    with pytest.raises(
+        ConfigurationError,
+        match=rf"^unknown algorithm {re.escape(repr(algorithm))}; choose one of {choices}$",
+    ):
         generate_etag(b"x", algorithm=algorithm)  # type: ignore[arg-type]
 
 
@@ -309,9 +319,11 @@ def test_missing_optional_hash_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, algorithm: str, module: str
 ) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail, as if not installed
-    with pytest.raises(ImportError, match=r"etagkit\[fast\]"):
+    message = f"^algorithm='{algorithm}' needs the {module} package: pip install 'etagkit\\[fast\\]'$"
+    with pytest.raises(ImportError, match=message):
         generate_etag(b"x", algorithm=algorithm)  # type: ignore[arg-type]
-    assert generate_etag(b"x").tag  # the default needs nothing optional
+    # the default needs nothing optional: still the sha256 known answer
+    assert generate_etag(b"x") == ETag(_expected_tag(b"x")) == ETag("LXEWQrcmsEQBYnyp-6wy9Q")
 
 
 # --- version tags -----------------------------------------------------------------------------
@@ -360,12 +372,173 @@ def test_version_tag_is_stable_across_processes() -> None:
 
 
 def test_version_tag_refuses_nothing_and_unknown_types() -> None:
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match=r"^etag_from_version needs at least one version part$"):
         etag_from_version()
-    with pytest.raises(ConfigurationError):
+    kinds = r"^version parts are int, str, bytes, date or datetime, not "
+    with pytest.raises(ConfigurationError, match=kinds + "float$"):
         etag_from_version(1.5)  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match=kinds + "NoneType$"):
         etag_from_version(None)  # type: ignore[arg-type]
+
+
+# --- known answers: a tag must not change across releases ------------------------------------------
+# A silent change would invalidate every stored and client-held tag after an upgrade (§8.8.1: a
+# validator changes when the representation does, and only then).
+
+KNOWN_CONTENT_TAGS = {
+    "sha256": "pZGm1Av0IEBKARczz7exkA",
+    "sha1": "Ck1VqNd45QIvq3AZd8XYQA",
+    "blake2b": "DMhKtXxHbSOFuJnKdConkA",
+    "blake3": "Qfg5QRHrcToiFlxGyQq48A",
+    "xxh3": "QDODoVyZvu6aw68hJqACkg",
+}
+
+
+def _b64(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(("algorithm", "tag"), sorted(KNOWN_CONTENT_TAGS.items()))
+def test_known_answer_for_every_algorithm(algorithm: str, tag: str) -> None:
+    assert generate_etag(b"Hello World", algorithm=algorithm) == ETag(tag)  # type: ignore[arg-type]
+    assert generate_etag("Hello World", algorithm=algorithm, weak=True) == ETag(tag, weak=True)  # type: ignore[arg-type]
+
+
+def test_known_answers_match_the_documented_digests() -> None:
+    """The constants above are what each digest gives, truncated to 128 bits, unpadded base64url."""
+    import blake3
+    import xxhash
+
+    data = b"Hello World"
+    assert {
+        "sha256": _b64(hashlib.sha256(data).digest()),
+        "sha1": _b64(hashlib.sha1(data).digest()),
+        "blake2b": _b64(hashlib.blake2b(data, digest_size=16).digest()),  # a 16-byte digest, not a cut
+        "blake3": _b64(blake3.blake3(data).digest(16)),
+        "xxh3": _b64(xxhash.xxh3_128_digest(data)),
+    } == KNOWN_CONTENT_TAGS
+
+
+def test_known_answer_for_str_and_json_bodies() -> None:
+    assert generate_etag("caf\xe9") == ETag("hQ99xDkQ_4kPiHnA7Sb-aQ")  # UTF-8, not latin-1
+    assert generate_etag({"b": [1, 2], "a": "\xe9"}) == ETag("nPsfk4qH8rjzuMxCnHoJEQ")
+    assert generate_etag({"b": [1, 2], "a": "\xe9"}) == ETag(
+        _b64(hashlib.sha256('{"a":"é","b":[1,2]}'.encode()).digest())
+    )
+
+
+AWARE = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+NAIVE = datetime(2024, 5, 6, 7, 8, 9, 123456)
+
+# (parts, the documented encoding of each part, the tag): int, str, bytes, bool, aware and naive
+# datetimes, dates, and several parts at once
+KNOWN_VERSION_TAGS: list[tuple[tuple[object, ...], list[list[str]], str]] = [
+    ((7,), [["int", "7"]], "u4bA7vIHzGVi_sdgaTxx-w"),
+    ((0,), [["int", "0"]], "sqTwPHasS64uov1cOHC11w"),
+    ((-1,), [["int", "-1"]], "QMcNgAJ2SLuiqK0jqP6L2g"),
+    (("7",), [["str", "7"]], "eUC_KEuozwNA2-8EMSARWw"),
+    ((b"7",), [["bytes", "37"]], "cfbvaclvO-SuBgTGKnjvEw"),
+    ((True,), [["bool", "True"]], "tL9c5ttxJfqoFsf6UHVRtg"),
+    ((False,), [["bool", "False"]], "D-23ztfAbruk24ga-c3qeg"),
+    ((AWARE,), [["utc", "2024-05-06T07:08:09.123456"]], "2cBEqLXX_U2TXG3ybSJgPg"),
+    ((NAIVE,), [["naive", "2024-05-06T07:08:09.123456"]], "nMcN6lgDXwaFeDNwXmWdKQ"),
+    ((date(2024, 5, 6),), [["date", "2024-05-06"]], "EuXnRTUaG--U0RRBohWTuw"),
+    (
+        (datetime(2024, 5, 6, tzinfo=UTC), 42, "row", b"x"),
+        [["utc", "2024-05-06T00:00:00"], ["int", "42"], ["str", "row"], ["bytes", "78"]],
+        "M7mlEe_2FpFYpgbmwC41Tg",
+    ),
+]
+
+
+@pytest.mark.parametrize(("parts", "encoded", "tag"), KNOWN_VERSION_TAGS)
+def test_known_answer_for_every_version_kind(
+    parts: tuple[object, ...], encoded: list[list[str]], tag: str
+) -> None:
+    assert etag_from_version(*parts) == ETag(tag)  # type: ignore[arg-type]
+    assert etag_from_version(*parts, weak=True) == ETag(tag, weak=True)  # type: ignore[arg-type]
+    canonical = json.dumps(["etagkit.version", encoded], separators=(",", ":"), ensure_ascii=False)
+    assert tag == _b64(hashlib.sha256(canonical.encode()).digest())
+
+
+def test_bool_versions_differ_from_each_other_and_from_ints() -> None:
+    assert etag_from_version(7, True) != etag_from_version(7, False)
+    assert etag_from_version(True) != etag_from_version(1)
+    assert etag_from_version(False) != etag_from_version(0)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata"])
+def test_version_tags_do_not_depend_on_the_process_time_zone(zone: str) -> None:
+    """§8.8.1: a validator changes when the representation does, not when the server's TZ does."""
+    from support import local_time_zone
+
+    with local_time_zone(zone):
+        for parts, _, tag in KNOWN_VERSION_TAGS:
+            assert etag_from_version(*parts).tag == tag  # type: ignore[arg-type]
+
+
+def test_version_tags_across_a_dst_fold() -> None:
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    first = datetime(2024, 10, 27, 2, 30, tzinfo=berlin)  # 00:30 UTC (CEST)
+    second = datetime(2024, 10, 27, 2, 30, fold=1, tzinfo=berlin)  # 01:30 UTC (CET), same wall time
+    assert etag_from_version(first) != etag_from_version(second)
+    assert etag_from_version(first) == etag_from_version(datetime(2024, 10, 27, 0, 30, tzinfo=UTC))
+    assert etag_from_version(second) == etag_from_version(datetime(2024, 10, 27, 1, 30, tzinfo=UTC))
+
+
+def test_a_tzinfo_without_an_offset_counts_as_naive() -> None:
+    class Floating(tzinfo):
+        def utcoffset(self, dt: datetime | None) -> timedelta | None:
+            return None
+
+    floating = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=Floating())
+    assert etag_from_version(floating) == etag_from_version(NAIVE)
+
+
+# --- caps and whitespace the RFC pins ---------------------------------------------------------------
+
+
+def test_star_with_a_tail_past_the_cap_is_not_star() -> None:
+    """Only a whole value of ``*`` is ``*`` (§13.1.2); a value cut at the cap is not known whole."""
+    assert parse_etags("*" + " " * 16384) == ()
+    assert parse_etags("*" + " " * 16383) == "*"  # exactly at the cap: whole, trailing OWS trimmed
+    assert parse_etags("*" + "\t" * 8, policy=ConditionalPolicy(max_field_length=8)) == ()
+
+
+def test_a_member_cut_at_the_cap_never_matches() -> None:
+    policy = ConditionalPolicy(max_field_length=8)
+    assert parse_etags('"a", "b"x', policy=policy) == (S("a"),)  # the cut member ('"b"x') is dropped
+    assert parse_etags('"a", "b"', policy=policy) == (S("a"), S("b"))  # exactly at the cap: kept
+    assert parse_etags('"abcdefgh"', policy=policy) == ()  # 10 > 8: its only member is cut
+    assert parse_etags('"abcdef"', policy=policy) == (S("abcdef"),)  # 8: whole
+
+
+@pytest.mark.parametrize("junk", ["\x85", "\xa0", "\x0b", "\x0c", "\r", "\n"])
+def test_only_sp_and_htab_are_ows_around_star_and_tags(junk: str) -> None:
+    """§5.6.3: OWS is SP / HTAB; any other character makes ``*`` or a member invalid."""
+    assert parse_etags(f"*{junk}") == ()
+    assert parse_etags(f"{junk}*") == ()
+    assert parse_etags(f'{junk}"a"') == ()
+    assert parse_etags(f' \t"a"{junk}, "b" ') == (S("b"),)
+
+
+def test_memoized_parses_hold_short_values_only() -> None:
+    """The memo is bounded in bytes: values over 256 characters are parsed, never remembered."""
+    from etagkit.core.etag import _parse_default, _parse_short
+
+    strict = ConditionalPolicy(strict_field=True)
+    _parse_default.cache_clear()
+    _parse_short.cache_clear()
+    at_cap = '"' + "a" * 254 + '"'
+    over = '"' + "a" * 255 + '"'
+    assert parse_etags(over) == (S("a" * 255),)
+    assert parse_etags(over, policy=strict) == (S("a" * 255),)
+    assert _parse_default.cache_info().currsize == _parse_short.cache_info().currsize == 0
+    assert parse_etags(at_cap) == (S("a" * 254),)
+    assert parse_etags(at_cap, policy=strict) == (S("a" * 254),)
+    assert _parse_default.cache_info().currsize == _parse_short.cache_info().currsize == 1
 
 
 def test_version_etag_turns_what_an_etag_callable_returned_into_a_tag() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from etagkit import (
     CacheControl,
@@ -12,7 +14,7 @@ from etagkit import (
     merge_vary,
     parse_cache_control,
 )
-from etagkit.core.policy import vary_names
+from etagkit.core.policy import delta_seconds, vary_names
 
 # --- parse_cache_control --------------------------------------------------------------------------
 
@@ -35,6 +37,9 @@ from etagkit.core.policy import vary_names
         ("max-age=\u0661", {}),  # non-ASCII: not a token
         ("max-age=1 2", {}),
         ("=1, no-cache", {"no-cache": None}),
+        # RFC 9110 §5.6.4: a quoted-pair inside a quoted-string, even before a comma
+        ('no-cache="a\\", b", max-age=5', {"no-cache": 'a", b', "max-age": "5"}),
+        ('private="x\\\\", max-age=5', {"private": "x\\", "max-age": "5"}),
     ],
 )
 def test_parse_cache_control(value: str | None, expected: dict[str, str | None]) -> None:
@@ -84,24 +89,29 @@ def test_cache_control_renders_and_round_trips(policy: CacheControl, rendered: s
     assert str(reparsed) == rendered
 
 
+_BOTH = r"^a response cannot be both public and private$"
+_NO_STORE = r"^no-store contradicts max-age / s-maxage / immutable / public$"
+_IMMUTABLE = r"^immutable needs a max_age > 0 to mean anything$"
+
+
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "message"),
     [
-        {"public": True, "private": True},
-        {"no_store": True, "max_age": 5},
-        {"no_store": True, "s_maxage": 5},
-        {"no_store": True, "public": True},
-        {"no_store": True, "immutable": True, "max_age": 5},
-        {"immutable": True},
-        {"immutable": True, "max_age": 0},
-        {"max_age": -1},
-        {"s_maxage": 1.5},
-        {"stale_while_revalidate": True},
-        {"stale_if_error": "60"},
+        ({"public": True, "private": True}, _BOTH),
+        ({"no_store": True, "max_age": 5}, _NO_STORE),
+        ({"no_store": True, "s_maxage": 5}, _NO_STORE),
+        ({"no_store": True, "public": True}, _NO_STORE),
+        ({"no_store": True, "immutable": True, "max_age": 5}, _NO_STORE),
+        ({"immutable": True}, _IMMUTABLE),
+        ({"immutable": True, "max_age": 0}, _IMMUTABLE),
+        ({"max_age": -1}, r"^max_age must be a non-negative int, not -1$"),
+        ({"s_maxage": 1.5}, r"^s_maxage must be a non-negative int, not 1\.5$"),
+        ({"stale_while_revalidate": True}, r"^stale_while_revalidate must be a non-negative int, not True$"),
+        ({"stale_if_error": "60"}, r"^stale_if_error must be a non-negative int, not '60'$"),
     ],
 )
-def test_cache_control_refuses_contradictions(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ConfigurationError):
+def test_cache_control_refuses_contradictions(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
         CacheControl(**kwargs)  # type: ignore[arg-type]
 
 
@@ -123,6 +133,9 @@ def test_cache_control_refuses_contradictions(kwargs: dict[str, object]) -> None
         ),
         ("no-cache, must-revalidate", CacheControl(no_cache=True, must_revalidate=True)),
         ("proxy-revalidate, no-transform", CacheControl(proxy_revalidate=True, no_transform=True)),
+        ("no-store, s-maxage=60", CacheControl(no_store=True)),  # no-store wins; never raises
+        ("no-store, max-age=60", CacheControl(no_store=True)),
+        ("s-maxage=60, no-store, immutable", CacheControl(no_store=True)),
     ],
 )
 def test_cache_control_parse(value: str | None, expected: CacheControl) -> None:
@@ -170,6 +183,10 @@ def test_request_cache_control(value: str | None, expected: RequestCacheControl)
         (("Accept", "*"), "*"),
         ((" , ,Accept,",), "Accept"),
         (((),), ""),
+        ((None, "Accept", None, "Cookie"), "Accept, Cookie"),  # None is skipped, not an end
+        (("X-Request-Id, Accept", "XX-Y"), "X-Request-Id, Accept, XX-Y"),
+        (("\tAccept \t,\t X-A",), "Accept, X-A"),  # OWS is SP and HTAB (§5.6.3) ...
+        (("Accept\xa0, \x85Cookie",), "Accept\xa0, \x85Cookie"),  # ... nothing else is trimmed
     ],
 )
 def test_merge_vary(values: tuple[object, ...], expected: str) -> None:
@@ -184,6 +201,9 @@ def test_merge_vary(values: tuple[object, ...], expected: str) -> None:
         ("Accept-Language, accept, , Accept", ("accept", "accept-language")),
         ("Accept, *", None),
         (" * ", None),
+        ("X-Request-Id, x-request-id", ("x-request-id",)),
+        ("\tAccept \t", ("accept",)),
+        ("Accept\xa0", ("accept\xa0",)),  # only SP and HTAB are OWS
     ],
 )
 def test_vary_names_are_a_sorted_lower_cased_set_or_none_for_star(
@@ -206,13 +226,55 @@ def test_conditional_policy_default_is_rfc_baseline_and_frozen() -> None:
             policy.accept_ie_length_suffix,
         )
     )
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match=r"^cannot assign to field 'strict_field'$"):
         policy.strict_field = True  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"max_members": 0}, {"max_members": True}, {"max_field_length": -1}, {"max_field_length": 1.0}]
+    ("kwargs", "message"),
+    [
+        ({"max_members": 0}, r"^max_members must be a positive int, not 0$"),
+        ({"max_members": True}, r"^max_members must be a positive int, not True$"),
+        ({"max_field_length": -1}, r"^max_field_length must be a positive int, not -1$"),
+        ({"max_field_length": 1.0}, r"^max_field_length must be a positive int, not 1\.0$"),
+    ],
 )
-def test_conditional_policy_refuses_bad_caps(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ConfigurationError):
+def test_conditional_policy_refuses_bad_caps(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
         ConditionalPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("0", 0),
+        ("007", 7),
+        ("1000000000", 1_000_000_000),  # 10 digits: still read exactly
+        ("2147483647", 2**31 - 1),
+        ("2147483648", 2**31),
+        ("9999999999", 2**31),
+        ("10000000000", 2**31),  # 11 digits: saturated without int()
+        ("-1", None),
+        ("+1", None),
+        ("1.5", None),
+        (" 1", None),
+        ("\u0661", None),  # a non-ASCII digit
+    ],
+)
+def test_delta_seconds(value: str | None, expected: int | None) -> None:
+    """RFC 9111 §1.2.2: 1*DIGIT; a recipient saturates values over 2**31 at 2**31."""
+    assert delta_seconds(value) == expected
+
+
+@example(["\u212a", "k"])  # KELVIN SIGN lower-cases to "k"
+@example(["Accept", "accept", "ACCEPT"])
+@given(st.lists(st.text(alphabet="aAkK\u212a-, \t", max_size=8), max_size=4))
+def test_merged_vary_names_are_distinct_by_the_key_rule(values: list[str]) -> None:
+    """merge_vary drops a name that vary_names (which keys stored validators) counts as a repeat."""
+    merged = merge_vary(*values)
+    names = vary_names(merged)
+    if names is not None:
+        assert len(names) == len([n for n in merged.split(", ") if n])
+        assert names == vary_names(", ".join(values))

@@ -246,13 +246,13 @@ def test_headers_any_case_mapping_or_pairs() -> None:
 
 
 def test_application_mistakes_raise() -> None:
-    with pytest.raises(InvalidETagError):
+    with pytest.raises(InvalidETagError, match=r"^not an entity-tag \(RFC 9110 §8\.8\.3\): 'v1'$"):
         evaluate("GET", {}, etag="v1")  # an unquoted string is not an ETag header value
-    with pytest.raises(InvalidETagError):
+    with pytest.raises(InvalidETagError, match=r"^expected an ETag, its header string or None, not 42$"):
         evaluate("GET", {}, etag=42)  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match=r"^expected an aware datetime \(tzinfo=UTC\), not datetime"):
         evaluate("GET", {}, etag=None, last_modified=datetime(2024, 1, 1))  # naive
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match=r"^expected an aware datetime \(tzinfo=UTC\), not 'Mon, "):
         evaluate("GET", {}, etag=None, last_modified=SAME)  # type: ignore[arg-type]
 
 
@@ -322,6 +322,16 @@ def test_strict_and_permissive_policies_in_evaluate() -> None:
         ({"Range": "bytes=0-4", "If-Range": BEFORE}, None, LM, False),
         ({"Range": "bytes=0-4", "If-Range": SAME}, '"a"', None, False),  # no Last-Modified
         ({"Range": "bytes=0-4", "If-Range": ""}, '"a"', LM, False),
+        # OWS is SP and HTAB only (§5.6.3): other whitespace makes the value neither tag nor date
+        ({"Range": "bytes=0-4", "If-Range": ' \t"a"\t '}, '"a"', LM, True),
+        ({"Range": "bytes=0-4", "If-Range": '\xa0"a"'}, '"a"', LM, False),
+        ({"Range": "bytes=0-4", "If-Range": '"a"\x85'}, '"a"', LM, False),
+        ({"Range": "bytes=0-4", "If-Range": f" {SAME}\t"}, '"a"', LM, True),
+        ({"Range": "bytes=0-4", "If-Range": f"\xa0{SAME}"}, '"a"', LM, False),
+        # §13.1.5: a date with a "; length=" suffix is neither an entity-tag nor an HTTP-date
+        ({"Range": "bytes=0-4", "If-Range": f"{SAME}; length=5"}, '"a"', LM, False),
+        ({"Range": "bytes=0-4", "If-Range": 'w/"a"'}, '"a"', LM, False),
+        ({"Range": "bytes=0-4", "If-Range": 'W/"a"'}, 'W/"a"', LM, False),
         ({"Range": "bytes=0-4", "If-Range": "\u20ac" * 10_000}, '"a"', LM, False),
     ],
 )
@@ -339,9 +349,9 @@ def test_range_only_for_get() -> None:
 
 
 def test_range_applies_checks_application_inputs() -> None:
-    with pytest.raises(InvalidETagError):
+    with pytest.raises(InvalidETagError, match=r"^not an entity-tag \(RFC 9110 §8\.8\.3\): 'nope'$"):
         range_applies({}, etag="nope", last_modified=None)
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match=r"^expected an aware datetime"):
         range_applies({}, etag=None, last_modified=datetime(2024, 1, 1))
 
 
@@ -469,3 +479,71 @@ def test_a_field_view_returning_a_non_string_counts_as_absent() -> None:
             return 42
 
     assert get_header(Odd({}), "If-None-Match") is None
+
+
+# --- caps, the legacy suffix and whitespace that is not OWS ------------------------------------------
+
+
+def test_ie_length_suffix_is_stripped_only_up_to_128_characters() -> None:
+    policy = ConditionalPolicy(accept_ie_length_suffix=True)
+    prefix = f"{SAME}; length="
+    at_cap = prefix + "1" * (128 - len(prefix))
+    assert len(at_cap) == 128
+    assert status("GET", {"If-Modified-Since": at_cap}, policy=policy) == 304
+    assert status("GET", {"If-Modified-Since": at_cap + "1"}, policy=policy) == 200  # 129: ignored
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (f"{SAME};length=5", 304),
+        (f"{SAME};\t length=5", 304),
+        (f"{SAME}; length=", 304),  # the regex allows no digits
+        (f"{SAME}; length=5 \t", 304),
+        (f"{SAME}; LENGTH=5", 200),  # the suffix is matched case-sensitively
+        (f"{SAME}; length=5x", 200),
+        (f"{SAME}; length=-5", 200),
+        (f"{SAME}; length=5; length=6", 200),  # only one suffix, at the very end
+        (f"{SAME}: length=5", 200),
+        (f"{SAME}; length=5\n", 200),  # a newline is not OWS
+        (f"{SAME} ; length=5", 304),  # the OWS before it is trimmed with the date's
+    ],
+)
+def test_ie_length_suffix_grammar(value: str, expected: int) -> None:
+    assert (
+        status("GET", {"If-Modified-Since": value}, policy=ConditionalPolicy(accept_ie_length_suffix=True))
+        == expected
+    )
+    assert status("GET", {"If-Modified-Since": value}) == 200  # the baseline never strips it
+
+
+@pytest.mark.parametrize("junk", ["\x85", "\xa0", "\x0b", "\n"])
+def test_star_with_other_whitespace_is_not_star(junk: str) -> None:
+    """§5.6.3: OWS is SP / HTAB; ``*\\x85`` is an invalid member, so If-Match fails (412)."""
+    assert status("PUT", {"If-Match": f"*{junk}"}) == 412
+    assert status("PUT", {"If-Match": " *\t"}) == 200
+    assert status("GET", {"If-None-Match": f"{junk}*"}) == 200
+    assert status("PUT", {"If-None-Match": f"*{junk}"}, exists=False) == 200
+
+
+def test_star_with_a_tail_past_the_cap() -> None:
+    """Past the field-length cap nothing is ``*``: If-Match fails, If-None-Match matches nothing."""
+    tail = "*" + " " * 16384
+    assert status("PUT", {"If-Match": tail}) == 412
+    assert status("GET", {"If-None-Match": tail}) == 200
+
+
+def test_header_names_are_read_in_any_case_for_every_condition() -> None:
+    for name in ("if-match", "IF-MATCH"):
+        assert status("PUT", {name: '"v0"'}) == 412
+    for name in ("if-unmodified-since", "IF-UNMODIFIED-SINCE"):
+        assert status("PUT", {name: BEFORE}) == 412
+    for name in ("if-none-match", "IF-NONE-MATCH"):
+        assert status("GET", {name: '"v1"'}) == 304
+    for name in ("if-modified-since", "IF-MODIFIED-SINCE"):
+        assert status("GET", {name: SAME}) == 304
+    for name in ("range", "RANGE"):
+        assert range_applies({name: "bytes=0-1", "IF-RANGE": '"a"'}, etag='"a"', last_modified=None)
+    assert requires_precondition("PUT", {"if-match": '"a"'}) is False
+    assert requires_precondition("PUT", {"IF-NONE-MATCH": "*"}) is False
+    assert requires_precondition("PUT", {"if-unmodified-since": SAME}) is False

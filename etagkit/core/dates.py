@@ -35,16 +35,19 @@ def parse_http_date(value: str | None) -> datetime | None:
     Only the three RFC forms are accepted, matched exactly and case-sensitively (so ``…; length=12``
     or a list is invalid); an impossible calendar date is invalid too; a leap second reads as :59.
     A two-digit rfc850 year means 20YY below 70 and 19YY from 70 (a fixed pivot: the core never
-    reads the clock, which the RFC's "50 years in the future" rule would need). Never raises.
+    reads the clock, which the RFC's "50 years in the future" rule would need). Surrounding SP and
+    HTAB (OWS) are not part of the value (§5.5), however long; any other character makes it invalid.
+    Never raises.
     """
-    if value is None or len(value) > 64 or not isinstance(value, str):
+    if not isinstance(value, str):
+        return None
+    value = value.strip(" \t")  # §5.5: surrounding whitespace is not part of a field value
+    if len(value) > 64:  # the longest valid form has 33 characters; the cap bounds the memo in bytes
         return None
     return _parse(value)  # dates repeat (every client echoes the same Last-Modified): memoized
 
 
-@functools.lru_cache(maxsize=1024)
-def _parse(value: str) -> datetime | None:
-    value = value.strip(" \t")
+def _parse_uncached(value: str) -> datetime | None:
     for form in _FORMS:
         match = form.fullmatch(value)
         if match is not None:
@@ -68,6 +71,10 @@ def _parse(value: str) -> datetime | None:
         return None
 
 
+# wrapped, not decorated: mutmut does not mutate decorated functions (see [tool.mutmut] in pyproject)
+_parse = functools.lru_cache(maxsize=1024)(_parse_uncached)
+
+
 def format_http_date(moment: datetime | float) -> str:
     """Format an aware datetime (or POSIX seconds) as an IMF-fixdate, the form senders MUST use."""
     from email.utils import format_datetime  # imports socket: kept out of ``import etagkit``
@@ -76,7 +83,7 @@ def format_http_date(moment: datetime | float) -> str:
         moment = datetime.fromtimestamp(moment, UTC)
     elif moment.tzinfo is None:
         raise ConfigurationError("naive datetime: HTTP-dates need an aware datetime (use tzinfo=UTC)")
-    return format_datetime(moment.astimezone(UTC).replace(microsecond=0), usegmt=True)
+    return format_datetime(moment.astimezone(UTC), usegmt=True)  # whole seconds: fraction dropped
 
 
 def to_utc_seconds(moment: datetime) -> int:

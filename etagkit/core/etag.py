@@ -138,14 +138,17 @@ def parse_etags(header: str | None, *, policy: ConditionalPolicy = _DEFAULT_POLI
     return _parse(header, policy)
 
 
-@functools.lru_cache(maxsize=2048)
-def _parse_default(header: str) -> ETagList:
+def _parse_default_uncached(header: str) -> ETagList:
     return _parse(header, _DEFAULT_POLICY)
 
 
-@functools.lru_cache(maxsize=512)
-def _parse_short(header: str, policy: ConditionalPolicy) -> ETagList:
+def _parse_short_uncached(header: str, policy: ConditionalPolicy) -> ETagList:
     return _parse(header, policy)
+
+
+# wrapped, not decorated: mutmut does not mutate decorated functions (see [tool.mutmut] in pyproject)
+_parse_default = functools.lru_cache(maxsize=2048)(_parse_default_uncached)
+_parse_short = functools.lru_cache(maxsize=512)(_parse_short_uncached)
 
 
 def _parse(header: str, policy: ConditionalPolicy) -> ETagList:

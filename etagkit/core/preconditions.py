@@ -169,7 +169,8 @@ def range_applies(
     if if_range is None:
         return True
     value = if_range.strip(OWS)
-    if value.startswith(('"', 'W/"')):
+    # a weak entity-tag (W/"...") never matches strongly and is no HTTP-date: the date path says False
+    if value.startswith('"'):
         try:
             tag = ETag.parse(value)
         except InvalidETagError:
