@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from support import REQUIRE_REDIS, LocalRedisCluster, RedisServer, redis_answers
 
-CONFORMANCE = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance"
+CONFORMANCE = Path(__file__).resolve().parent / "data" / "conformance"
 
 
 def _no_redis(reason: str) -> None:

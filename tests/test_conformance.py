@@ -18,7 +18,7 @@ from etagkit import (
     range_applies,
 )
 
-VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance"
+VECTORS = Path(__file__).resolve().parent / "data" / "conformance"
 
 
 def _load(name: str) -> Any:

@@ -309,10 +309,14 @@ class RedisStore:
         except redis.exceptions.NoScriptError:
             pass
         keys_g, args_g = self._invalidate_call((GLOBAL_TAG,), soft=False)
+        # no clock yet: a first start on an empty namespace, nothing to lose (so not a warning)
+        first_use = not client.exists(self._clock_key)
         client.execute_command("EVAL", _INVALIDATE.source, len(keys_g), *keys_g, *args_g)  # before all else
         self.restarts_detected += 1
-        log.warning(
-            "Redis has no etagkit scripts (first use, restart, flush): invalidated all of %s", self.namespace
+        log.log(
+            logging.INFO if first_use else logging.WARNING,
+            "Redis has no etagkit scripts (first use, restart, flush): invalidated all of %s",
+            self.namespace,
         )
         for each in _SCRIPTS:  # so that other calls do not answer NOSCRIPT (and invalidate) again
             client.script_load(each.source)
