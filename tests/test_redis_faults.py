@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -62,10 +61,9 @@ def load_scripts(url: str) -> None:
 
 
 @pytest.fixture
-def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
+def durable_redis(start_redis: Callable[..., RedisServer]) -> RedisServer:
     """A private server whose data survives a SIGKILL (AOF, fsync always): an outage, not a wipe."""
-    with RedisServer(tmp_path / "aof", "--appendonly", "yes", "--appendfsync", "always") as server:
-        yield server
+    return start_redis("--appendonly", "yes", "--appendfsync", "always")
 
 
 def test_killed_redis_gives_misses_and_opens_the_breaker(private_redis: RedisServer) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -214,20 +214,20 @@ def test_both_resp_protocols(redis_url: str, redis_prefix: str, protocol: int) -
     client.close()
 
 
-def test_works_under_allkeys_lru(tmp_path: Any) -> None:
+def test_works_under_allkeys_lru(start_redis: Callable[..., RedisServer]) -> None:
     """A tiny maxmemory with allkeys-lru evicts entries and marks; reads stay misses, never stale."""
-    with RedisServer(tmp_path / "lru", "--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru") as srv:
-        store = RedisStore(srv.url, prefix="lru:", socket_timeout=2, connect_timeout=2)
-        big = "x" * 2000
-        for i in range(3000):
-            started = store.begin([f"t{i}"])
-            store.set(f"k{i}", entry(started, big, tags=(f"t{i}",)), NOW)
-            if i % 7 == 0:
-                store.invalidate([f"t{i}"])
-        for i in range(0, 3000, 7):
-            assert store.get(f"k{i}", NOW) is None
-        assert store.client.info("stats")["evicted_keys"] > 0
-        store.close()
+    srv = start_redis("--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru")
+    store = RedisStore(srv.url, prefix="lru:", socket_timeout=2, connect_timeout=2)
+    big = "x" * 2000
+    for i in range(3000):
+        started = store.begin([f"t{i}"])
+        store.set(f"k{i}", entry(started, big, tags=(f"t{i}",)), NOW)
+        if i % 7 == 0:
+            store.invalidate([f"t{i}"])
+    for i in range(0, 3000, 7):
+        assert store.get(f"k{i}", NOW) is None
+    assert store.client.info("stats")["evicted_keys"] > 0
+    store.close()
 
 
 def test_hybrid_clock_tracks_server_time(store: RedisStore) -> None:
