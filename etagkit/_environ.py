@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from .core.exchange import Request
 from .core.headers import Fields, FieldView
 from .core.keys import origin_of
 
-__all__ = ["EnvironHeaders", "RequestFields", "request_fields", "request_origin"]
+__all__ = ["EnvironHeaders", "RequestFields", "request_fields", "request_origin", "wsgi_request"]
 
 
 class EnvironHeaders(FieldView):
@@ -61,6 +62,8 @@ _DECISION_FIELDS = (
     ("content-type", "CONTENT_TYPE"),
     ("authorization", "HTTP_AUTHORIZATION"),
     ("cookie", "HTTP_COOKIE"),
+    ("range", "HTTP_RANGE"),
+    ("if-range", "HTTP_IF_RANGE"),
 )
 
 
@@ -88,3 +91,22 @@ def request_origin(environ: Mapping[str, Any]) -> str:
     if not isinstance(host, str) or not host:
         host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
     return origin_of(str(environ.get("wsgi.url_scheme") or "http"), host)
+
+
+def wsgi_path(environ: Mapping[str, Any]) -> str:
+    """The request's path: ``SCRIPT_NAME`` + ``PATH_INFO`` (PEP 3333 URL reconstruction)."""
+    return str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+
+
+def wsgi_request(environ: Mapping[str, Any], method: str) -> Request:
+    """The exchange's :class:`~etagkit.core.exchange.Request` of a WSGI environ."""
+    user = environ.get("REMOTE_USER")
+    return Request(
+        method=method,
+        path=wsgi_path(environ),
+        query=str(environ.get("QUERY_STRING", "")),
+        origin=request_origin(environ),
+        fields=request_fields(environ),
+        headers=EnvironHeaders(environ),
+        remote_user=user if isinstance(user, str) and user else None,
+    )

@@ -3,16 +3,17 @@
 Follows Flask's extension guide: ``ETagKit(app=None, cache=None)`` and ``init_app(app)``, no
 ``self.app``, per-app state in ``app.extensions["etagkit"]``, ``ETAGKIT_*`` config keys set with
 ``setdefault``; works with app factories and several apps per process. It only translates between
-Flask and the decisions of ``etagkit.core`` and ``etagkit._stored`` (the same ones
-``ETagMiddleware`` calls).
+Flask and the request exchange of ``etagkit.core.exchange`` (the same one ``ETagMiddleware``
+drives), whose operations the shared driver performs.
 
 Config keys (defaults): ``ETAGKIT_MAX_BUFFER`` (1 MiB: largest body hashed),
 ``ETAGKIT_WEAK`` (False: generate strong ETags), ``ETAGKIT_WEAKEN_ENCODED`` (False: a
 content-coded body gets a per-coding strong tag; a view's own ETag is never rewritten),
 ``ETAGKIT_REQUIRE_PRECONDITION`` (False: 428 for unconditional writes on decorated views),
-``ETAGKIT_AUTO_INVALIDATE`` (True: a successful write
-invalidates the view's tags), ``ETAGKIT_STORED_ETAGS`` (True: use stored ETags when a cache is
-given), ``ETAGKIT_JSON_ERRORS`` (None: 412/428 bodies negotiated; True JSON, False text),
+``ETAGKIT_AUTO_INVALIDATE`` (True: a successful write invalidates the view's tags),
+``ETAGKIT_STORED_ETAGS`` (None: stored ETags on views that declare ``tags=``; True: on every
+decorated view; False: never; all need a cache), ``ETAGKIT_JSON_ERRORS`` (None: 412/428 bodies
+negotiated; True JSON, False text),
 ``ETAGKIT_TTL`` (None: stored validators live as long as the cache's default).
 
 Example (the bookstore's shape)::
@@ -36,10 +37,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import inspect
-import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar, cast
@@ -53,25 +52,26 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
     raise ImportError("etagkit.flask needs Flask: pip install 'etagkit[flask]'") from exc
 
 from ._config import callable_or_none, flag, number, optional_flag, positive_int
-from ._environ import EnvironHeaders, RequestFields, request_fields, request_origin
+from ._driver import Driver
+from ._environ import wsgi_request
 from ._errors import ConfigurationError, InvalidETagError
-from ._readback import READBACK_KEY
-from ._stored import StoredFlow, check_before, stale_tags
+from ._readback import READBACK_KEY, read_current_validator
 from ._validators import MetricsSink, ValidatorStore, check_cache
+from .cache._keys import TagBuilder
+from .cache._keys import TagSpec as _TagSpec
 from .core.etag import ETag, etag_from_version
-from .core.freshness import SAFE_METHODS
-from .core.headers import fields_of, split_list
+from .core.exchange import Answer, Exchange, Hash, Settings
+from .core.headers import split_list
 from .core.policy import CacheControl, parse_cache_control
-from .core.records import CachedResponse
-from .core.reply import Reply, Validator, body_needed, conditional_response
+from .core.reply import Validator
 
 __all__ = ["CheckedValidator", "ETagKit", "TagSpec"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-TagSpec = str | Callable[..., "str | Iterable[str]"]
-"""A tag: a literal (``"books"``), a template over the view's arguments (``"book:{book_id}"``) or a
-callable taking the view's arguments and returning a tag or several."""
+TagSpec = _TagSpec
+"""Tags: literals (``"books"``), templates over the view's arguments (``"book:{book_id}"``) and
+callables taking the view's arguments and returning a tag or several (one, or a list of them)."""
 
 _DEFAULTS: dict[str, Any] = {
     "ETAGKIT_MAX_BUFFER": 1 << 20,
@@ -79,7 +79,7 @@ _DEFAULTS: dict[str, Any] = {
     "ETAGKIT_WEAKEN_ENCODED": False,
     "ETAGKIT_REQUIRE_PRECONDITION": False,
     "ETAGKIT_AUTO_INVALIDATE": True,
-    "ETAGKIT_STORED_ETAGS": True,
+    "ETAGKIT_STORED_ETAGS": None,
     "ETAGKIT_JSON_ERRORS": None,
     "ETAGKIT_TTL": None,
 }
@@ -88,7 +88,6 @@ _BOOL_KEYS = (
     "ETAGKIT_WEAKEN_ENCODED",
     "ETAGKIT_REQUIRE_PRECONDITION",
     "ETAGKIT_AUTO_INVALIDATE",
-    "ETAGKIT_STORED_ETAGS",
 )
 _CHECKED = "_etagkit_checked_validator"  # the flask.g attribute checked_validator() reads
 
@@ -104,10 +103,9 @@ class _State:
     weaken_encoded: bool
     require_precondition: bool
     auto_invalidate: bool
-    stored_etags: bool
+    stored_etags: bool | None
     json_errors: bool | None
-    metrics: MetricsSink | None
-    count_hits: bool  # the kit counts @kit.cached hits (not when the cache already counts them here)
+    driver: Driver  # performs what the exchange asks: stored records, invalidations, metrics
 
 
 def _state() -> _State:
@@ -151,19 +149,23 @@ class ETagKit:
         if ttl is not None:
             number("ETAGKIT_TTL", ttl, positive=True)
         cache = self.cache
+        store = ValidatorStore(cache, ttl=ttl, metrics=self.metrics) if cache is not None else None
         app.extensions["etagkit"] = _State(
             kit=self,
-            store=ValidatorStore(cache, ttl=ttl, metrics=self.metrics) if cache is not None else None,
+            store=store,
             max_buffer=positive_int("ETAGKIT_MAX_BUFFER", config["ETAGKIT_MAX_BUFFER"], minimum=0),
             weak=config["ETAGKIT_WEAK"],
             weaken_encoded=config["ETAGKIT_WEAKEN_ENCODED"],
             require_precondition=config["ETAGKIT_REQUIRE_PRECONDITION"],
             auto_invalidate=config["ETAGKIT_AUTO_INVALIDATE"],
-            stored_etags=config["ETAGKIT_STORED_ETAGS"],
+            stored_etags=optional_flag("ETAGKIT_STORED_ETAGS", config["ETAGKIT_STORED_ETAGS"]),
             json_errors=optional_flag("ETAGKIT_JSON_ERRORS", config["ETAGKIT_JSON_ERRORS"]),
-            metrics=self.metrics,
-            # a TagCache given the same Metrics counts each hit itself: count it once
-            count_hits=self.metrics is not None and getattr(cache, "_metrics", None) is not self.metrics,
+            driver=Driver(
+                store,
+                self.metrics,
+                # a TagCache given the same Metrics counts each hit itself: count it once
+                count_hits=getattr(cache, "_metrics", None) is not self.metrics,
+            ),
         )
 
     # -- inside a view ----------------------------------------------------------------------------
@@ -194,7 +196,7 @@ class ETagKit:
         *,
         etag: Callable[..., Any] | None = None,
         last_modified: Callable[..., datetime | None] | None = None,
-        tags: Iterable[TagSpec] | str = (),
+        tags: TagSpec = (),
         cache_control: CacheControl | str | None = None,
         scope: Callable[[], str | None] | None = None,
         require_precondition: bool | None = None,
@@ -218,7 +220,8 @@ class ETagKit:
         * ``scope()``: the auth scope (e.g. the user id) of a request with Authorization or Cookie;
           without it such requests never use stored validators (other users' data).
         * ``require_precondition``: 428 for a write without If-Match / If-Unmodified-Since.
-        * ``stored``: use stored ETags (default ``ETAGKIT_STORED_ETAGS``, when a cache is given);
+        * ``stored``: use stored ETags (default ``ETAGKIT_STORED_ETAGS``: only when ``tags`` are
+          declared, since a stored validator is only as fresh as its tags' invalidations);
           ``stored=True`` without the kit's cache is a ConfigurationError, as is any other mistake
           in these arguments (raised here, at decoration).
         """
@@ -228,7 +231,7 @@ class ETagKit:
             _ViewPolicy(
                 etag=etag,
                 last_modified=last_modified,
-                tags=_tag_specs(tags),
+                tags=tags,
                 cache_control=_cache_control(cache_control),
                 scope=scope,
                 require_precondition=require_precondition,
@@ -242,7 +245,7 @@ class ETagKit:
         self,
         *,
         ttl: float,
-        tags: Iterable[TagSpec] | str = (),
+        tags: TagSpec = (),
         cache_control: CacheControl | str | None = None,
         scope: Callable[[], str | None] | None = None,
         etag: Callable[..., Any] | None = None,
@@ -265,7 +268,7 @@ class ETagKit:
             _ViewPolicy(
                 etag=etag,
                 last_modified=last_modified,
-                tags=_tag_specs(tags),
+                tags=tags,
                 cache_control=_cache_control(cache_control),
                 scope=scope,
                 require_precondition=require_precondition,
@@ -279,11 +282,11 @@ class ETagKit:
         self, policy: _ViewPolicy
     ) -> Callable[[Callable[P, ResponseReturnValue]], Callable[P, Response]]:
         def decorate(view: Callable[P, ResponseReturnValue]) -> Callable[P, Response]:
-            policy.check_templates(view)
+            tags = TagBuilder(inspect.signature(view), policy.tags)  # a bad template raises now
 
             @functools.wraps(view)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
-                return _handle(policy, view, args, kwargs)
+                return _handle(policy, tags, view, args, kwargs)
 
             return wrapper
 
@@ -303,70 +306,50 @@ def _cache_control(value: object) -> str | None:
     return value
 
 
-def _tag_specs(tags: Iterable[TagSpec] | str) -> tuple[TagSpec, ...]:
-    specs = (tags,) if isinstance(tags, str) else tuple(tags)
-    for spec in specs:
-        if not (isinstance(spec, str) or callable(spec)):
-            raise ConfigurationError(f"a tag is a string, a template or a callable, not {spec!r}")
-    return specs
-
-
 @dataclass(frozen=True, slots=True)
 class _ViewPolicy:
     """One decorated view's settings (None: the app's config decides)."""
 
     etag: Callable[..., Any] | None
     last_modified: Callable[..., datetime | None] | None
-    tags: tuple[TagSpec, ...]
+    tags: TagSpec
     cache_control: str | None
     scope: Callable[[], str | None] | None
     require_precondition: bool | None
     auto_invalidate: bool | None
     stored: bool | None
     cache_ttl: float | None
-    literal_tags: tuple[str, ...] | None = dataclasses.field(init=False, default=None)  # when no spec varies
+    # the exchange settings of this view in each app (several apps may share the decorated view)
+    _settings: dict[int, tuple[_State, Settings]] = dataclasses.field(
+        init=False, default_factory=dict, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         for name in ("etag", "last_modified", "scope"):
             callable_or_none(name, getattr(self, name))
         for name in ("require_precondition", "auto_invalidate", "stored"):
             optional_flag(name, getattr(self, name))
-        if all(isinstance(spec, str) and "{" not in spec for spec in self.tags):
-            object.__setattr__(self, "literal_tags", tuple(dict.fromkeys(cast(tuple[str, ...], self.tags))))
 
-    def check_templates(self, view: Callable[..., Any]) -> None:
-        """A template naming an argument the view does not take is a mistake: raise now."""
-        try:
-            params = inspect.signature(view).parameters
-        except (TypeError, ValueError):
-            return
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            return
-        for spec in self.tags:
-            if not isinstance(spec, str):
-                continue
-            try:
-                fields = [f for _, f, _, _ in string.Formatter().parse(spec) if f is not None]
-            except ValueError as exc:
-                raise ConfigurationError(f"bad tag template {spec!r}: {exc}") from None
-            for field in fields:
-                name = field.split(".", 1)[0].split("[", 1)[0]
-                if name not in params:
-                    raise ConfigurationError(
-                        f"tag template {spec!r} names {name!r}, not an argument of the view"
-                    )
-
-    def resolve_tags(self, view_args: dict[str, Any]) -> list[str]:
-        if self.literal_tags is not None:
-            return list(self.literal_tags)
-        out: list[str] = []
-        for spec in self.tags:
-            if isinstance(spec, str):
-                out.append(spec.format(**view_args) if "{" in spec else spec)
-            else:
-                produced = spec(**view_args)
-                out.extend([produced] if isinstance(produced, str) else produced)
-        return list(dict.fromkeys(out))
+    def settings(self, state: _State) -> Settings:
+        """This view's exchange settings in the app ``state`` belongs to (built once per app)."""
+        held = self._settings.get(id(state))
+        if held is not None and held[0] is state:
+            return held[1]
+        settings = Settings(
+            weak=state.weak,
+            weaken_encoded=state.weaken_encoded,
+            max_buffer=state.max_buffer,
+            require_precondition=(
+                state.require_precondition if self.require_precondition is None else self.require_precondition
+            ),
+            json_errors=state.json_errors,
+            stored=self.stored if self.stored is not None else state.stored_etags,
+            cache_control=self.cache_control,
+            invalidate_tags=state.auto_invalidate if self.auto_invalidate is None else self.auto_invalidate,
+            cache_ttl=self.cache_ttl,
+        )
+        self._settings[id(state)] = (state, settings)
+        return settings
 
     def checked(self, view_args: dict[str, Any]) -> CheckedValidator | None:
         """The cheap current validator from the view's callables, or None when it has none."""
@@ -406,246 +389,73 @@ def _to_etag(value: Any) -> ETag | None:
     return etag_from_version(value)
 
 
-@dataclass(slots=True)
-class _Call:
-    """One request to a decorated view, unpacked once into plain values."""
-
-    policy: _ViewPolicy
-    state: _State
-    response_class: type[Response]  # the app's (read once: current_app is a costly proxy)
-    method: str
-    headers: RequestFields  # the fields the decisions read
-    all_headers: EnvironHeaders  # any field (those a stored response names in Vary)
-    route: str
-    path: str
-    origin: str  # scheme://host: part of every key and path tag (tenants never share entries)
-    view_args: dict[str, Any]
-    checked: CheckedValidator | None
-    validator: Validator | None
-    flow: StoredFlow | None = None
-    response_key: str | None = None  # @kit.cached: where the whole response is kept (per version)
-    _tags: list[str] | None = None
-
-    def tags(self) -> list[str]:
-        """The view's tags for this call (resolved when first needed: a stored 304 never needs them)."""
-        if self._tags is None:
-            self._tags = self.policy.resolve_tags(self.view_args) if self.policy.tags else []
-        return self._tags
-
-
 def _handle(
-    policy: _ViewPolicy, view: Callable[..., ResponseReturnValue], args: Any, kwargs: Any
+    policy: _ViewPolicy,
+    tags: TagBuilder,
+    view: Callable[..., ResponseReturnValue],
+    args: Any,
+    kwargs: Any,
 ) -> Response:
-    """One request through a decorated view: decide before, run the view, decide after."""
+    """One request through a decorated view: drive the exchange, run the view when it says so."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
     environ = req.environ
+    state = _state_of(app)
     view_args = dict(kwargs)
     checked = policy.checked(view_args)
-    call = _Call(
-        policy=policy,
-        state=_state_of(app),
-        response_class=app.response_class,
-        method=req.method,
-        headers=request_fields(environ),
-        all_headers=EnvironHeaders(environ),
-        route=req.url_rule.rule if req.url_rule is not None else req.path,
-        path=str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")),
-        origin=request_origin(environ),
-        view_args=view_args,
-        checked=checked,
+    route = req.url_rule.rule if req.url_rule is not None else req.path
+    exchange = Exchange(
+        policy.settings(state),
+        wsgi_request(environ, req.method),
         validator=checked.validator if checked is not None else None,
+        tags=(lambda: tags(args, kwargs, view_args)) if tags else None,
+        scope=policy.scope,
+        has_store=state.store is not None,
     )
-    early = _before(call, app, environ)
-    if early is not None:
-        return early
+    driver, counted = state.driver, READBACK_KEY not in environ  # a write's read-back is not traffic
+    # a write's condition with no known validator is read back with a GET through the deployed app
+    # (declare etag= to spare it)
+    step = driver.start(exchange, route, lambda: read_current_validator(app.wsgi_app, environ))
+    if isinstance(step, Answer):
+        driver.settle(exchange, step, None, route, counted=counted)
+        return _flask_reply(app.response_class, step)
+    hit = driver.cached(exchange, step, route)
+    if hit is not None:
+        driver.settle(exchange, hit, None, route, counted=counted)
+        return _flask_reply(app.response_class, hit)
+    if step.drop_range:  # If-Range not confirmed: the view sends the full representation (§13.1.5)
+        environ.pop("HTTP_RANGE", None)
+        environ.pop("HTTP_IF_RANGE", None)
+    ticket = driver.begin(step, route)  # BEFORE the view: an invalidation during it wins
     if checked is not None:
         setattr(g, _CHECKED, checked)  # for ETagKit.checked_validator() inside the view
     response = app.make_response(view(*args, **kwargs))
-    if call.method not in SAFE_METHODS:
-        return _after_write(call, response)
-    return _after_read(call, response)
-
-
-def _before(call: _Call, app: Flask, environ: dict[str, Any]) -> Response | None:
-    """Before the view: a stored or cheap validator's 304 / 412, a 428, or a cached response."""
-    policy, state, store = call.policy, call.state, call.state.store
-    caching = policy.cache_ttl is not None and call.method in ("GET", "HEAD")
-    use_store = policy.stored if policy.stored is not None else state.stored_etags
-    flow = call.flow = StoredFlow.open(
-        store if use_store else None,
-        call.method,
-        call.headers,
-        path=call.path,
-        query=str(environ.get("QUERY_STRING", "")),
-        origin=call.origin,
-        scope=policy.scope,
-        request_headers=call.all_headers,
-        route=call.route,
-        cheap=call.validator is not None,
-        caching=policy.cache_ttl is not None,
+    complete = not response.is_streamed
+    data = response.get_data() if complete else None
+    after = exchange.respond(
+        response.status_code,
+        response.headers.to_wsgi_list(),
+        length=len(data) if data is not None else None,
+        complete=complete,
     )
-    if flow is not None and policy.cache_ttl is not None:
-        call.response_key = _response_key(flow.key_of("response"), call.validator)
-    early, saved, stored = check_before(
-        call.method,
-        call.headers,
-        call.validator,
-        flow,
-        # a write's condition is read back through the deployed app; declare etag= to spare that GET
-        app=app.wsgi_app,
-        environ=environ,
-        require_precondition=(
-            state.require_precondition if policy.require_precondition is None else policy.require_precondition
-        ),
-        json_errors=state.json_errors,
-        response_headers=(("Cache-Control", policy.cache_control),) if policy.cache_control else (),
-    )
-    if early is not None:
-        _count(state, call.route, early.status, saved, stored)
-        return _flask_reply(call, early)
-    if flow is None:
-        return None
-    if caching and call.response_key is not None and (call.validator is None or call.validator.exists):
-        # after the cheap validator was checked: the response cached for THIS version, if any
-        hit = _cached_reply(call, flow.store, call.response_key)
-        if hit is not None:
-            return hit
-    flow.begin(call.tags, caching=caching)  # BEFORE the view
-    return None
-
-
-def _after_write(call: _Call, response: Response) -> Response:
-    """After a successful unsafe request: its path's stored validators and the view's tags are stale."""
-    policy, state, store = call.policy, call.state, call.state.store
-    auto = policy.auto_invalidate if policy.auto_invalidate is not None else state.auto_invalidate
-    if store is not None:
-        stale = stale_tags(
-            call.method, response.status_code, call.path, call.origin, call.tags if auto else tuple
-        )
-        if stale:
-            store.invalidate(*stale, route=call.route)
-            # and again once the server closed the response: teardown_request (where an app may
-            # commit) has run by then, so a read that stored the old validator in between is dropped
-            response.call_on_close(functools.partial(store.invalidate, *stale, route=call.route))
-    _count(state, call.route, response.status_code, 0, False)
-    return response
-
-
-def _after_read(call: _Call, response: Response) -> Response:
-    """After a safe request's view: ETag, 304 / 412, and the validator (and response) stored."""
-    policy, state, store, validator = call.policy, call.state, call.state.store, call.validator
-    status = response.status_code
-    if policy.cache_control and 200 <= status < 300 and "Cache-Control" not in response.headers:
-        response.headers["Cache-Control"] = policy.cache_control
-    response_headers = response.headers.to_wsgi_list()
-    fields = fields_of(response_headers)  # indexed once for both decisions
-    body: bytes | None = None
-    # the body is read to hash it (no validator known) or to cache the whole response
-    flow = call.flow
-    caching = flow is not None and flow.ticket is not None and policy.cache_ttl is not None and status == 200
-    hashing = validator is None and body_needed(call.method, status, fields)
-    if (hashing or caching) and not response.is_streamed:
-        data = response.get_data()
-        body = data if len(data) <= state.max_buffer else None
-    # the view's own ETag / Last-Modified win over the cheap validator's (it chose what it sends)
-    reply = conditional_response(
-        call.method,
-        call.headers,
-        status,
-        response_headers,
-        body,
-        etag=validator.etag if validator is not None and "etag" not in fields else None,
-        last_modified=(
-            validator.last_modified if validator is not None and "last-modified" not in fields else None
-        ),
-        weak=state.weak,
-        weaken_encoded=state.weaken_encoded,
-        json_errors=state.json_errors,
-        fields=fields,
-    )
-    if flow is not None and store is not None:
-        _store(call, flow, store, status=status, response_headers=response_headers, body=body, reply=reply)
-    _count(
-        state, call.route, reply.status, len(body) if reply.status == 304 and body is not None else 0, False
-    )
-    if reply.replaces_body:
+    if isinstance(after, Hash):
+        data = response.get_data()  # complete, or a declared Content-Length within the cap
+        after = exchange.finish(data) if len(data) <= state.max_buffer else exchange.overflow()
+    driver.settle(exchange, after, ticket, route, counted=counted, response_key=step.response_key)
+    if isinstance(after, Answer):
         response.close()
-        return _flask_reply(call, reply)
-    for name, value in reply.headers:  # the reply only adds validators to the view's headers
-        if name in ("ETag", "Last-Modified"):
-            response.headers[name] = value
+        return _flask_reply(app.response_class, after)
+    again = driver.again_later(after, route)
+    if again is not None:  # once the server closed the response (teardown_request may commit)
+        response.call_on_close(again)
+    response.headers = Headers(list(after.reply.headers))
     return response
 
 
-def _store(
-    call: _Call,
-    flow: StoredFlow,
-    store: ValidatorStore,
-    *,
-    status: int,
-    response_headers: list[tuple[str, str]],
-    body: bytes | None,
-    reply: Reply,
-) -> None:
-    """Store the validator (and, for ``@kit.cached``, the whole response) under the flow's ticket."""
-    flow.remember(status, response_headers, reply, len(body) if body is not None else None)
-    if flow.ticket is None or reply.status == 412 or call.response_key is None or body is None:
-        return
-    validator = call.validator
-    last_modified = validator.last_modified if validator is not None else None
-    full = CachedResponse.from_response(status, response_headers, body, reply.etag, last_modified)
-    if full is not None:
-        store.store_value(
-            call.response_key,
-            call.all_headers,
-            full.to_value(),
-            vary=full.vary,
-            ticket=flow.ticket,
-            tags=flow.tags,
-            ttl=call.policy.cache_ttl,
-            route=call.route,
-        )
-
-
-def _response_key(key: str, validator: Validator | None) -> str:
-    """Where a cached response lives (``key``: its ``kind="response"`` representation key); with a
-    cheap validator, per version: a response cached for an older version is never found for a newer
-    one, even before its tags are invalidated."""
-    if validator is None:
-        return key
-    modified = validator.last_modified.isoformat() if validator.last_modified is not None else ""
-    version = f"{validator.etag}|{modified}".encode("utf-8", "surrogatepass")
-    return f"{key}:{hashlib.blake2b(version, digest_size=16).hexdigest()}"
-
-
-def _cached_reply(call: _Call, store: ValidatorStore, key: str) -> Response | None:
-    """Serve a cached whole response (with its 304 / 412 decisions), or None on a miss."""
-    value = store.lookup_value(key, call.all_headers, call.route)
-    cached = CachedResponse.from_value(value)
-    if cached is None:
-        return None
-    state = call.state
-    reply = conditional_response(
-        call.method, call.headers, cached.status, cached.headers, None, json_errors=state.json_errors
-    )
-    saved = len(cached.body) if reply.status == 304 else 0
-    _count(state, call.route, reply.status, saved, reply.status == 304)
-    if state.count_hits and state.metrics is not None:
-        state.metrics.event("cache_hit", call.route)
-    if reply.replaces_body:
-        return _flask_reply(call, reply)
-    return _flask_reply(call, Reply(reply.status, reply.headers, cached.body, reply.etag))
-
-
-def _flask_reply(call: _Call, reply: Reply) -> Response:
+def _flask_reply(response_class: type[Response], step: Answer) -> Response:
     """A Flask response carrying exactly the reply's headers (no default Content-Type on a 304)."""
-    response = call.response_class(reply.body or None, status=reply.status)
+    reply = step.reply
+    response = response_class(reply.body or None, status=reply.status)
     # exactly the reply's fields: werkzeug's default Content-Type must not reach a 304 (§15.4.5)
-    response.headers = Headers(reply.headers)
+    response.headers = Headers(list(reply.headers))
     return response
-
-
-def _count(state: _State, route: str, status: int, bytes_saved: int, stored: bool) -> None:
-    if state.metrics is not None and READBACK_KEY not in request.environ:  # a write's GET is not traffic
-        state.metrics.response(route, status, bytes_saved=bytes_saved, stored=stored)

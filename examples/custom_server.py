@@ -1,4 +1,4 @@
-"""A custom server (stdlib ``http.server``) using etagkit's direct-call API: no framework, no WSGI.
+"""A custom server (stdlib ``http.server``) using etagkit's flow for custom servers: no framework, no WSGI.
 
 Run it::
 
@@ -8,14 +8,13 @@ Run it::
     curl -i -X PUT http://127.0.0.1:8002/items/1 -d 'x'                 # 428: say which version
     curl -i -X PUT http://127.0.0.1:8002/items/1 -d 'x' -H 'If-Match: "<etag>"'   # 204
 
-What the handler does with plain values, in the order a request needs it:
+The handler calls one object, :class:`etagkit.flow.ConditionalFlow`, which runs the same exchange as
+the WSGI middleware and the Flask extension:
 
-1. ``representation_key`` + ``ValidatorStore.lookup``: is a validator of this URL stored?
-2. ``check_preconditions``: with that validator (or the item's version, for writes) decide 304 /
-   412 / 428 before doing any work.
-3. render, then ``conditional_response``: add the ETag, or turn the 200 into a 304 / 412.
-4. ``StoredValidator.from_response`` + ``ValidatorStore.store`` under a ticket taken before
-   rendering (race-safe), and ``ValidatorStore.invalidate`` after a write.
+1. ``flow.open(method, target, headers, ...)``: a stored validator (the list, tagged ``items``) or the
+   item's version answers 304 / 412 / 428 before any work (``request.answer``);
+2. otherwise render, then ``request.respond(status, headers, body)``: the ETag is added (or the 200
+   becomes a 304), the validator stored under a ticket taken before rendering, a write invalidates.
 """
 
 from __future__ import annotations
@@ -24,21 +23,11 @@ import argparse
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import cast
 
-from etagkit import (
-    ETag,
-    Reply,
-    StoredValidator,
-    Validator,
-    ValidatorStore,
-    check_preconditions,
-    conditional_response,
-    etag_from_version,
-    path_tag,
-    representation_key,
-    request_origin,
-)
+from etagkit import Reply, Validator, etag_from_version
 from etagkit.cache import TagCache
+from etagkit.flow import ConditionalFlow
 
 ITEMS: dict[str, dict[str, object]] = {
     "1": {"name": "lamp", "version": 1},
@@ -47,89 +36,73 @@ ITEMS: dict[str, dict[str, object]] = {
 MAX_BODY = 64 * 1024  # the largest request body read (an item's name is short)
 RENDERS = {"count": 0}  # how often a body was rendered: GET /renders shows it
 LOCK = threading.Lock()
-STORE = ValidatorStore(TagCache())
+FLOW = ConditionalFlow(TagCache(), require_precondition=True)
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        self._read()
+        self._handle()
 
     def do_HEAD(self) -> None:
-        self._read()
+        self._handle()
 
     def do_PUT(self) -> None:
-        self._write()
+        self._handle()
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def _origin(self) -> str:
-        """``http://host[:port]`` of this request: keys and path tags are per origin (virtual hosts)."""
-        name, port = self.server.server_address[:2]
-        return request_origin(
-            {"HTTP_HOST": self.headers.get("Host", ""), "SERVER_NAME": name, "SERVER_PORT": port}
-        )
-
-    # -- reads: stored validator first, render only when needed ------------------------------------
-
-    def _read(self) -> None:
-        path, _, query = self.path.partition("?")
-        headers = list(self.headers.items())
+    def _handle(self) -> None:
+        path = self.path.partition("?")[0]
         if path == "/renders":
             self._send(Reply(200, (("Content-Type", "application/json"),)), json.dumps(RENDERS).encode())
             return
-        origin = self._origin()
-        key = representation_key(self.command, path, query, origin=origin)
-        record = STORE.lookup(key, headers)
-        early = check_preconditions(
+        host, port = cast(tuple[str, int], self.server.server_address)[:2]
+        request = FLOW.open(
             self.command,
-            headers,
-            record.validator() if record is not None else None,
-            response_headers=record.headers if record is not None else (),
+            self.path,
+            list(self.headers.items()),
+            host=host,
+            port=port,
+            validator=current(path),  # an item's version: known without rendering
+            tags=["items"] if path == "/items" else (),  # the list: a stored validator, tagged
         )
-        if early is not None:  # a 304 (or 412) straight from the stored validator
-            self._send(early)
+        if request.answer is not None:  # 304 / 412 / 428: nothing rendered, nothing written
+            self._skip_body()
+            self._send(request.answer)
             return
-        ticket = STORE.begin([path_tag(path, origin), "items"])  # BEFORE rendering: race-safe
-        status, response_headers, body, version = render(path)
-        reply = conditional_response(self.command, headers, status, response_headers, body, etag=version)
-        record = StoredValidator.from_response(status, reply.headers, reply.etag, len(body))
-        if record is not None:
-            STORE.store(key, headers, record, ticket=ticket, tags=[path_tag(path, origin), "items"])
+        if self.command == "PUT":
+            status, headers, body = self._write(path)
+        else:
+            status, headers, body = render(path)
+        reply = request.respond(status, headers, body)
         self._send(reply, body)
+        request.close()
 
-    # -- writes: optimistic concurrency with If-Match ----------------------------------------------
+    def _skip_body(self) -> None:
+        """A request answered before its body was read: read it (small) or close the connection
+        afterwards (its end is unknown or too far), so the next request on it parses cleanly."""
+        length = body_length(self.headers.get("Content-Length"))
+        if length is None or length > MAX_BODY or "Transfer-Encoding" in self.headers:
+            self.close_connection = True
+        elif length:
+            self.rfile.read(length)
 
-    def _write(self) -> None:
-        path = self.path.partition("?")[0]
-        headers = list(self.headers.items())
+    def _write(self, path: str) -> tuple[int, list[tuple[str, str]], bytes]:
         length = body_length(self.headers.get("Content-Length"))
         if length is None or length > MAX_BODY:
             # RFC 9112 §6.3: an invalid Content-Length is a 400 and the connection closes (the body's
             # end is unknown); a body over the cap is refused with 413 (RFC 9110 §15.5.14)
             self.close_connection = True
-            status = 400 if length is None else 413
-            self._send(
-                Reply(status, (("Content-Type", "text/plain"), ("Connection", "close"))), b"bad body\n"
-            )
-            return
+            return (400 if length is None else 413), [("Connection", "close")], b"bad body\n"
         data = self.rfile.read(length).decode("utf-8", "replace")
-        item_id = path.rsplit("/", 1)[-1]
         with LOCK:
-            item = ITEMS.get(item_id)
-            current = (
-                Validator(etag_from_version(int(str(item["version"])))) if item else Validator(exists=False)
-            )
-            early = check_preconditions("PUT", headers, current, require_precondition=True)
-            if early is not None:  # 428 without If-Match, 412 when it names an old version
-                self._send(early)
-                return
+            item = ITEMS.get(path.rsplit("/", 1)[-1])
             version = int(str(item["version"])) + 1 if item else 1
-            ITEMS[item_id] = {"name": data, "version": version}
-        STORE.invalidate(path_tag(path, self._origin()), "items")
-        self._send(Reply(204, (("ETag", str(etag_from_version(version))),)))
+            ITEMS[path.rsplit("/", 1)[-1]] = {"name": data, "version": version}
+        return 204, [("ETag", str(etag_from_version(version)))], b""
 
     def _send(self, reply: Reply, body: bytes = b"") -> None:
         payload = reply.body if reply.replaces_body else body
@@ -145,6 +118,16 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
 
+def current(path: str) -> Validator | None:
+    """The cheap current validator of an item (its version), or None where none is known (the list,
+    whose ETag is a hash of its body)."""
+    if not path.startswith("/items/"):
+        return None
+    with LOCK:
+        item = ITEMS.get(path[7:])
+    return Validator(etag_from_version(int(str(item["version"])))) if item else Validator(exists=False)
+
+
 def body_length(value: str | None) -> int | None:
     """A request's Content-Length (0 when absent), or None when it is not a decimal number."""
     if value is None:
@@ -153,22 +136,18 @@ def body_length(value: str | None) -> int | None:
     return int(value) if value.isascii() and value.isdigit() else None
 
 
-def render(path: str) -> tuple[int, list[tuple[str, str]], bytes, ETag | None]:
-    """The expensive part a 304 skips: build the response for a path. An item's ETag is its version
-    (the same tag PUT's If-Match is checked against); the list's is a hash of its body."""
+def render(path: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The expensive part a 304 skips: build the response for a path (an item's ETag is its version,
+    given by :func:`current`; the list's is a hash of its body)."""
     with LOCK:
         RENDERS["count"] += 1
-        version: ETag | None = None
         if path == "/items":
             body = json.dumps(ITEMS, sort_keys=True).encode()
         elif path.startswith("/items/") and path[7:] in ITEMS:
-            item = ITEMS[path[7:]]
-            body = json.dumps(item, sort_keys=True).encode()
-            version = etag_from_version(int(str(item["version"])))
+            body = json.dumps(ITEMS[path[7:]], sort_keys=True).encode()
         else:
-            return 404, [("Content-Type", "application/json")], b'{"error": "not found"}', None
-    headers = [("Content-Type", "application/json"), ("Cache-Control", "no-cache")]
-    return 200, headers, body, version
+            return 404, [("Content-Type", "application/json")], b'{"error": "not found"}'
+    return 200, [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body
 
 
 def _port(text: str) -> int:

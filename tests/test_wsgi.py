@@ -96,11 +96,15 @@ class App:
     use_write: bool = False
     fail_after: int | None = None
     methods: list[str] = field(default_factory=list)
+    declare_length: bool = True  # send Content-Length (unless the headers have one): a known length
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         self.calls += 1
         self.methods.append(environ["REQUEST_METHOD"])
-        write = start_response(self.status, list(self.headers))
+        headers = list(self.headers)
+        if self.declare_length and not any(k.lower() == "content-length" for k, _ in headers):
+            headers.append(("Content-Length", str(sum(len(c) for c in self.chunks))))
+        write = start_response(self.status, headers)
         if self.use_write:
             for chunk in self.chunks:
                 write(chunk)
@@ -227,10 +231,31 @@ def _close(result: Iterable[bytes]) -> None:
 def test_errors_redirects_and_no_store_pass_through_untouched(
     status: str, headers: list[tuple[str, str]]
 ) -> None:
-    app = App(status=status, headers=headers)
-    got = serve(wrap(app), headers={"If-None-Match": "*"})
+    app = App(status=status, headers=headers, declare_length=False)
+    got = serve(wrap(app))
     assert got.status == int(status[:3]) and got.headers == headers and got.body == BODY
     assert app.closed == 1
+    if not status.startswith("200"):  # preconditions apply only to 2xx (RFC 9110 §13.2.1)
+        got = serve(wrap(app), headers={"If-None-Match": "*"})
+        assert got.status == int(status[:3]) and got.headers == headers and got.body == BODY
+
+
+@pytest.mark.parametrize(
+    "app",
+    [
+        App(headers=[("Content-Type", "text/plain"), ("Cache-Control", "no-store")]),
+        App(declare_length=False),  # a stream of unknown length: never tagged
+        App(chunks=[b"x" * 10] * 10),  # over the cap: never tagged
+    ],
+    ids=["no-store", "stream", "over-the-cap"],
+)
+def test_if_none_match_star_answers_304_on_any_2xx_get_even_untagged(app: App) -> None:
+    # RFC 9110 §13.1.2: "*" is false when any current representation exists, tagged or not
+    mw = wrap(app, max_buffer=50)
+    assert serve(mw).header("ETag") is None
+    got = serve(mw, headers={"If-None-Match": "*"})
+    assert got.status == 304 and got.body == b"" and got.header("Content-Type") is None
+    assert serve(mw, method="HEAD", headers={"If-None-Match": "*"}).status == 304
 
 
 @VALIDATED
@@ -265,7 +290,7 @@ def test_the_write_callable_works_and_counts_towards_the_etag() -> None:
 
 def test_a_lazy_start_response_inside_the_iterable_works() -> None:
     def lazy(environ: WSGIEnvironment, start_response: StartResponse) -> Iterator[bytes]:
-        start_response("200 OK", [("Content-Type", "text/plain")])
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))])
         yield BODY
 
     got = serve(wrap(lazy))
@@ -412,7 +437,7 @@ def test_a_200_stores_the_validator_so_the_first_revalidation_skips_the_app(tags
     app = App(headers=headers)
     if tags:
         cache.invalidate_tags(tags)  # the store has seen the tag before (e.g. an earlier write)
-    mw = wrap(app, cache=cache)
+    mw = wrap(app, cache=cache, stored=None if tags else True)  # a declared tag, or every route
     for method in ("GET", "HEAD"):
         tag = serve(mw, method=method).header("ETag")
         assert tag is not None and app.calls == 1  # the 200 (or HEAD) stored the validator...
@@ -472,7 +497,7 @@ def test_a_successful_write_invalidates_the_stored_validators_of_its_path() -> N
 def test_stored_validators_and_path_tags_are_per_host() -> None:
     cache = TagCache(timer=FakeClock())
     app = App(headers=[("Content-Type", "text/plain"), ("Cache-Control", "no-cache")])  # path tags only
-    mw = wrap(app, cache=cache)
+    mw = wrap(app, cache=cache, stored=True)
     a, b = {"Host": "tenant-a.example"}, {"Host": "tenant-b.example"}
     tag_a = _warm(mw, path="/home", headers=a)
     calls = app.calls
@@ -495,7 +520,13 @@ def test_a_response_with_expires_is_never_replayed_from_a_stored_validator() -> 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         expires.append(format_http_date(next(clock) + 60))
         start_response(
-            "200 OK", [("Content-Type", "text/plain"), ("Expires", expires[-1]), ("Cache-Tag", "t")]
+            "200 OK",
+            [
+                ("Content-Type", "text/plain"),
+                ("Expires", expires[-1]),
+                ("Cache-Tag", "t"),
+                ("Content-Length", "9"),
+            ],
         )
         return [b"same body"]
 
@@ -583,7 +614,15 @@ def test_vary_selects_the_stored_variant() -> None:
 
     def negotiating(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         body = environ.get("HTTP_ACCEPT", "none").encode()
-        start_response("200 OK", [("Content-Type", "text/plain"), ("Vary", "Accept"), ("Cache-Tag", "n")])
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "text/plain"),
+                ("Vary", "Accept"),
+                ("Cache-Tag", "n"),
+                ("Content-Length", str(len(body))),
+            ],
+        )
         return [body]
 
     mw = wrap(negotiating, cache=cache)

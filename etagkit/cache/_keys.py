@@ -25,7 +25,8 @@ from ._store import GLOBAL_TAG
 
 __all__ = ["KeyBuilder", "TagBuilder", "canonical", "normalize_tags"]
 
-TagSpec = str | Iterable[str] | Callable[..., Iterable[str] | str]
+TagMaker = Callable[..., "Iterable[str] | str"]
+TagSpec = str | TagMaker | Iterable["str | TagMaker"]
 KeySpec = str | Callable[..., str] | None
 
 
@@ -111,7 +112,11 @@ def normalize_tags(tags: Iterable[str] | str) -> tuple[str, ...]:
 def _fields(template: str) -> set[str]:
     """Top-level argument names a format template refers to (``"{book.id}"`` -> ``{"book"}``)."""
     names = set()
-    for _, field, _, _ in string.Formatter().parse(template):
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:  # an unbalanced brace ...
+        raise ConfigurationError(f"bad template {template!r}: {exc}") from None
+    for _, field, _, _ in parsed:
         if field is not None:
             name = field.split(".", 1)[0].split("[", 1)[0]
             if not name or name.isdigit():
@@ -172,25 +177,38 @@ class KeyBuilder:
 
 
 class TagBuilder:
-    """Builds the tags of one call: literal strings, format templates over arguments, or a callable."""
+    """Builds the tags of one call: literal strings, format templates over the arguments and
+    callables taking the call's arguments (one callable, or a list mixing all three). Templates are
+    checked against the signature here, so a mistake raises at decoration."""
 
-    __slots__ = ("_spec",)
+    __slots__ = ("_literal", "_spec")
 
     def __init__(self, sig: inspect.Signature, spec: TagSpec):
-        if isinstance(spec, str):
-            spec = (spec,)
-        if not callable(spec):
-            spec = tuple(spec)
-            for template in spec:
-                if not isinstance(template, str):
-                    raise ConfigurationError(f"a tag must be a string or template, not {template!r}")
-                _check_template(template, sig)
-        self._spec: tuple[str, ...] | Callable[..., Iterable[str] | str] = spec
+        items: tuple[str | TagMaker, ...] = (
+            (spec,) if isinstance(spec, str) or callable(spec) else tuple(spec)
+        )
+        for item in items:
+            if isinstance(item, str):
+                _check_template(item, sig)
+            elif not callable(item):
+                raise ConfigurationError(f"a tag is a string, a template or a callable, not {item!r}")
+        self._spec = items
+        literal = [item for item in items if isinstance(item, str) and not _fields(item)]
+        self._literal = normalize_tags(literal) if len(literal) == len(items) else None
+
+    def __bool__(self) -> bool:
+        return bool(self._spec)
 
     def __call__(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], arguments: dict[str, Any]
     ) -> tuple[str, ...]:
-        spec = self._spec
-        if callable(spec):
-            return normalize_tags(spec(*args, **kwargs))
-        return normalize_tags(template.format_map(arguments) for template in spec)
+        if self._literal is not None:
+            return self._literal
+        out: list[str] = []
+        for item in self._spec:
+            if isinstance(item, str):
+                out.append(item.format_map(arguments))
+            else:
+                made = item(*args, **kwargs)
+                out.extend((made,) if isinstance(made, str) else made)
+        return normalize_tags(out)

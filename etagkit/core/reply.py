@@ -45,6 +45,7 @@ _CREATING_METHODS = frozenset({"PUT", "PATCH"})
 CONDITIONAL_FIELDS = ("If-None-Match", "If-Match", "If-Modified-Since", "If-Unmodified-Since")
 _CONDITIONAL_SET = frozenset(name.lower() for name in CONDITIONAL_FIELDS)
 _IDENTITY = frozenset({"", "identity"})
+_READS = frozenset({"GET", "HEAD"})
 _TOKEN = re.compile(TOKEN)
 
 
@@ -173,21 +174,25 @@ def check_preconditions(
 
 
 def _not_modified(
-    headers: tuple[tuple[str, str], ...], etag: ETag | None, last_modified: datetime | None
+    headers: tuple[tuple[str, str], ...],
+    etag: ETag | None,
+    last_modified: datetime | None,
+    set_cookie: bool = False,
 ) -> Reply:
-    """The 304 of a response with these headers and validators: exactly the RFC 9110 §15.4.5 fields.
-    Responses repeat (stored records, an app's fixed headers), so each one's 304 is built once."""
+    """The 304 of a response with these headers and validators: exactly the RFC 9110 §15.4.5 fields
+    (and the Set-Cookie the app set on it, with ``set_cookie``). Responses repeat (stored records, an
+    app's fixed headers), so each one's 304 is built once."""
     try:
-        return _not_modified_reply(headers, etag, last_modified)
+        return _not_modified_reply(headers, etag, last_modified, set_cookie)
     except TypeError:  # an unhashable header pair (a list): build it uncached
-        return _build_not_modified(headers, etag, last_modified)
+        return _build_not_modified(headers, etag, last_modified, set_cookie)
 
 
 def _build_not_modified(
-    headers: Iterable[tuple[str, str]], etag: ETag | None, last_modified: datetime | None
+    headers: Iterable[tuple[str, str]], etag: ETag | None, last_modified: datetime | None, set_cookie: bool
 ) -> Reply:
     with_validators = _with_validators(list(headers), etag, last_modified)
-    return Reply(304, tuple(not_modified_headers(with_validators)), b"", etag)
+    return Reply(304, tuple(not_modified_headers(with_validators, set_cookie=set_cookie)), b"", etag)
 
 
 _not_modified_reply = functools.lru_cache(maxsize=4096)(_build_not_modified)
@@ -206,52 +211,56 @@ def conditional_response(
     weaken_encoded: bool = False,
     json_errors: bool | None = None,
     fields: Fields | None = None,
+    set_cookie: bool = False,
 ) -> Reply:
-    """Decide after the handler of a safe method ran, over its unconditional response.
+    """Decide after the handler of a GET or HEAD ran, over its unconditional response.
 
     The validator is ``etag`` / ``last_modified`` if given, else the response's own ETag /
     Last-Modified, else a strong (``weak=False``) ETag of ``body``, which must be the identity body
     (what GET sends); a 200 whose ``body`` is given gets its Content-Length when it declares none.
-    Only a 2xx of a safe method is evaluated (RFC 9110 §13.2.1; unsafe methods are
-    checked before they run, with :func:`check_preconditions`); a body is hashed only for a 200, and
-    never for ``Cache-Control: no-store``. A tag generated from a body with a Content-Encoding other
-    than identity gets its own strong tag (``"<tag>-gzip"``) or, with ``weaken_encoded``, the weak
-    tag: a gzip body and an identity body never share a strong ETag (RFC 9110 §8.8.3.3). A tag the
-    application chose (its ETag header, ``etag``) is its own and is never rewritten: its writes
-    compare If-Match against exactly that tag. ``fields`` may pass
+    Only a 2xx is evaluated (RFC 9110 §13.2.1; unsafe methods are checked before they run, with
+    :func:`check_preconditions`; OPTIONS and TRACE have no representation to tag); a body is hashed
+    only for a 200, and never for ``Cache-Control: no-store``. An untagged 2xx still answers
+    ``If-None-Match: *`` with 304 (§13.1.2: a current representation exists). A tag generated from a
+    body with a Content-Encoding other than identity gets its own strong tag (``"<tag>-gzip"``) or,
+    with ``weaken_encoded``, the weak tag: a gzip body and an identity body never share a strong ETag
+    (§8.8.3.3). A tag the application chose (its ETag header, ``etag``) is its own and is never
+    rewritten: its writes compare If-Match against exactly that tag. ``set_cookie``: a 304 keeps the
+    response's Set-Cookie (the app set it for this client). ``fields`` may pass
     :func:`~etagkit.core.headers.fields_of` of the same headers when the caller already built it.
     """
     headers = response_headers if isinstance(response_headers, tuple) else tuple(response_headers)
     method = method.upper()
-    if method not in SAFE_METHODS or not 200 <= status < 300:
+    if method not in _READS or not 200 <= status < 300:
         return Reply(status, headers)
     if fields is None:
         fields = fields_of(headers)
-    if _no_store(fields):
-        return Reply(status, headers)
     tag = _as_etag(etag if etag is not None else fields.get("etag"))
     if tag is None and etag is None and "etag" in fields:
         return Reply(status, headers)  # the app's ETag is malformed: leave it alone
-    if tag is None and body is not None and status == 200:
+    if tag is None and body is not None and status == 200 and not _no_store(fields):
         # a tag etagkit makes is per coding; the app's own (or ``etag``) is sent exactly as given
         tag = coded_etag(
             generate_etag(body, weak=weak), fields.get("content-encoding"), weaken=weaken_encoded
         )
     modified = parse_http_date(fields.get("last-modified")) if last_modified is None else last_modified
-    if tag is None and modified is None:
+    conditional = is_conditional(request_headers)
+    if tag is None and modified is None and not conditional:
         return Reply(status, headers)
     outcome = (
         evaluate(method, request_headers, etag=tag, last_modified=modified, exists=True)
-        if is_conditional(request_headers)
+        if conditional
         else Outcome.PROCEED  # nothing to evaluate: the common first visit
     )
     if outcome is Outcome.NOT_MODIFIED:
-        return _not_modified(headers, tag, last_modified)
+        return _not_modified(headers, tag, last_modified, set_cookie)
     if outcome is Outcome.PRECONDITION_FAILED:
         if json_errors is None:
             json_errors = wants_json(request_headers, fields)
         failed = error_reply(412, json_body=json_errors)
         return Reply(412, failed.headers, failed.body, tag)
+    if tag is None and modified is None:
+        return Reply(status, headers)
     if "etag" in fields or "last-modified" in fields:  # the view's own validators: replace them
         sent = _with_validators(list(headers), tag, last_modified)
     else:

@@ -1,0 +1,117 @@
+"""The one driver of every face: performs the operations an exchange's steps ask for.
+
+An :class:`~etagkit.core.exchange.Exchange` decides; this reads the stored record it names, takes the
+ticket, stores the record (and a cached response) under it, invalidates tags and counts the answer in
+the metrics. Faces (WSGI, Flask, custom servers) only translate their request and response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._validators import MetricsSink, ValidatorStore
+from .core.exchange import Answer, Count, Exchange, ReadBack, Run, Send
+from .core.records import CachedResponse, StoredValidator
+from .core.reply import Validator
+
+__all__ = ["Driver"]
+
+
+class Driver:
+    """Stored validators (``store``, may be None) and ``metrics`` for one face's exchanges."""
+
+    __slots__ = ("count_hits", "metrics", "store")
+
+    def __init__(
+        self, store: ValidatorStore | None, metrics: MetricsSink | None, *, count_hits: bool = True
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.count_hits = count_hits  # False when the TagCache already counts its hits in ``metrics``
+
+    def lookup(self, exchange: Exchange, route: str) -> StoredValidator | None:
+        """The stored record the exchange asks to read before the app (None: none, or a miss)."""
+        key = exchange.lookup_key()
+        if key is None or self.store is None:
+            return None
+        return self.store.lookup(key, _headers(exchange), route)
+
+    def start(
+        self, exchange: Exchange, route: str, read_back: Callable[[], Validator | None]
+    ) -> Answer | Run:
+        """Before the app: the stored record read, the exchange's answer or its run, reading a
+        conditional write's current validator back through ``read_back()`` when it asks."""
+        step = exchange.before(self.lookup(exchange, route))
+        return exchange.read_back(read_back()) if isinstance(step, ReadBack) else step
+
+    def begin(self, run: Run, route: str) -> Any:
+        """The ticket taken before the app for ``run.ticket_tags`` (None: nothing will be stored)."""
+        if run.ticket_tags is None or self.store is None:
+            return None
+        return self.store.begin(run.ticket_tags, route)
+
+    def cached(self, exchange: Exchange, run: Run, route: str) -> Answer | None:
+        """A cached whole response answering the request (``run.response_key``), or None on a miss."""
+        if run.response_key is None or self.store is None:
+            return None
+        value = self.store.lookup_value(run.response_key, _headers(exchange), route)
+        response = CachedResponse.from_value(value)
+        if response is None:
+            if self.count_hits and self.metrics is not None:
+                self.metrics.event("cache_miss", route)
+            return None
+        return exchange.cached(response)
+
+    def settle(
+        self,
+        exchange: Exchange,
+        step: Answer | Send,
+        ticket: Any,
+        route: str,
+        *,
+        counted: bool = True,
+        response_key: str | None = None,
+    ) -> None:
+        """Perform a step's operations: store its record (and cached response) under ``ticket``,
+        invalidate what it invalidates, count it (unless ``counted`` is False: a read-back)."""
+        store = self.store
+        if store is not None and ticket is not None:
+            if step.record is not None and exchange.key is not None:
+                store.store(
+                    exchange.key, _headers(exchange), step.record, ticket=ticket,
+                    tags=step.store_tags, route=route,
+                )  # fmt: skip
+            cached = step.cached if isinstance(step, Send) else None
+            if cached is not None and response_key is not None:
+                store.store_value(
+                    response_key, _headers(exchange), cached.to_value(), vary=cached.vary, ticket=ticket,
+                    tags=step.store_tags, ttl=exchange.settings.cache_ttl, route=route,
+                )  # fmt: skip
+        if isinstance(step, Send) and step.invalidate:
+            self.invalidate(step.invalidate, route)
+        if counted:
+            self.count(route, step.count)
+            if isinstance(step, Answer) and step.cache_hit and self.count_hits and self.metrics is not None:
+                self.metrics.event("cache_hit", route)
+
+    def invalidate(self, tags: tuple[str, ...], route: str) -> None:
+        if self.store is not None and tags:
+            self.store.invalidate(*tags, route=route)
+
+    def again_later(self, step: Answer | Send, route: str) -> Callable[[], None] | None:
+        """For a write that invalidated: the same invalidation once its body is closed (it may commit
+        while the body runs or closes; a read in between could store the old validator again)."""
+        if not isinstance(step, Send) or not step.invalidate or self.store is None:
+            return None
+        tags = step.invalidate
+        return lambda: self.invalidate(tags, route)
+
+    def count(self, route: str, count: Count) -> None:
+        if self.metrics is not None:
+            self.metrics.response(route, count.status, bytes_saved=count.bytes_saved, stored=count.stored)
+
+
+def _headers(exchange: Exchange) -> Any:
+    request = exchange.request
+    return request.headers if request.headers is not None else request.fields

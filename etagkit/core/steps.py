@@ -1,0 +1,121 @@
+"""The values an exchange takes and the steps it answers with (:mod:`etagkit.core.exchange`).
+
+Frozen, slotted value objects (h11's events): a face reads what a step says and performs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .headers import Fields, HeaderSource
+from .records import CachedResponse, StoredValidator
+from .reply import Reply
+
+__all__ = ["Answer", "Count", "Hash", "ReadBack", "Request", "Run", "Send", "Settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What a face (or one route of it) decided at configuration time.
+
+    ``stored``: stored validators for every GET/HEAD (True), never (False), or only where the route
+    declares tags: ``tags=`` or the ``tag_header`` of its response (None, the default). A stored
+    validator is only as fresh as the invalidations of its tags, so undeclared routes stay stateless.
+    ``cache_control`` is added to 2xx GET/HEAD responses that set none; ``invalidate_tags``: a
+    successful write invalidates the declared tags too (its own path's validators always).
+    ``cache_ttl``: keep whole 200 responses (response caching) for that long.
+    """
+
+    weak: bool = False
+    weaken_encoded: bool = False
+    max_buffer: int = 1 << 20
+    require_precondition: bool = False
+    json_errors: bool | None = None
+    stored: bool | None = None
+    tag_header: str | None = None
+    keep_tag_header: bool = False
+    cache_control: str | None = None
+    invalidate_tags: bool = True
+    cache_ttl: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request as plain values. ``fields``: the request fields under lower-cased names (at least
+    the preconditions, Range/If-Range, Accept, Content-Type and credentials); ``headers``: any field
+    (those a stored response names in Vary), ``fields`` when omitted. ``remote_user``: the user a
+    server or proxy authenticated (WSGI ``REMOTE_USER``)."""
+
+    method: str
+    path: str
+    query: str = ""
+    origin: str = ""
+    fields: Fields = field(default_factory=Fields)
+    headers: HeaderSource | None = None
+    remote_user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """One answer for the metrics: its status, the body bytes a 304 did not send, whether a stored
+    record answered it."""
+
+    status: int
+    bytes_saved: int = 0
+    stored: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Send ``reply`` (its body replaces the app's; on HEAD send no body). Before the app: it never
+    runs. After the head: close the app's body unread. ``record`` / ``invalidate`` as in :class:`Send`."""
+
+    reply: Reply
+    count: Count
+    record: StoredValidator | None = None
+    store_tags: tuple[str, ...] = ()
+    cache_hit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBack:
+    """A conditional write with no known current validator: GET the target through the app, then call
+    :meth:`Exchange.before` again with ``current`` (RFC 9110 §13.2.1: a false condition must stop the
+    write before it runs)."""
+
+
+_READ_BACK = ReadBack()
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Run the app. ``drop_range``: without Range (If-Range not confirmed, §13.1.5); ``head_as_get``:
+    as GET, body dropped (HEAD gets GET's ETag); ``ticket_tags``: take the store's ticket for these
+    tags first (race safety); ``response_key``: a cached whole response to look up first
+    (:meth:`Exchange.cached`)."""
+
+    drop_range: bool = False
+    head_as_get: bool = False
+    ticket_tags: tuple[str, ...] | None = None
+    response_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hash:
+    """Collect the (complete, small) body and call :meth:`Exchange.finish` with it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send the app's response with ``reply``'s status and headers and the app's own body.
+
+    Operations: store ``record`` under the ticket with ``store_tags``; store ``cached`` (a whole
+    response) under ``response_key`` for ``Settings.cache_ttl``; invalidate ``invalidate`` now and
+    again once the body is closed (a write may commit while its body runs)."""
+
+    reply: Reply
+    count: Count
+    record: StoredValidator | None = None
+    store_tags: tuple[str, ...] = ()
+    invalidate: tuple[str, ...] = ()
+    cached: CachedResponse | None = None
