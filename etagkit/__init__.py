@@ -3,7 +3,8 @@
 The sans-I/O core (``etagkit.core``: ETags, RFC 9110 preconditions, Cache-Control, keys, records) is
 pure; ``import etagkit`` loads no framework, client or I/O module (not flask, werkzeug, redis, httpx,
 asyncio or socket). ``TagCache`` and ``MemoryStore`` are loaded on first use. Faces live in
-submodules: ``etagkit.wsgi``, ``etagkit.flask``, ``etagkit.client``, ``etagkit.cache.redis``.
+submodules: ``etagkit.wsgi``, ``etagkit.flask``, ``etagkit.flow`` (custom servers),
+``etagkit.client``, ``etagkit.cache.redis``.
 """
 
 from __future__ import annotations

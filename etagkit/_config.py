@@ -1,5 +1,6 @@
-"""Checks of constructor settings, shared by every cache class: a mistake raises ConfigurationError
-when the object is built, not a TypeError (or a busy loop, or a silent no-op) at the first request."""
+"""Checks of settings, shared by the cache classes, the breaker and the adapters (their constructors,
+decorators and ``init_app``): a mistake raises ConfigurationError when the object is built, not a
+TypeError (or a busy loop, or a silent no-op) at the first request."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 
 from ._errors import ConfigurationError
 
-__all__ = ["callable_or_none", "flag", "number", "optional_flag", "positive_int"]
+__all__ = ["cache_control", "callable_or_none", "flag", "number", "optional_flag", "positive_int"]
 
 
 def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
@@ -48,3 +49,19 @@ def number(name: str, value: object, *, positive: bool = False) -> float:
             f"{name} must be a finite number {'> 0' if positive else '>= 0'}, not {value!r}"
         )
     return float(value)
+
+
+def cache_control(name: str, value: object) -> str | None:
+    """A route's Cache-Control setting as the header value it sends: a ``CacheControl``, or a string
+    whose members are all well-formed directives (RFC 9111 §5.2); anything else raises."""
+    from .core.headers import split_list
+    from .core.policy import CacheControl, parse_cache_control
+
+    if value is None or isinstance(value, CacheControl):
+        return None if value is None else str(value)
+    if not isinstance(value, str) or any(not (" " <= c <= "~" or c == "\t") for c in value):
+        raise ConfigurationError(f"{name} must be a CacheControl or a header value, not {value!r}")
+    members = list(split_list(value, limit=64, escapes=True))
+    if not members or len(parse_cache_control(value)) != len(members):
+        raise ConfigurationError(f"{name} {value!r} is not a list of Cache-Control directives")
+    return value

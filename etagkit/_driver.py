@@ -17,11 +17,14 @@ from .core.reply import Validator
 
 __all__ = ["Driver"]
 
+_MAX_SIZES = 4096  # targets whose last 200 size is remembered (cleared when full)
+_MAX_TARGET = 1024  # longer targets are not remembered
+
 
 class Driver:
     """Stored validators (``store``, may be None) and ``metrics`` for one face's exchanges."""
 
-    __slots__ = ("count_hits", "metrics", "store")
+    __slots__ = ("_sizes", "count_hits", "metrics", "store")
 
     def __init__(
         self, store: ValidatorStore | None, metrics: MetricsSink | None, *, count_hits: bool = True
@@ -29,6 +32,7 @@ class Driver:
         self.store = store
         self.metrics = metrics
         self.count_hits = count_hits  # False when the TagCache already counts its hits in ``metrics``
+        self._sizes: dict[str, int] = {}  # target -> body size of its last 200 (for cheap 304s)
 
     def lookup(self, exchange: Exchange, route: str) -> StoredValidator | None:
         """The stored record the exchange asks to read before the app (None: none, or a miss)."""
@@ -91,7 +95,7 @@ class Driver:
         if isinstance(step, Send) and step.invalidate:
             self.invalidate(step.invalidate, route)
         if counted:
-            self.count(route, step.count)
+            self.count(route, step.count, exchange)
             if isinstance(step, Answer) and step.cache_hit and self.count_hits and self.metrics is not None:
                 self.metrics.event("cache_hit", route)
 
@@ -107,9 +111,23 @@ class Driver:
         tags = step.invalidate
         return lambda: self.invalidate(tags, route)
 
-    def count(self, route: str, count: Count) -> None:
-        if self.metrics is not None:
-            self.metrics.response(route, count.status, bytes_saved=count.bytes_saved, stored=count.stored)
+    def count(self, route: str, count: Count, exchange: Exchange) -> None:
+        """Count one answer. A 304 whose saving the exchange could not know (a cheap validator
+        answered before the app) saves what the last 200 of the same target sent."""
+        if self.metrics is None:
+            return
+        saved = count.bytes_saved
+        if count.sent is not None or saved is None:
+            request = exchange.request
+            target = f"{request.origin}{request.path}?{request.query}"
+            if len(target) <= _MAX_TARGET:  # bounded in bytes: targets come from strangers
+                if count.sent is not None:
+                    if len(self._sizes) >= _MAX_SIZES:
+                        self._sizes.clear()
+                    self._sizes[target] = count.sent
+                else:
+                    saved = self._sizes.get(target)
+        self.metrics.response(route, count.status, bytes_saved=saved or 0, stored=count.stored)
 
 
 def _headers(exchange: Exchange) -> Any:

@@ -1,4 +1,4 @@
-"""Reading a WSGI environ (PEP 3333): request fields and the request's origin."""
+"""Reading a WSGI environ (PEP 3333): request fields, the origin, and the exchange's ``Request``."""
 
 from __future__ import annotations
 

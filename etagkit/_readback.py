@@ -5,8 +5,8 @@ refused with 412 *before* it runs when its condition is false (RFC 9110 §13.1.1
 application declared no cheap validator and no stored one is held (first write, eviction, store
 outage), the only faithful source of the current validator is what a GET of the same target
 answers right now: this module asks the app exactly that. The sub-request carries the original
-request's target and credentials, no body and no conditions; its body is read (hashed by the caller's
-adapter when it has no ETag) and its iterable always closed (PEP 3333).
+request's target and credentials, no body and no conditions; its body is drained unread (the validator
+comes from the tagged app's ETag / Last-Modified headers) and its iterable always closed (PEP 3333).
 
 Status mapping: a 2xx gives the validator; 404 and 410 mean there is no current representation
 (``exists=False``: ``If-Match`` fails, ``If-None-Match: *`` passes); anything else (401, 403, 405,
@@ -20,6 +20,7 @@ import io
 from collections.abc import Callable, Iterable
 from wsgiref.types import WSGIApplication, WSGIEnvironment
 
+from ._pep3333 import close_iterable, status_code
 from .core.dates import parse_http_date
 from .core.etag import etag_or_none
 from .core.headers import fields_of
@@ -75,14 +76,11 @@ def read_current_validator(app: WSGIApplication, environ: WSGIEnvironment) -> Va
         for _ in result:  # drain: a lazily started app calls start_response while iterating
             pass
     finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
+        close_iterable(result)
     if not captured:
         return None
     status, headers = captured[0]
-    head = status.split(" ", 1)[0]
-    code = int(head) if head.isascii() and head.isdigit() else 0
+    code = status_code(status)
     if code in _GONE:
         return Validator(exists=False)
     if not 200 <= code < 300:

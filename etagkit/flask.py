@@ -9,12 +9,14 @@ drives), whose operations the shared driver performs.
 Config keys (defaults): ``ETAGKIT_MAX_BUFFER`` (1 MiB: largest body hashed),
 ``ETAGKIT_WEAK`` (False: generate strong ETags), ``ETAGKIT_WEAKEN_ENCODED`` (False: a
 content-coded body gets a per-coding strong tag; a view's own ETag is never rewritten),
-``ETAGKIT_REQUIRE_PRECONDITION`` (False: 428 for unconditional writes on decorated views),
+``ETAGKIT_REQUIRE_PRECONDITION`` (False: 428 for unconditional writes other than POST),
 ``ETAGKIT_AUTO_INVALIDATE`` (True: a successful write invalidates the view's tags),
 ``ETAGKIT_STORED_ETAGS`` (None: stored ETags on views that declare ``tags=``; True: on every
 decorated view; False: never; all need a cache), ``ETAGKIT_JSON_ERRORS`` (None: 412/428 bodies
 negotiated; True JSON, False text),
-``ETAGKIT_TTL`` (None: stored validators live as long as the cache's default).
+``ETAGKIT_TTL`` (None: stored validators live as long as the cache's default),
+``ETAGKIT_EARLY_304`` (False: True answers stored revalidations of anonymous GET/HEAD requests
+before Flask dispatches, skipping its routing and ``before_request`` hooks for them).
 
 Example (the bookstore's shape)::
 
@@ -35,7 +37,6 @@ Example (the bookstore's shape)::
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
@@ -51,19 +52,19 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without flask
     raise ImportError("etagkit.flask needs Flask: pip install 'etagkit[flask]'") from exc
 
-from ._config import callable_or_none, flag, number, optional_flag, positive_int
+from ._config import cache_control as cache_control_of
+from ._config import flag, number, optional_flag, positive_int
 from ._driver import Driver
+from ._early import EarlyRevalidation
 from ._environ import wsgi_request
-from ._errors import ConfigurationError, InvalidETagError
+from ._errors import ConfigurationError
 from ._readback import READBACK_KEY, read_current_validator
+from ._route import CheckedValidator, RouteOptions
 from ._validators import MetricsSink, ValidatorStore, check_cache
 from .cache._keys import TagBuilder
 from .cache._keys import TagSpec as _TagSpec
-from .core.etag import ETag, etag_from_version
 from .core.exchange import Answer, Exchange, Hash, Settings
-from .core.headers import split_list
-from .core.policy import CacheControl, parse_cache_control
-from .core.reply import Validator
+from .core.policy import CacheControl
 
 __all__ = ["CheckedValidator", "ETagKit", "TagSpec"]
 
@@ -82,12 +83,14 @@ _DEFAULTS: dict[str, Any] = {
     "ETAGKIT_STORED_ETAGS": None,
     "ETAGKIT_JSON_ERRORS": None,
     "ETAGKIT_TTL": None,
+    "ETAGKIT_EARLY_304": False,
 }
 _BOOL_KEYS = (
     "ETAGKIT_WEAK",
     "ETAGKIT_WEAKEN_ENCODED",
     "ETAGKIT_REQUIRE_PRECONDITION",
     "ETAGKIT_AUTO_INVALIDATE",
+    "ETAGKIT_EARLY_304",
 )
 _CHECKED = "_etagkit_checked_validator"  # the flask.g attribute checked_validator() reads
 
@@ -98,13 +101,7 @@ class _State:
 
     kit: ETagKit
     store: ValidatorStore | None
-    max_buffer: int
-    weak: bool
-    weaken_encoded: bool
-    require_precondition: bool
-    auto_invalidate: bool
-    stored_etags: bool | None
-    json_errors: bool | None
+    defaults: Settings  # the app's exchange settings; each view's declarations go over them
     driver: Driver  # performs what the exchange asks: stored records, invalidations, metrics
 
 
@@ -150,16 +147,18 @@ class ETagKit:
             number("ETAGKIT_TTL", ttl, positive=True)
         cache = self.cache
         store = ValidatorStore(cache, ttl=ttl, metrics=self.metrics) if cache is not None else None
-        app.extensions["etagkit"] = _State(
+        state = app.extensions["etagkit"] = _State(
             kit=self,
             store=store,
-            max_buffer=positive_int("ETAGKIT_MAX_BUFFER", config["ETAGKIT_MAX_BUFFER"], minimum=0),
-            weak=config["ETAGKIT_WEAK"],
-            weaken_encoded=config["ETAGKIT_WEAKEN_ENCODED"],
-            require_precondition=config["ETAGKIT_REQUIRE_PRECONDITION"],
-            auto_invalidate=config["ETAGKIT_AUTO_INVALIDATE"],
-            stored_etags=optional_flag("ETAGKIT_STORED_ETAGS", config["ETAGKIT_STORED_ETAGS"]),
-            json_errors=optional_flag("ETAGKIT_JSON_ERRORS", config["ETAGKIT_JSON_ERRORS"]),
+            defaults=Settings(
+                max_buffer=positive_int("ETAGKIT_MAX_BUFFER", config["ETAGKIT_MAX_BUFFER"], minimum=0),
+                weak=config["ETAGKIT_WEAK"],
+                weaken_encoded=config["ETAGKIT_WEAKEN_ENCODED"],
+                require_precondition=config["ETAGKIT_REQUIRE_PRECONDITION"],
+                invalidate_tags=config["ETAGKIT_AUTO_INVALIDATE"],
+                stored=optional_flag("ETAGKIT_STORED_ETAGS", config["ETAGKIT_STORED_ETAGS"]),
+                json_errors=optional_flag("ETAGKIT_JSON_ERRORS", config["ETAGKIT_JSON_ERRORS"]),
+            ),
             driver=Driver(
                 store,
                 self.metrics,
@@ -167,6 +166,10 @@ class ETagKit:
                 count_hits=getattr(cache, "_metrics", None) is not self.metrics,
             ),
         )
+        if config["ETAGKIT_EARLY_304"] and store is not None:
+            app.wsgi_app = EarlyRevalidation(  # type: ignore[method-assign]
+                app.wsgi_app, state.driver, state.defaults, functools.partial(_rule, app)
+            )
 
     # -- inside a view ----------------------------------------------------------------------------
 
@@ -205,9 +208,9 @@ class ETagKit:
     ) -> Callable[[Callable[P, ResponseReturnValue]], Callable[P, Response]]:
         """Make a view conditional (RFC 9110 §13): ETags, 304 / 412 / 428, stored ETags.
 
-        * Without ``etag`` / ``last_modified``: a GET/HEAD 200 gets a strong ETag of its body, and
-          with a cache the validator is stored, so the next matching revalidation is a 304 **without
-          running the view** (until one of ``tags`` is invalidated).
+        * Without ``etag`` / ``last_modified``: a GET/HEAD 200 gets a strong ETag of its body; with a
+          cache and declared ``tags`` (or ``stored=True``) the validator is stored, so the next
+          matching revalidation is a 304 **without running the view** (until a tag is invalidated).
         * ``etag(**view_args)`` / ``last_modified(**view_args)``: the cheap current validator (a
           version, an ``updated_at``), evaluated **before** the view: a match (304) or a stale
           If-Match (412) never runs it. ``etag`` may return an ``ETag``, its header string, or any
@@ -217,9 +220,10 @@ class ETagKit:
           over them. Stored validators carry them; a successful PUT/PATCH/POST/DELETE on the view
           invalidates them (``auto_invalidate``, default ``ETAGKIT_AUTO_INVALIDATE``).
         * ``cache_control``: the Cache-Control of its 2xx GET/HEAD responses (unless the view set one).
-        * ``scope()``: the auth scope (e.g. the user id) of a request with Authorization or Cookie;
-          without it such requests never use stored validators (other users' data).
-        * ``require_precondition``: 428 for a write without If-Match / If-Unmodified-Since.
+        * ``scope()``: the auth scope (e.g. the user id) of a request with Authorization, Cookie or
+          REMOTE_USER; without it such requests never use stored validators (other users' data).
+        * ``require_precondition``: 428 for an unsafe request other than POST with no lost-update
+          guard (If-Match, a valid If-Unmodified-Since, If-None-Match; RFC 6585 §3).
         * ``stored``: use stored ETags (default ``ETAGKIT_STORED_ETAGS``: only when ``tags`` are
           declared, since a stored validator is only as fresh as its tags' invalidations);
           ``stored=True`` without the kit's cache is a ConfigurationError, as is any other mistake
@@ -228,11 +232,11 @@ class ETagKit:
         if stored and self.cache is None:
             raise ConfigurationError("stored=True needs ETagKit(cache=TagCache(...))")
         return self._decorator(
-            _ViewPolicy(
+            RouteOptions(
                 etag=etag,
                 last_modified=last_modified,
                 tags=tags,
-                cache_control=_cache_control(cache_control),
+                cache_control=cache_control_of("cache_control", cache_control),
                 scope=scope,
                 require_precondition=require_precondition,
                 auto_invalidate=auto_invalidate,
@@ -265,11 +269,11 @@ class ETagKit:
         if self.cache is None:
             raise ConfigurationError("@kit.cached needs ETagKit(cache=TagCache(...))")
         return self._decorator(
-            _ViewPolicy(
+            RouteOptions(
                 etag=etag,
                 last_modified=last_modified,
                 tags=tags,
-                cache_control=_cache_control(cache_control),
+                cache_control=cache_control_of("cache_control", cache_control),
                 scope=scope,
                 require_precondition=require_precondition,
                 auto_invalidate=auto_invalidate,
@@ -279,7 +283,7 @@ class ETagKit:
         )
 
     def _decorator(
-        self, policy: _ViewPolicy
+        self, policy: RouteOptions
     ) -> Callable[[Callable[P, ResponseReturnValue]], Callable[P, Response]]:
         def decorate(view: Callable[P, ResponseReturnValue]) -> Callable[P, Response]:
             tags = TagBuilder(inspect.signature(view), policy.tags)  # a bad template raises now
@@ -293,104 +297,8 @@ class ETagKit:
         return decorate
 
 
-def _cache_control(value: object) -> str | None:
-    """A ``cache_control=`` argument as the header value it sets: a CacheControl, or a string of
-    Cache-Control directives (RFC 9111 §5.2) that are all well-formed; anything else raises."""
-    if value is None or isinstance(value, CacheControl):
-        return None if value is None else str(value)
-    if not isinstance(value, str) or any(not (" " <= c <= "~" or c == "\t") for c in value):
-        raise ConfigurationError(f"cache_control must be a CacheControl or a header value, not {value!r}")
-    members = list(split_list(value, limit=64, escapes=True))
-    if not members or len(parse_cache_control(value)) != len(members):
-        raise ConfigurationError(f"cache_control {value!r} is not a list of Cache-Control directives")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class _ViewPolicy:
-    """One decorated view's settings (None: the app's config decides)."""
-
-    etag: Callable[..., Any] | None
-    last_modified: Callable[..., datetime | None] | None
-    tags: TagSpec
-    cache_control: str | None
-    scope: Callable[[], str | None] | None
-    require_precondition: bool | None
-    auto_invalidate: bool | None
-    stored: bool | None
-    cache_ttl: float | None
-    # the exchange settings of this view in each app (several apps may share the decorated view)
-    _settings: dict[int, tuple[_State, Settings]] = dataclasses.field(
-        init=False, default_factory=dict, compare=False, repr=False
-    )
-
-    def __post_init__(self) -> None:
-        for name in ("etag", "last_modified", "scope"):
-            callable_or_none(name, getattr(self, name))
-        for name in ("require_precondition", "auto_invalidate", "stored"):
-            optional_flag(name, getattr(self, name))
-
-    def settings(self, state: _State) -> Settings:
-        """This view's exchange settings in the app ``state`` belongs to (built once per app)."""
-        held = self._settings.get(id(state))
-        if held is not None and held[0] is state:
-            return held[1]
-        settings = Settings(
-            weak=state.weak,
-            weaken_encoded=state.weaken_encoded,
-            max_buffer=state.max_buffer,
-            require_precondition=(
-                state.require_precondition if self.require_precondition is None else self.require_precondition
-            ),
-            json_errors=state.json_errors,
-            stored=self.stored if self.stored is not None else state.stored_etags,
-            cache_control=self.cache_control,
-            invalidate_tags=state.auto_invalidate if self.auto_invalidate is None else self.auto_invalidate,
-            cache_ttl=self.cache_ttl,
-        )
-        self._settings[id(state)] = (state, settings)
-        return settings
-
-    def checked(self, view_args: dict[str, Any]) -> CheckedValidator | None:
-        """The cheap current validator from the view's callables, or None when it has none."""
-        if self.etag is None and self.last_modified is None:
-            return None
-        version = self.etag(**view_args) if self.etag is not None else None
-        tag = _to_etag(version) if self.etag is not None else None
-        modified = self.last_modified(**view_args) if self.last_modified is not None else None
-        exists = tag is not None if self.etag is not None else modified is not None
-        return CheckedValidator(Validator(tag, modified, exists), version)
-
-
-@dataclass(frozen=True, slots=True)
-class CheckedValidator:
-    """The cheap validator a request's preconditions were evaluated against (RFC 9110 §13.2.2).
-
-    ``version`` is what the view's ``etag=`` callable returned (e.g. a row version) and
-    ``validator`` the ETag / Last-Modified made from it. A write view passes ``version`` to its
-    ``UPDATE ... WHERE id = ? AND version = ?``: a write that landed between the If-Match check and
-    this one then makes the update match no row (answer 412) instead of being overwritten.
-    """
-
-    validator: Validator
-    version: Any = None
-
-
-def _to_etag(value: Any) -> ETag | None:
-    if value is None or isinstance(value, ETag):
-        return value
-    if isinstance(value, str):
-        try:
-            return ETag.parse(value)
-        except InvalidETagError:
-            return etag_from_version(value)
-    if isinstance(value, tuple):
-        return etag_from_version(*value)
-    return etag_from_version(value)
-
-
 def _handle(
-    policy: _ViewPolicy,
+    policy: RouteOptions,
     tags: TagBuilder,
     view: Callable[..., ResponseReturnValue],
     args: Any,
@@ -405,7 +313,7 @@ def _handle(
     checked = policy.checked(view_args)
     route = req.url_rule.rule if req.url_rule is not None else req.path
     exchange = Exchange(
-        policy.settings(state),
+        policy.settings(state.defaults),
         wsgi_request(environ, req.method),
         validator=checked.validator if checked is not None else None,
         tags=(lambda: tags(args, kwargs, view_args)) if tags else None,
@@ -440,7 +348,7 @@ def _handle(
     )
     if isinstance(after, Hash):
         data = response.get_data()  # complete, or a declared Content-Length within the cap
-        after = exchange.finish(data) if len(data) <= state.max_buffer else exchange.overflow()
+        after = exchange.finish(data) if len(data) <= state.defaults.max_buffer else exchange.overflow()
     driver.settle(exchange, after, ticket, route, counted=counted, response_key=step.response_key)
     if isinstance(after, Answer):
         response.close()
@@ -450,6 +358,15 @@ def _handle(
         response.call_on_close(again)
     response.headers = Headers(list(after.reply.headers))
     return response
+
+
+def _rule(app: Flask, environ: dict[str, Any]) -> str:
+    """The URL rule a request matches (the route name metrics use), or its path."""
+    try:
+        rule = app.url_map.bind_to_environ(environ).match(return_rule=True)[0]
+    except Exception:  # no match, a redirect ...: name it by its path
+        return str(environ.get("PATH_INFO", ""))
+    return str(getattr(rule, "rule", rule))
 
 
 def _flask_reply(response_class: type[Response], step: Answer) -> Response:

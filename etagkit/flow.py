@@ -17,9 +17,11 @@ plain values in and out: no WSGI environ, no call order to get right::
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ._config import cache_control as cache_control_of
 from ._config import callable_or_none, flag, number, optional_flag, positive_int
 from ._driver import Driver
 from ._validators import MetricsSink, ValidatorStore, check_cache
@@ -64,6 +66,17 @@ class ConditionalFlow:
         )
         store = ValidatorStore(cache, ttl=ttl, metrics=metrics) if cache is not None else None
         self.driver = Driver(store, metrics)
+        self._with_cache_control: dict[str, Settings] = {}
+
+    def _cache_control(self, value: str) -> Settings:
+        settings = dataclasses.replace(self.settings, cache_control=cache_control_of("cache_control", value))
+        if len(self._with_cache_control) < 64:  # a server has a few; never grow with requests
+            self._with_cache_control[value] = settings
+        return settings
+
+    def invalidate(self, *tags: str) -> None:
+        """Invalidate tags now, in every process sharing the cache (e.g. after a write elsewhere)."""
+        self.driver.invalidate(tags, route="")
 
     def open(
         self,
@@ -79,6 +92,7 @@ class ConditionalFlow:
         tags: Iterable[str] = (),
         scope: str | None = None,
         read_back: Callable[[], Validator | None] | None = None,
+        cache_control: str | None = None,
         route: str = "",
     ) -> FlowRequest:
         """Start one request and decide what can be decided before its handler runs.
@@ -89,6 +103,8 @@ class ConditionalFlow:
         ``tags``: the route's tags (its validators are stored and invalidated under them). ``scope``:
         the user a credentialed request's answers belong to. ``read_back()``: the current validator
         of a conditional write's target when neither ``validator`` nor a stored one is known.
+        ``cache_control``: the route's Cache-Control, sent on its 2xx and on a 304 answered before
+        the handler (RFC 9110 §15.4.5: the 304 carries what the 200 would).
         """
         callable_or_none("read_back", read_back)
         items = list(headers.items() if isinstance(headers, Mapping) else headers)
@@ -104,8 +120,11 @@ class ConditionalFlow:
             remote_user=remote_user,
         )
         tagged = tuple(tags)
+        settings = self.settings
+        if cache_control is not None:
+            settings = self._with_cache_control.get(cache_control) or self._cache_control(cache_control)
         exchange = Exchange(
-            self.settings,
+            settings,
             request,
             validator=validator,
             tags=(lambda: tagged) if tagged else None,

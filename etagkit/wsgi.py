@@ -21,6 +21,7 @@ from ._config import callable_or_none, flag, number, optional_flag, positive_int
 from ._driver import Driver
 from ._environ import wsgi_request
 from ._errors import ConfigurationError
+from ._pep3333 import Body, close_iterable, complete_body, status_code
 from ._readback import READBACK_KEY, read_current_validator
 from ._validators import MetricsSink, ValidatorStore, check_cache
 from .core.exchange import Answer, Exchange, Hash, Send, Settings
@@ -51,14 +52,15 @@ class ETagMiddleware:
       returned.
     * ``validator(environ) -> Validator | None``: the app's cheap current validator of the target
       (a version, an ``updated_at``); evaluated before the app, so a match or a stale If-Match never
-      runs it, and used as the response's ETag without buffering.
+      runs it, and sent as the response's ETag without buffering (an ETag / Last-Modified the app
+      sets itself wins).
     * ``max_buffer``: the largest body hashed (bytes). Only a body that is already complete (a list
       or tuple) or declares its Content-Length within the cap is hashed; any other stream passes
       through untagged, and ``text/event-stream`` always does.
     * ``weak``: generate weak ETags. ``weaken_encoded``: a content-coded body gets the weak tag
       instead of a per-coding strong one (generated tags only: an app's own ETag is sent as is).
-    * ``require_precondition``: answer 428 to PUT/PATCH/DELETE without If-Match or
-      If-Unmodified-Since (RFC 6585 §3; POST is exempt).
+    * ``require_precondition``: answer 428 to an unsafe request other than POST with no lost-update
+      guard (If-Match, a valid If-Unmodified-Since, or If-None-Match; RFC 6585 §3).
     * ``json_errors``: 412/428 bodies as JSON (True), text (False) or by content negotiation (None).
     * ``metrics``: an ``etagkit.metrics.Metrics``; ``route(environ) -> str`` names the route counted.
     * ``ttl``: lifetime of stored validators (seconds; None: the cache's default).
@@ -226,7 +228,7 @@ class _Call:
         try:
             return self._body(result)
         except BaseException:
-            _close(result)
+            close_iterable(result)
             raise
 
     def _body(self, result: Iterable[bytes]) -> Iterable[bytes]:
@@ -238,7 +240,7 @@ class _Call:
             if self.status is None:
                 raise RuntimeError("the WSGI application returned without calling start_response")
         if self.state == "head":
-            complete = iterator is None and _complete(result)
+            complete = iterator is None and complete_body(result)
             length = sum(len(c) for c in result) if complete else None
             self._head(length, complete=complete)
         if self.state == "hash":
@@ -252,22 +254,20 @@ class _Call:
                     iterator = pending
                     break
             else:
-                _close(result)
+                close_iterable(result)
                 return self._finish()
         if self.state == "answered":
-            _close(result)
+            close_iterable(result)
             reply = self.step.reply if self.step is not None else None
             body = reply.body if reply is not None else None
             return [body] if body and not self.drop_body else []
         on_close = self.driver.again_later(self.step, self.route) if self.step is not None else None
         if iterator is None and not prefix and not self.drop_body and on_close is None:
             return result  # untouched: the server iterates and closes it
-        return _Body(prefix, iterator or iter(result), result, self.drop_body, on_close)
+        return Body(prefix, iterator or iter(result), result, self.drop_body, on_close)
 
     def _head(self, length: int | None, *, complete: bool) -> None:
-        head = (self.status or "").split(" ", 1)[0]
-        code = int(head) if head.isascii() and head.isdigit() else 0
-        step = self.exchange.respond(code, self.headers, length=length, complete=complete)
+        step = self.exchange.respond(status_code(self.status), self.headers, length=length, complete=complete)
         if isinstance(step, Hash):
             self.state = "hash"
         else:
@@ -286,61 +286,6 @@ class _Call:
         self.step = step
         self.driver.settle(self.exchange, step, self.ticket, self.route, counted=self.counted)
         reply = step.reply
-        status = self.status if isinstance(step, Send) and reply.status == _code(self.status) else None
+        status = self.status if isinstance(step, Send) and reply.status == status_code(self.status) else None
         self.server_write = self.server_start(status or reply.status_line, list(reply.headers), self.exc_info)
         self.state = "answered" if isinstance(step, Answer) else "pass"
-
-
-def _complete(result: Iterable[bytes]) -> bool:
-    """Whether the app's body is already whole in memory: a list or tuple, or an iterable of one
-    chunk (``len() == 1``, the PEP 3333 convention servers use to set Content-Length)."""
-    if isinstance(result, list | tuple):
-        return True
-    try:
-        return len(result) == 1  # type: ignore[arg-type]
-    except TypeError:
-        return False
-
-
-def _code(status: str | None) -> int:
-    head = (status or "").split(" ", 1)[0]
-    return int(head) if head.isascii() and head.isdigit() else 0
-
-
-def _close(result: Iterable[bytes]) -> None:
-    close = getattr(result, "close", None)
-    if close is not None:
-        close()
-
-
-class _Body:
-    """The iterable handed to the server when the app's body streams through; closes the app's."""
-
-    __slots__ = ("_drop", "_iterator", "_on_close", "_prefix", "_result")
-
-    def __init__(
-        self,
-        prefix: list[bytes],
-        iterator: Iterator[bytes],
-        result: Iterable[bytes],
-        drop: bool,
-        on_close: Callable[[], object] | None = None,
-    ) -> None:
-        self._prefix = prefix
-        self._iterator = iterator
-        self._result = result
-        self._drop = drop
-        self._on_close = on_close
-
-    def __iter__(self) -> Iterator[bytes]:
-        if self._drop:
-            return
-        yield from self._prefix
-        yield from self._iterator
-
-    def close(self) -> None:
-        try:
-            _close(self._result)
-        finally:
-            if self._on_close is not None:
-                self._on_close()

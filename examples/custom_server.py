@@ -68,6 +68,7 @@ class Handler(BaseHTTPRequestHandler):
             port=port,
             validator=current(path),  # an item's version: known without rendering
             tags=["items"] if path == "/items" else (),  # the list: a stored validator, tagged
+            cache_control="no-cache",  # on every 200, and on a 304 answered before rendering
         )
         if request.answer is not None:  # 304 / 412 / 428: nothing rendered, nothing written
             self._skip_body()
@@ -147,7 +148,7 @@ def render(path: str) -> tuple[int, list[tuple[str, str]], bytes]:
             body = json.dumps(ITEMS[path[7:]], sort_keys=True).encode()
         else:
             return 404, [("Content-Type", "application/json")], b'{"error": "not found"}'
-    return 200, [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body
+    return 200, [("Content-Type", "application/json")], body
 
 
 def _port(text: str) -> int:

@@ -22,7 +22,7 @@ import argparse
 import json
 import threading
 from collections.abc import Iterable
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, make_server
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from etagkit.cache import TagCache
@@ -83,9 +83,33 @@ def _send(
 app = ETagMiddleware(notes_app, cache=TagCache())
 
 
+class _BodylessAware(ServerHandler):
+    """wsgiref's handler, except that a 304 or 204 without a body gets no ``Content-Length: 0``:
+    RFC 9110 §8.6 allows a 304 only the Content-Length its 200 would have had (wsgiref adds 0)."""
+
+    def finish_content(self) -> None:
+        sent, status = getattr(self, "headers_sent", False), getattr(self, "status", None) or ""
+        if not sent and status[:3] in ("204", "304"):
+            self.send_headers()
+            return
+        super().finish_content()
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # keep the example's output short
         pass
+
+    def handle(self) -> None:
+        """One request, as wsgiref's own handle() does, served by :class:`_BodylessAware`."""
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            return
+        handler = _BodylessAware(self.rfile, self.wfile, self.get_stderr(), self.get_environ())  # type: ignore[arg-type]
+        handler.request_handler = self  # type: ignore[attr-defined]
+        handler.run(self.server.get_app())  # type: ignore[attr-defined]
 
 
 def _port(text: str) -> int:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 REQUIRE_REDIS = os.environ.get("ETAGKIT_REQUIRE_REDIS", "") not in ("", "0")
 
@@ -268,3 +271,29 @@ class LocalRedisCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def waitress_server(app: Any, threads: int = 4) -> Iterator[int]:
+    """``app`` served by waitress on a free loopback port (yields the port); stopped cleanly: every
+    socket is closed from the server loop's own thread (closing them from another thread races its
+    select()), then its task threads are shut down."""
+    from waitress import wasyncore
+    from waitress.server import create_server
+
+    port = free_port()
+    server: Any = create_server(app, host="127.0.0.1", port=port, threads=threads)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        sockets = server._map
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(sockets))
+        thread.join(10)
+        # its task threads must be gone: a late one would close a socket number reused meanwhile
+        server.task_dispatcher.shutdown(timeout=30)
+        assert not server.task_dispatcher.threads, "waitress task threads still running"
+        del server
+        gc.collect()  # its descriptors close now, not when a later server reuses their numbers

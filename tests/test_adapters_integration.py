@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import httpx
 import pytest
 import redis
 from flask import Flask, request
-from support import free_port, wait_for_port
+from support import free_port, wait_for_port, waitress_server
 
 from etagkit import etag_from_version
 from etagkit.cache import TagCache
@@ -66,20 +65,10 @@ def _bookstore(cache: TagCache, calls: Counter[str]) -> Flask:
 
 @pytest.fixture
 def waitress_flask(redis_url: str, redis_prefix: str) -> Iterator[tuple[str, Counter[str]]]:
-    from waitress.server import create_server
-
     calls: Counter[str] = Counter()
     cache = TagCache(RedisStore(redis_url, prefix=redis_prefix, socket_timeout=1.0, connect_timeout=1.0))
-    port = free_port()
-    server: Any = create_server(_bookstore(cache, calls), host="127.0.0.1", port=port, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for_port(port)
+    with waitress_server(_bookstore(cache, calls)) as port:
         yield f"http://127.0.0.1:{port}", calls
-    finally:
-        server.close()
-        thread.join(timeout=10)
 
 
 def test_flask_under_waitress_stored_etags_and_a_second_process(

@@ -605,3 +605,45 @@ def test_fuzzed_request_headers_never_break_a_view(method: str, headers: dict[st
     client = make_app(ETagKit(cache=TagCache(timer=FakeClock())), shop).test_client(use_cookies=False)
     got = client.open("/books/1", method=method, headers={k: v.strip() for k, v in headers.items()})
     assert got.status_code in (200, 204, 304, 412, 428)
+
+
+def test_early_304_answers_stored_revalidations_before_flask_dispatches() -> None:
+    from etagkit.metrics import Metrics
+
+    app = Flask(__name__)
+    app.config["ETAGKIT_EARLY_304"] = True
+    cache, metrics = TagCache(), Metrics()
+    cache.invalidate_tags("books")  # a known tag: the first 200 stores its validator
+    ETagKit(app, cache=cache, metrics=metrics)
+    kit = app.extensions["etagkit"].kit
+    hooks, views = [], []
+    app.before_request(lambda: hooks.append(1))
+
+    @app.get("/books")
+    @kit.conditional(tags=["books"])
+    def books() -> Any:
+        views.append(1)
+        return {"books": ["Dune"]}
+
+    client = app.test_client()
+    tag = client.get("/books").headers["ETag"]
+    assert (len(hooks), len(views)) == (1, 1)
+    early = client.get("/books", headers={"If-None-Match": tag})
+    assert early.status_code == 304 and early.headers["ETag"] == tag and early.data == b""
+    assert (len(hooks), len(views)) == (1, 1)  # neither the hook nor the view ran
+    assert metrics.snapshot()["routes"]["/books"]["stored_304"] == 1  # counted under its rule
+    # credentialed requests, misses and other methods go to Flask as before
+    assert (
+        client.get("/books", headers={"If-None-Match": tag, "Authorization": "Bearer a"}).status_code == 304
+    )
+    assert client.get("/books", headers={"If-None-Match": '"other"'}).status_code == 200
+    assert len(hooks) == 3
+    kit.invalidate("books")
+    assert client.get("/books", headers={"If-None-Match": tag}).status_code == 304
+    assert len(hooks) == 4  # the record was invalidated: Flask answered (from a fresh view run)
+
+
+def test_early_304_is_off_by_default() -> None:
+    app = Flask(__name__)
+    ETagKit(app, cache=TagCache())
+    assert app.wsgi_app.__class__.__name__ != "EarlyRevalidation"

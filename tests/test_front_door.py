@@ -27,18 +27,7 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert test in lines
 
 
-def _python_blocks(section: str) -> list[str]:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    body = readme.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", body, flags=re.S)
-
-
-def test_the_caching_and_metrics_snippets_run() -> None:
-    for section in ("Caching a database query with tags", "Metrics"):
-        blocks = _python_blocks(section)
-        assert blocks, section
-        for block in blocks:
-            exec(compile(block, f"README.md ({section})", "exec"), {"__name__": "readme"})
+# Every ```python block of the README runs in tests/test_docs.py (with those of docs/).
 
 
 # -- the promise about Redis: without one, the Redis tests skip with the reason (fail in CI) ------------

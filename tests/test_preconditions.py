@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -418,14 +416,6 @@ def test_format_http_date_feeds_evaluate() -> None:
 )
 def test_requires_precondition(method: str, headers: dict[str, str], expected: bool) -> None:
     assert requires_precondition(method, headers) is expected
-
-
-def test_readme_direct_use_snippet_runs() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Direct use of the core") :]
-    snippet = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert snippet is not None
-    exec(compile(snippet.group(1), "README.md", "exec"), {})  # its asserts check the outcomes
 
 
 # -- header sources: the fast paths read the same fields as the scanning one ------------------------

@@ -1,7 +1,7 @@
-"""Tagged cache-aside: TagCache in front of a MemoryStore or RedisStore.
+"""Tagged cache-aside: TagCache in front of a MemoryStore, a RedisStore or a TwoLevelStore.
 
-``RedisStore`` lives in ``etagkit.cache.redis`` (extra ``redis``); importing this package never
-imports redis.
+``RedisStore`` lives in ``etagkit.cache.redis`` and ``TwoLevelStore`` in ``etagkit.cache.twolevel``
+(both need the ``redis`` extra); importing this package never imports redis.
 """
 
 from __future__ import annotations

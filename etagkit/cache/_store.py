@@ -1,6 +1,6 @@
 """The contract between ``TagCache`` and its stores: entries, tag marks on a logical clock, CAS writes.
 
-Race-safe O(1) invalidation (DESIGN.md "Cache-aside with tags"):
+Race-safe O(1) invalidation (docs/cache.md, "Tags"):
 
 * A store keeps one integer **logical clock** and, per tag, a **mark**: the clock value of the tag's
   last hard invalidation (and, separately, of its last soft one). Invalidating a tag is

@@ -11,7 +11,8 @@ compare-and-set argument as the store contract).
 If the subscription is lost (connection error), the listener flushes the local layer and every
 call bypasses it, going to Redis directly, until it has resubscribed and flushed once more: the
 local layer never serves anything it cannot prove was not invalidated in the meantime.
-Invalidations made through this store are applied locally at once, after Redis has them.
+Invalidations made through this store are applied locally right after the Redis call, even when
+that call failed.
 
 Read-after-invalidate across processes: delivery is asynchronous, so ``invalidate`` waits (up to
 ``ack_timeout``) until every subscriber that received the message has applied it and acknowledged

@@ -270,3 +270,19 @@ def etag_from_version(*parts: int | str | bytes | date | datetime, weak: bool = 
         raise ConfigurationError("etag_from_version needs at least one version part")
     encoded = [_version_part(part) for part in parts]
     return ETag(_digest_tag(_canonical_json(["etagkit.version", encoded]), "sha256"), weak=weak)
+
+
+def version_etag(value: object) -> ETag | None:
+    """The ETag of what an application's ``etag=`` callable returned: an ``ETag`` as is, a header
+    string parsed (any other string is a version), a tuple of version parts or one part hashed with
+    :func:`etag_from_version`; None stays None (no current representation)."""
+    if value is None or isinstance(value, ETag):
+        return value
+    if isinstance(value, str):
+        try:
+            return ETag.parse(value)
+        except InvalidETagError:
+            return etag_from_version(value)
+    if isinstance(value, tuple):
+        return etag_from_version(*value)
+    return etag_from_version(value)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""One request's HTTP decisions, step by step, with no I/O (DESIGN.md "Layers"; h11's model).
+"""One request's HTTP decisions, step by step, with no I/O (docs/design.md "Layers"; h11's model).
 
 A face (WSGI middleware, Flask extension, custom server) builds an :class:`Exchange` from plain values
 and drives it; every step answers what to do next and carries the operations the face performs
@@ -8,7 +8,7 @@ and drives it; every step answers what to do next and carries the operations the
     key = ex.lookup_key()             # a stored record to read before the app (None: nothing to read)
     step = ex.before(record)          # Answer (the app never runs) | ReadBack | Run
     #   ReadBack: a conditional write with no known validator; read it back, then
-    #   step = ex.before(record, current=validator)
+    #   step = ex.read_back(validator)
     #   Run: take a ticket for Run.ticket_tags, look Run.response_key up, run the app (Run.drop_range ...)
     step = ex.respond(status, headers, length=..., complete=...)   # Answer | Send | Hash
     #   Hash: the body is complete and small: collect it, then
@@ -193,7 +193,7 @@ class Exchange:
             if outcome is Outcome.NOT_MODIFIED:
                 held = record.headers if record is not None else self._route_headers()
                 reply = _not_modified(held, _as_etag(checked.etag), checked.last_modified)
-                saved = record.length if record is not None else 0
+                saved = record.length if record is not None else None  # a cheap validator: unknown
                 return Answer(reply, Count(304, saved, record is not None))
             if outcome is Outcome.PRECONDITION_FAILED:
                 return Answer(error_reply(412, json_body=self._json()), Count(412))
@@ -219,7 +219,7 @@ class Exchange:
 
     def _ticket_tags(self) -> tuple[str, ...] | None:
         """A GET/HEAD whose answer will be stored takes a ticket BEFORE the app: an invalidation during
-        the app then wins (DESIGN.md "Cache-aside with tags")."""
+        the app then wins (docs/design.md "Cache-aside with tags")."""
         req = self.request
         if req.method not in _READS or not self._stored_route() or not self._shareable():
             return None
@@ -311,6 +311,8 @@ class Exchange:
     def _decide(self, body: bytes | None, length: int | None) -> Answer | Send:
         req, settings, given, fields = self.request, self.settings, self.validator, self._fields
         status, headers = self._status, self._headers
+        if given is None and status == 206 and self.checked is not None:
+            given = self.checked  # a 206 carries the validator its 200 would carry (RFC 9110 §15.3.7)
         reply = conditional_response(
             req.method,
             req.fields,
@@ -330,9 +332,10 @@ class Exchange:
         )
         record, store_tags, cached = self._records(reply, body, length)
         if reply.replaces_body:
-            saved = (length or 0) if reply.status == 304 else 0
+            saved = length if reply.status == 304 else 0  # None: unknown, the driver may know
             return Answer(reply, Count(reply.status, saved), record, store_tags)
-        return Send(reply, Count(reply.status), record, store_tags, cached=cached)
+        sent = length if reply.status == 200 else None
+        return Send(reply, Count(reply.status, sent=sent), record, store_tags, cached=cached)
 
     def _records(
         self, reply: Reply, body: bytes | None, length: int | None
@@ -340,7 +343,11 @@ class Exchange:
         """What to store under the ticket: the validator (stored routes only; not a 412, not for a
         cheap validator) and, with response caching, the whole 200."""
         tickets = self.ticket_tags
-        if tickets is None or reply.status == 412 or (self.settings.stored is None and not self._declared()):
+        if (
+            tickets is None
+            or reply.status in (206, 412)
+            or (self.settings.stored is None and not self._declared())
+        ):
             return None, (), None
         tags = (*tickets, *self._body_tags) if self._body_tags else tickets
         status, headers = self._status, self._headers

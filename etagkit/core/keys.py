@@ -1,4 +1,4 @@
-"""Keys and tags of stored representations (DESIGN.md "Stored ETags"): pure and stable across processes.
+"""Keys and tags of stored representations (stored ETags): pure and stable across processes.
 
 A stored validator is keyed by the representation: method class, origin, path, canonical query, the
 request fields named in Vary and the auth scope; the implicit path tag lets a write invalidate every

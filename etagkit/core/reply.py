@@ -145,7 +145,8 @@ def check_preconditions(
     ``validator`` is the current validator when it is known cheaply (``None``: unknown, only the
     428 rule applies). ``response_headers`` are headers the 200 would carry (Cache-Control, Vary
     ...); a 304 keeps those RFC 9110 §15.4.5 names. ``require_precondition`` answers 428 to an
-    unsafe request that carries neither If-Match nor If-Unmodified-Since (RFC 6585 §3).
+    unsafe request other than POST that carries no lost-update guard: no If-Match, no valid
+    If-Unmodified-Since, no If-None-Match (RFC 6585 §3; ``requires_precondition``).
 
     A target with no current representation (``validator.exists`` False) is decided only for the
     methods that can create one (PUT, PATCH): for any other method the handler's answer (a 404)

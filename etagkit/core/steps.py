@@ -57,12 +57,14 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Count:
-    """One answer for the metrics: its status, the body bytes a 304 did not send, whether a stored
-    record answered it."""
+    """One answer for the metrics: its status, the body bytes a 304 did not send (None: unknown
+    here, e.g. a cheap validator's 304 before the app), whether a stored record answered it, and
+    the body size of a 200 when known (what a later 304 of the same target saves)."""
 
     status: int
-    bytes_saved: int = 0
+    bytes_saved: int | None = 0
     stored: bool = False
+    sent: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +82,8 @@ class Answer:
 @dataclass(frozen=True, slots=True)
 class ReadBack:
     """A conditional write with no known current validator: GET the target through the app, then call
-    :meth:`Exchange.before` again with ``current`` (RFC 9110 §13.2.1: a false condition must stop the
-    write before it runs)."""
+    :meth:`Exchange.read_back` with what it answered (RFC 9110 §13.2.1: a false condition must stop
+    the write before it runs)."""
 
 
 _READ_BACK = ReadBack()
