@@ -5,7 +5,10 @@
   ``GET`` of the same record bytes on an identically configured client: target <= 1.3x.
 * Commands per read, counted on the client's connection: target exactly 1.
 * ``TwoLevelStore.get`` local hit against a ``MemoryStore.get`` hit on the same entry: target <= 1.5x.
-* ``TagCache.get_or_set`` hit over a RedisStore, against the same raw GET, for information.
+* ``TagCache.get_or_set`` hit over a RedisStore, against the same raw GET, for information; and with
+  the lease (distributed single-flight) on vs off: target <= 1.1x (a hit takes no lease).
+* Scale-out in real processes (``_scaleout.py``): computes of a cold key missed by 4 processes, a
+  3-master cluster vs one server (reads/s, keys per master).
 
 Needs the Redis at ``ETAGKIT_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``); every key it
 writes is under a fresh prefix and deleted afterwards.
@@ -23,6 +26,7 @@ from typing import Any
 
 import redis
 
+from benchmarks import _scaleout
 from benchmarks._harness import Loop, measure_loops, row
 from etagkit.cache import MemoryStore, TagCache
 from etagkit.cache._store import Entry
@@ -86,7 +90,8 @@ def _loops(prefix: str, closers: list[Any]) -> dict[str, Loop]:
     if not two_level.wait_subscribed(10):
         raise RuntimeError("the two-level store could not subscribe")
     two_level.get(KEY, now)  # copied into its local layer
-    cache = TagCache(store)
+    cache = TagCache(store, lease=None)
+    leased = TagCache(store, lease=10.0)
 
     def raw_get(n: int) -> None:
         get = raw.get
@@ -113,7 +118,13 @@ def _loops(prefix: str, closers: list[Any]) -> dict[str, Loop]:
         for _ in range(n):
             cache.get_or_set(KEY, compute, tags=TAGS)
 
+    def get_or_set_leased(n: int) -> None:
+        compute = dict
+        for _ in range(n):
+            leased.get_or_set(KEY, compute, tags=TAGS)
+
     return {
+        "get_or_set_leased": get_or_set_leased,
         "raw": raw_get,
         "store": store_get,
         "memory": memory_get,
@@ -141,6 +152,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         loops = _loops(prefix, closers)
         remote = measure_loops({name: loops[name] for name in ("raw", "store", "get_or_set")}, quick)
         local = measure_loops({name: loops[name] for name in ("memory", "two_level")}, quick)
+        lease = measure_loops({name: loops[name] for name in ("get_or_set", "get_or_set_leased")}, quick)
     finally:
         for closer in closers:
             closer.close()
@@ -167,6 +179,14 @@ def run(quick: bool) -> list[dict[str, Any]]:
             target="<= 1.5x",
         ),
         row("TagCache.get_or_set hit over RedisStore", remote["get_or_set"], raw_get, remote["raw"]),
+        row(
+            "get_or_set hit over RedisStore, lease on",
+            lease["get_or_set_leased"],
+            "the same with the lease off",
+            lease["get_or_set"],
+            target="<= 1.1x",
+        ),
+        *_scaleout.run(quick),
     ]
 
 

@@ -5,10 +5,23 @@ TypeError (or a busy loop, or a silent no-op) at the first request."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from ._errors import ConfigurationError
 
-__all__ = ["cache_control", "callable_or_none", "flag", "number", "optional_flag", "positive_int"]
+if TYPE_CHECKING:
+    from .core.hosts import AllowedHosts
+
+__all__ = [
+    "allowed_hosts",
+    "cache_control",
+    "callable_or_none",
+    "credential_fields",
+    "flag",
+    "number",
+    "optional_flag",
+    "positive_int",
+]
 
 
 def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
@@ -65,3 +78,17 @@ def cache_control(name: str, value: object) -> str | None:
     if not members or len(parse_cache_control(value)) != len(members):
         raise ConfigurationError(f"{name} {value!r} is not a list of Cache-Control directives")
     return value
+
+
+def allowed_hosts(value: object) -> AllowedHosts | None:
+    """An allowed-hosts setting compiled once (None: any host); a bad pattern raises."""
+    from .core.hosts import AllowedHosts
+
+    return None if value is None else AllowedHosts.of(value)  # type: ignore[arg-type]
+
+
+def credential_fields(value: object) -> frozenset[str]:
+    """Further request fields that carry credentials (e.g. ``["X-API-Key"]``), lower-cased."""
+    from .core.keys import credential_field_names
+
+    return credential_field_names(value or ())  # type: ignore[arg-type]

@@ -10,15 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ._badrecord import report_bad_record
+from ._errors import StoreUnavailableError
 from ._validators import MetricsSink, ValidatorStore
 from .core.exchange import Answer, Count, Exchange, ReadBack, Run, Send
+from .core.memo import MEMO_MAX_CHARS
 from .core.records import CachedResponse, StoredValidator
 from .core.reply import Validator
 
 __all__ = ["Driver"]
 
 _MAX_SIZES = 4096  # targets whose last 200 size is remembered (cleared when full)
-_MAX_TARGET = 1024  # longer targets are not remembered
+_MAX_TARGET = MEMO_MAX_CHARS  # longer targets are not remembered
 
 
 class Driver:
@@ -46,8 +49,15 @@ class Driver:
     ) -> Answer | Run:
         """Before the app: the stored record read, the exchange's answer or its run, reading a
         conditional write's current validator back through ``read_back()`` when it asks."""
-        step = exchange.before(self.lookup(exchange, route))
-        return exchange.read_back(read_back()) if isinstance(step, ReadBack) else step
+        step = exchange.before(self.lookup(exchange, route) if self.store is not None else None)
+        if isinstance(step, ReadBack):
+            step = exchange.read_back(read_back())
+        if isinstance(step, Run) and step.invalidate_first and self.store is not None:
+            try:  # a write invalidates before it runs: unrecorded, it is refused, never acknowledged
+                self.store.invalidate(*step.invalidate_first, route=route, strict=True)
+            except StoreUnavailableError:
+                return exchange.unavailable()
+        return step
 
     def begin(self, run: Run, route: str) -> Any:
         """The ticket taken before the app for ``run.ticket_tags`` (None: nothing will be stored)."""
@@ -61,6 +71,8 @@ class Driver:
             return None
         value = self.store.lookup_value(run.response_key, _headers(exchange), route)
         response = CachedResponse.from_value(value)
+        if response is None and value is not None:
+            report_bad_record("response", run.response_key)
         if response is None:
             if self.count_hits and self.metrics is not None:
                 self.metrics.event("cache_miss", route)
@@ -95,7 +107,7 @@ class Driver:
         if isinstance(step, Send) and step.invalidate:
             self.invalidate(step.invalidate, route)
         if counted:
-            self.count(route, step.count, exchange)
+            self.count(route, step.tally, exchange)
             if isinstance(step, Answer) and step.cache_hit and self.count_hits and self.metrics is not None:
                 self.metrics.event("cache_hit", route)
 

@@ -98,8 +98,11 @@ def wsgi_path(environ: Mapping[str, Any]) -> str:
     return str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
 
 
-def wsgi_request(environ: Mapping[str, Any], method: str) -> Request:
-    """The exchange's :class:`~etagkit.core.exchange.Request` of a WSGI environ."""
+def wsgi_request(environ: Mapping[str, Any], method: str, *, keyed: bool = True) -> Request:
+    """The exchange's :class:`~etagkit.core.exchange.Request` of a WSGI environ. Without ``keyed``
+    (no store: nothing is looked up or stored) only the method and the decision fields are read."""
+    if not keyed:
+        return Request(method, "", fields=request_fields(environ))
     user = environ.get("REMOTE_USER")
     return Request(
         method=method,
@@ -108,5 +111,5 @@ def wsgi_request(environ: Mapping[str, Any], method: str) -> Request:
         origin=request_origin(environ),
         fields=request_fields(environ),
         headers=EnvironHeaders(environ),
-        remote_user=user if isinstance(user, str) and user else None,
+        remote_user=user if isinstance(user, str) else None,  # present at all counts (even empty)
     )

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from ._badrecord import report_bad_record
 from ._config import number
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, StoreUnavailableError
 from .core.headers import HeaderSource
 from .core.keys import variant_key
+from .core.memo import MEMO_MAX_CHARS
 from .core.records import StoredValidator
 
 __all__ = ["CacheLike", "MetricsSink", "ValidatorStore", "check_cache"]
@@ -96,6 +98,8 @@ class ValidatorStore:
         if not isinstance(value, str) and isinstance(value, Mapping) and "vary-index" in value:
             names = value["vary-index"]
             if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+                self._written.pop(base_key, None)  # a bad index: the next store rewrites it
+                report_bad_record("vary-index", base_key)
                 return None
             value = self._get(variant_key(base_key, request_headers, names), route)
         written = self._written.get(base_key)
@@ -106,8 +110,13 @@ class ValidatorStore:
     def lookup(
         self, base_key: str, request_headers: HeaderSource, route: str | None = None
     ) -> StoredValidator | None:
-        """The valid stored validator of the variant this request selects, or None."""
-        return StoredValidator.from_value(self.lookup_value(base_key, request_headers, route))
+        """The valid stored validator of the variant this request selects, or None (a record that
+        does not decode is a miss, logged once a minute at most, and overwritten by the next store)."""
+        value = self.lookup_value(base_key, request_headers, route)
+        record = StoredValidator.from_value(value)
+        if record is None and value is not None:
+            report_bad_record("validator", base_key)
+        return record
 
     def begin(self, tags: Iterable[str], route: str | None = None) -> Any:
         """A ticket read BEFORE the handler runs, so an invalidation during it wins (race safety)."""
@@ -159,7 +168,8 @@ class ValidatorStore:
         except Exception:
             self._fault(route)
             return False
-        if stored and clock is not None and isinstance(at, float | int):
+        small = not isinstance(value, str) or len(value) <= MEMO_MAX_CHARS  # remembered in bytes, bounded
+        if stored and small and clock is not None and isinstance(at, float | int):
             if len(self._written) >= self._MAX_WRITTEN:
                 self._written.clear()
             self._written[base_key] = (key, value, tags, clock, at)
@@ -186,11 +196,15 @@ class ValidatorStore:
             route=route,
         )
 
-    def invalidate(self, *tags: str, route: str | None = None) -> None:
-        """Invalidate tags now (in every process sharing the store)."""
+    def invalidate(self, *tags: str, route: str | None = None, strict: bool = False) -> None:
+        """Invalidate tags now (in every process sharing the store). A failure is counted and, with
+        ``strict``, raised as StoreUnavailableError (the store pays what it owes in the background);
+        otherwise swallowed (an invalidation after a write: the debt is paid all the same)."""
         if not tags:
             return
         try:
             self.cache.invalidate_tags(*tags)
-        except Exception:
+        except Exception as exc:
             self._fault(route)
+            if strict:
+                raise StoreUnavailableError(f"invalidation not recorded: {exc}") from exc

@@ -4,6 +4,10 @@ This module only does I/O and printing; what to send and what the answers mean l
 ``etagkit.core.audit``. It needs the ``cli`` extra (click, rich, httpx); without it ``etagkit`` prints
 one line saying so and exits 2. Exit codes: 0 no check failed, 1 a check failed, 2 usage or
 connection problem (one line on stderr, never a traceback).
+
+The audited server is a stranger: each probe has an overall deadline (``--timeout``, however slowly
+the bytes drip), a body is read up to ``--max-body`` bytes and then reported, and interim 1xx answers
+are skipped in one linear pass; each of these ends the command with exit 2 and one line.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import re
 import socket
 import ssl
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 from . import __version__
@@ -26,7 +32,10 @@ if TYPE_CHECKING:
     import httpx
     from rich.console import Console
 
-__all__ = ["CheckError", "build_cli", "main", "run_check"]
+__all__ = ["DEFAULT_MAX_BODY", "CheckError", "build_cli", "main", "run_check"]
+
+T = TypeVar("T")
+DEFAULT_MAX_BODY = 16 * 1024 * 1024  # bytes of one answer's body read before it is reported
 
 MISSING_EXTRA = 'etagkit: the command line needs click, rich and httpx: pip install "etagkit[cli]"'
 _WIRE_LIMIT = 1 << 20  # bytes read from one wire probe; more already proves a body was sent
@@ -78,14 +87,29 @@ def build_cli() -> click.Group:
         type=click.FloatRange(min=0, min_open=True),
         default=10.0,
         show_default=True,
-        help="Seconds to wait for each answer.",
+        help="Seconds each probe may take in all: connecting, the answer's header and its body.",
+    )
+    @click.option(
+        "--max-body",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_BODY,
+        show_default=True,
+        metavar="BYTES",
+        help="Largest answer body read; a larger one ends the check (exit 2).",
     )
     @click.option(
         "--header", "-H", "headers", multiple=True, metavar="NAME:VALUE", help="Send a header (repeatable)."
     )
     @click.pass_context
     def check(
-        ctx: click.Context, *, url: str, as_json: bool, writes: bool, timeout: float, headers: tuple[str, ...]
+        ctx: click.Context,
+        *,
+        url: str,
+        as_json: bool,
+        writes: bool,
+        timeout: float,
+        max_body: int,
+        headers: tuple[str, ...],
     ) -> None:
         """Audit URL's ETag, Cache-Control and conditional requests as a client would.
 
@@ -94,7 +118,9 @@ def build_cli() -> click.Group:
         fails, 1 when one does, 2 for usage or connection problems.
         """
         try:
-            checks = run_check(url, writes=writes, timeout=timeout, headers=parse_headers(headers))
+            checks = run_check(
+                url, writes=writes, timeout=timeout, headers=parse_headers(headers), max_body=max_body
+            )
         except CheckError as exc:
             click.echo(f"etagkit check: error: {exc}", err=True)
             ctx.exit(2)
@@ -120,8 +146,16 @@ def parse_headers(options: Sequence[str]) -> Headers:
     return tuple(pairs)
 
 
-def run_check(url: str, *, writes: bool = False, timeout: float = 10.0, headers: Headers = ()) -> list[Check]:
-    """Audit ``url`` over real HTTP; transport problems become CheckError."""
+def run_check(
+    url: str,
+    *,
+    writes: bool = False,
+    timeout: float = 10.0,
+    headers: Headers = (),
+    max_body: int = DEFAULT_MAX_BODY,
+) -> list[Check]:
+    """Audit ``url`` over real HTTP; transport problems, a probe that takes longer than ``timeout``
+    seconds in all and a body over ``max_body`` bytes become CheckError."""
     import httpx
 
     parts = _split_url(url)
@@ -131,7 +165,7 @@ def run_check(url: str, *, writes: bool = False, timeout: float = 10.0, headers:
         *headers,
     )
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-        return audit(_sender(client, url, parts, base, timeout), writes=writes)
+        return audit(_sender(client, url, parts, base, timeout, max_body=max_body), writes=writes)
 
 
 def report(url: str, checks: Sequence[Check]) -> dict[str, Any]:
@@ -179,19 +213,33 @@ def _where(parts: SplitResult) -> str:
     return f"{parts.hostname}:{_port(parts)}"
 
 
-def _sender(client: httpx.Client, url: str, parts: SplitResult, base: Headers, timeout: float) -> Send:
-    """Send probes with httpx; ``wire`` probes over a socket of their own (see _wire_exchange)."""
+def _sender(
+    client: httpx.Client, url: str, parts: SplitResult, base: Headers, timeout: float, *, max_body: int
+) -> Send:
+    """Send probes with httpx; ``wire`` probes over a socket of their own (see _wire_exchange). Each
+    probe runs under :func:`_within` its overall deadline; a body is read up to ``max_body`` bytes."""
     import httpx
 
     where = _where(parts)
 
+    def fetch(probe: Probe) -> Answer:
+        with client.stream(
+            probe.method, url, headers=[*base, *probe.headers], content=probe.body or None
+        ) as response:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > max_body:
+                    raise CheckError(
+                        f"{probe.method} {url}: the body is larger than {max_body} bytes (--max-body)"
+                    )
+            return Answer(response.status_code, tuple(response.headers.multi_items()), bytes(body))
+
     def send(probe: Probe) -> Answer:
         if probe.wire:
-            return _wire_exchange(parts, probe, base, timeout)
+            return _within(timeout, where, probe, lambda: _wire_exchange(parts, probe, base, timeout))
         try:
-            response = client.request(
-                probe.method, url, headers=[*base, *probe.headers], content=probe.body or None
-            )
+            return _within(timeout, where, probe, lambda: fetch(probe))
         except httpx.TimeoutException:
             raise CheckError(f"no answer from {where} within {timeout:g} s (timeout)") from None
         except httpx.ConnectError as exc:
@@ -200,9 +248,41 @@ def _sender(client: httpx.Client, url: str, parts: SplitResult, base: Headers, t
             raise CheckError(f"not an HTTP answer from {where}: {_reason(exc)}") from None
         except httpx.HTTPError as exc:
             raise CheckError(f"{probe.method} {url} failed: {_reason(exc)}") from None
-        return Answer(response.status_code, tuple(response.headers.multi_items()), response.content)
 
     return send
+
+
+def _within(timeout: float, where: str, probe: Probe, work: Callable[[], T]) -> T:
+    """``work()`` with an overall deadline of ``timeout`` seconds: a server that drips one byte per
+    second never trips a per-read timeout, so the probe runs in a daemon thread that is abandoned
+    (the command then exits) when the deadline passes. Its exception is raised here; one that no
+    handler expects becomes a CheckError, never a traceback."""
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append((True, work()))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="etagkit-check-probe", daemon=True).start()
+    if not done.wait(timeout):
+        raise CheckError(f"{probe.method}: no complete answer from {where} within {timeout:g} s (--timeout)")
+    ok, value = outcome[0]
+    if ok:
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, Exception) and not _expected(value):
+        raise CheckError(f"{probe.method} to {where} failed: {_reason(value)}") from None
+    raise value
+
+
+def _expected(exc: Exception) -> bool:
+    import httpx
+
+    return isinstance(exc, CheckError | httpx.HTTPError)
 
 
 def _reason(exc: BaseException) -> str:
@@ -218,6 +298,7 @@ def _wire_exchange(parts: SplitResult, probe: Probe, base: Headers, timeout: flo
     (tests/test_cli.py shows it), so only the raw stream shows such a body. The reply is read until
     the server closes, or goes quiet once its header section is in; interim 1xx answers are skipped.
     """
+    deadline = time.monotonic() + timeout
     where = _where(parts)
     host, port = parts.hostname or "", _port(parts)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -228,9 +309,9 @@ def _wire_exchange(parts: SplitResult, probe: Probe, base: Headers, timeout: flo
         with socket.create_connection((host, port), timeout=timeout) as raw:
             if parts.scheme == "https":
                 with ssl.create_default_context().wrap_socket(raw, server_hostname=host) as tls:
-                    data = _exchange(tls, request)
+                    data = _exchange(tls, request, deadline)
             else:
-                data = _exchange(raw, request)
+                data = _exchange(raw, request, deadline)
     except TimeoutError:
         raise CheckError(f"no answer from {where} within {timeout:g} s (timeout)") from None
     except ssl.SSLError as exc:
@@ -240,40 +321,56 @@ def _wire_exchange(parts: SplitResult, probe: Probe, base: Headers, timeout: flo
     return _parse_wire(data, where, probe.method)
 
 
-def _exchange(sock: socket.socket, request: bytes) -> bytes:
-    """Write the request, read until the server closes (or goes quiet after its header section)."""
+def _exchange(sock: socket.socket, request: bytes, deadline: float) -> bytes:
+    """Write the request, read until the server closes (or goes quiet after its header section), at
+    most ``_WIRE_LIMIT`` bytes and never past ``deadline`` (time.monotonic). Linear in the bytes read."""
     sock.sendall(request)
-    data = b""
+    data = bytearray()
+    headed = False  # the first header section is in: from then on, silence ends the answer
     while len(data) < _WIRE_LIMIT:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            if headed:
+                break
+            raise TimeoutError
+        sock.settimeout(min(left, _WIRE_GRACE) if headed else left)
         try:
             chunk = sock.recv(65536)
         except TimeoutError:
-            if b"\r\n\r\n" in data:
+            if headed:
                 break  # the header section is in and the server stays silent: that is the answer
             raise
         if not chunk:
             break
+        start = max(len(data) - 3, 0)  # a CRLFCRLF may straddle two reads: look at the new bytes only
         data += chunk
-        if b"\r\n\r\n" in data:
-            sock.settimeout(min(sock.gettimeout() or _WIRE_GRACE, _WIRE_GRACE))
-    return data
+        headed = headed or data.find(b"\r\n\r\n", start) >= 0
+    return bytes(data)
 
 
 def _parse_wire(data: bytes, where: str, method: str) -> Answer:
-    """Status, fields and the bytes after the header section; interim 1xx answers skipped."""
+    """Status, fields and the bytes after the header section; interim 1xx answers skipped in one
+    pass over ``data`` (an offset moves on; the buffer is never re-sliced per answer)."""
+    pos = interim = 0
     while True:
-        head, sep, rest = data.partition(b"\r\n\r\n")
-        status_line, *field_lines = head.split(b"\r\n")
+        end = data.find(b"\r\n\r\n", pos)
+        status_line, *field_lines = data[pos : max(end, pos)].split(b"\r\n")
         match = _STATUS_LINE.fullmatch(status_line)
-        if not sep or match is None:
-            raise CheckError(f"not an HTTP answer from {where} to {method}: {data[:60]!r}")
+        if end < 0 or match is None:
+            if interim and end < 0:  # the read limit or the close came before a final answer
+                raise CheckError(
+                    f"not an HTTP answer from {where} to {method}: {interim} interim 1xx answers and no "
+                    f"final one in the {len(data)} bytes read"
+                )
+            raise CheckError(f"not an HTTP answer from {where} to {method}: {data[pos : pos + 60]!r}")
+        pos = end + 4
         status = int(match.group(1))
         if status >= 200 or status == 101:
             break
-        data = rest
+        interim += 1
     fields: list[tuple[str, str]] = []
     for line in field_lines:
         name, colon, value = line.decode("latin-1").partition(":")
         if colon and _FIELD_NAME.fullmatch(name):
             fields.append((name, value.strip(" \t")))
-    return Answer(status, tuple(fields), rest)
+    return Answer(status, tuple(fields), data[pos:])

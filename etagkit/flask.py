@@ -15,8 +15,10 @@ content-coded body gets a per-coding strong tag; a view's own ETag is never rewr
 decorated view; False: never; all need a cache), ``ETAGKIT_JSON_ERRORS`` (None: 412/428 bodies
 negotiated; True JSON, False text),
 ``ETAGKIT_TTL`` (None: stored validators live as long as the cache's default),
-``ETAGKIT_EARLY_304`` (False: True answers stored revalidations of anonymous GET/HEAD requests
-before Flask dispatches, skipping its routing and ``before_request`` hooks for them).
+``ETAGKIT_CREDENTIAL_HEADERS`` (``()``: further request fields carrying credentials, e.g.
+``["X-API-Key"]``), ``ETAGKIT_ALLOWED_HOSTS`` (None: stored answers for any host; else Django
+ALLOWED_HOSTS patterns), ``ETAGKIT_EARLY_304`` (False: True answers stored revalidations of
+anonymous GET/HEAD requests before Flask dispatches, skipping its routing and hooks for them).
 
 Example (the bookstore's shape)::
 
@@ -52,8 +54,9 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without flask
     raise ImportError("etagkit.flask needs Flask: pip install 'etagkit[flask]'") from exc
 
+from ._config import allowed_hosts as compile_hosts
 from ._config import cache_control as cache_control_of
-from ._config import flag, number, optional_flag, positive_int
+from ._config import credential_fields, flag, number, optional_flag, positive_int
 from ._driver import Driver
 from ._early import EarlyRevalidation
 from ._environ import wsgi_request
@@ -84,6 +87,8 @@ _DEFAULTS: dict[str, Any] = {
     "ETAGKIT_JSON_ERRORS": None,
     "ETAGKIT_TTL": None,
     "ETAGKIT_EARLY_304": False,
+    "ETAGKIT_CREDENTIAL_HEADERS": (),
+    "ETAGKIT_ALLOWED_HOSTS": None,
 }
 _BOOL_KEYS = (
     "ETAGKIT_WEAK",
@@ -158,6 +163,8 @@ class ETagKit:
                 invalidate_tags=config["ETAGKIT_AUTO_INVALIDATE"],
                 stored=optional_flag("ETAGKIT_STORED_ETAGS", config["ETAGKIT_STORED_ETAGS"]),
                 json_errors=optional_flag("ETAGKIT_JSON_ERRORS", config["ETAGKIT_JSON_ERRORS"]),
+                credential_fields=credential_fields(config["ETAGKIT_CREDENTIAL_HEADERS"]),
+                allowed_hosts=compile_hosts(config["ETAGKIT_ALLOWED_HOSTS"]),
             ),
             driver=Driver(
                 store,
@@ -185,10 +192,12 @@ class ETagKit:
 
     def invalidate(self, *tags: str) -> None:
         """Invalidate tags now, in every process sharing the cache: stored ETags and cached responses
-        carrying any of them are gone (e.g. ``kit.invalidate("books", f"book:{book_id}")``)."""
+        carrying any of them are gone (e.g. ``kit.invalidate("books", f"book:{book_id}")``).
+        Raises StoreUnavailableError when the invalidation could not be recorded (the cache pays
+        it as soon as it can; do not acknowledge a write that depends on it)."""
         store = _state().store if has_app_context() else None
         if store is not None:
-            store.invalidate(*tags)
+            store.invalidate(*tags, strict=True)
         elif self.cache is not None:
             self.cache.invalidate_tags(*tags)
 
@@ -314,7 +323,7 @@ def _handle(
     route = req.url_rule.rule if req.url_rule is not None else req.path
     exchange = Exchange(
         policy.settings(state.defaults),
-        wsgi_request(environ, req.method),
+        wsgi_request(environ, req.method, keyed=state.store is not None),
         validator=checked.validator if checked is not None else None,
         tags=(lambda: tags(args, kwargs, view_args)) if tags else None,
         scope=policy.scope,

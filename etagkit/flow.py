@@ -21,8 +21,9 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ._config import allowed_hosts as compile_hosts
 from ._config import cache_control as cache_control_of
-from ._config import callable_or_none, flag, number, optional_flag, positive_int
+from ._config import callable_or_none, credential_fields, flag, number, optional_flag, positive_int
 from ._driver import Driver
 from ._validators import MetricsSink, ValidatorStore, check_cache
 from .core.exchange import Answer, Exchange, Hash, Request, Run, Send, Settings
@@ -37,7 +38,7 @@ class ConditionalFlow:
     """The settings and the store of a server's conditional requests (see the module doc).
 
     ``cache``: a ``TagCache`` for stored validators (per route: ``tags=`` or ``stored``); the other
-    options are those of ``ETagMiddleware``.
+    options are those of ``ETagMiddleware`` (``credential_headers``, ``allowed_hosts`` included).
     """
 
     def __init__(
@@ -52,6 +53,8 @@ class ConditionalFlow:
         json_errors: bool | None = None,
         stored: bool | None = None,
         ttl: float | None = None,
+        credential_headers: Iterable[str] = (),
+        allowed_hosts: Iterable[str] | None = None,
     ) -> None:
         check_cache(cache)
         if ttl is not None:
@@ -63,6 +66,8 @@ class ConditionalFlow:
             require_precondition=flag("require_precondition", require_precondition),
             json_errors=optional_flag("json_errors", json_errors),
             stored=optional_flag("stored", stored),
+            credential_fields=credential_fields(credential_headers),
+            allowed_hosts=compile_hosts(allowed_hosts),
         )
         store = ValidatorStore(cache, ttl=ttl, metrics=metrics) if cache is not None else None
         self.driver = Driver(store, metrics)
@@ -75,8 +80,10 @@ class ConditionalFlow:
         return settings
 
     def invalidate(self, *tags: str) -> None:
-        """Invalidate tags now, in every process sharing the cache (e.g. after a write elsewhere)."""
-        self.driver.invalidate(tags, route="")
+        """Invalidate tags now, in every process sharing the cache (e.g. after a write elsewhere).
+        Raises StoreUnavailableError when it could not be recorded (see ``TagCache.invalidate_tags``)."""
+        if self.driver.store is not None:
+            self.driver.store.invalidate(*tags, route="", strict=True)
 
     def open(
         self,

@@ -17,7 +17,8 @@ from types import TracebackType
 from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from ._config import callable_or_none, flag, number, optional_flag, positive_int
+from ._config import allowed_hosts as compile_hosts
+from ._config import callable_or_none, credential_fields, flag, number, optional_flag, positive_int
 from ._driver import Driver
 from ._environ import wsgi_request
 from ._errors import ConfigurationError
@@ -64,6 +65,11 @@ class ETagMiddleware:
     * ``json_errors``: 412/428 bodies as JSON (True), text (False) or by content negotiation (None).
     * ``metrics``: an ``etagkit.metrics.Metrics``; ``route(environ) -> str`` names the route counted.
     * ``ttl``: lifetime of stored validators (seconds; None: the cache's default).
+    * ``credential_headers``: request fields that carry credentials besides Authorization, Cookie
+      and REMOTE_USER (e.g. ``["X-API-Key"]``): such requests skip stored validators without a scope.
+    * ``allowed_hosts``: host patterns stored validators are kept for (Django's ALLOWED_HOSTS forms:
+      ``"example.com"``, ``".example.com"``, ``"*"``); other hosts are answered statelessly and leave
+      nothing in the cache. None (default): any host.
     """
 
     def __init__(
@@ -84,6 +90,8 @@ class ETagMiddleware:
         route: Callable[[WSGIEnvironment], str] | None = None,
         ttl: float | None = None,
         stored: bool | None = None,
+        credential_headers: Iterable[str] = (),
+        allowed_hosts: Iterable[str] | None = None,
     ) -> None:
         if not callable(app):
             raise ConfigurationError(f"app must be a WSGI callable, not {app!r}")
@@ -104,6 +112,8 @@ class ETagMiddleware:
             stored=optional_flag("stored", stored),
             tag_header=tag_header,
             keep_tag_header=flag("keep_tag_header", keep_tag_header),
+            credential_fields=credential_fields(credential_headers),
+            allowed_hosts=compile_hosts(allowed_hosts),
         )
         self.store = ValidatorStore(cache, ttl=ttl, metrics=metrics) if cache is not None else None
         self.driver = Driver(self.store, metrics)
@@ -118,7 +128,7 @@ class ETagMiddleware:
         scope = self.scope
         exchange = Exchange(
             self.settings,
-            wsgi_request(environ, method),
+            wsgi_request(environ, method, keyed=self.store is not None),
             validator=self.validator(environ) if self.validator is not None else None,
             scope=(lambda: scope(environ)) if scope is not None else None,
             has_store=self.store is not None,
@@ -241,8 +251,12 @@ class _Call:
                 raise RuntimeError("the WSGI application returned without calling start_response")
         if self.state == "head":
             complete = iterator is None and complete_body(result)
-            length = sum(len(c) for c in result) if complete else None
+            length = sum(map(len, result)) if complete else None
             self._head(length, complete=complete)
+            if complete and self.state == "hash":  # already whole: no chunk-by-chunk collecting
+                self.chunks = list(result)
+                close_iterable(result)
+                return self._finish()
         if self.state == "hash":
             for chunk in prefix or ():
                 self._take(chunk)

@@ -26,7 +26,6 @@ field is **rejected** (422, listing it) so that a typo never silently drops data
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -37,7 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -49,7 +48,7 @@ import click
 from flask import Flask, Response, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from etagkit import CacheControl, ETag, etag_from_version
+from etagkit import CacheControl, ETag, StoreUnavailableError, etag_from_version
 from etagkit.cache import MemoryStore, Store, TagCache
 from etagkit.flask import ETagKit
 from etagkit.metrics import Metrics
@@ -387,11 +386,11 @@ def create_app(
     metrics.set_gauge("db_queries", lambda: catalog.queries)
     store: Store
     if redis_url:
-        from etagkit.cache.redis import RedisStore
+        from etagkit.cache.redis import store_from_url
 
         # Short timeouts, so a hung Redis costs little before the breaker opens (after 3 failures),
         # yet not so short that a busy machine turns slow answers into store errors.
-        redis_store = RedisStore(
+        redis_store = store_from_url(
             redis_url, prefix=redis_prefix, socket_timeout=redis_timeout, connect_timeout=redis_timeout
         )
         metrics.set_gauge("breaker_state", lambda: _BREAKER_GAUGE[redis_store.breaker.state])
@@ -400,7 +399,10 @@ def create_app(
         store = MemoryStore()
     cache = TagCache(store, metrics=metrics)
     if catalog.seeded:
-        cache.clear()  # a new catalog: validators a shared store kept for an older one must go
+        # a new catalog: validators a shared store kept for an older one must go; with Redis down
+        # now, the store owes this and pays it before it is trusted again
+        with suppress(StoreUnavailableError):
+            cache.clear()
     kit = ETagKit(cache=cache, metrics=metrics)
 
     app = Flask("bookstore")
@@ -597,7 +599,7 @@ def main(
     access_log: bool,
 ) -> None:
     """Serve the bookstore with waitress. A busy port is one line and exit status 2; Ctrl-C stops it."""
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before waitress's loop (which handles it)
+    with suppress(KeyboardInterrupt):  # Ctrl-C before waitress's loop (which handles it)
         _serve(
             host=host,
             port=port,

@@ -20,6 +20,7 @@ CORE_TESTS = [
     "test_policy.py",
     "test_dates.py",
     "test_conformance.py",
+    "test_headers.py",
 ]
 
 

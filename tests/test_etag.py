@@ -366,3 +366,16 @@ def test_version_tag_refuses_nothing_and_unknown_types() -> None:
         etag_from_version(1.5)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         etag_from_version(None)  # type: ignore[arg-type]
+
+
+def test_version_etag_turns_what_an_etag_callable_returned_into_a_tag() -> None:
+    from etagkit.core.etag import version_etag
+
+    tag = ETag("abc")
+    assert version_etag(None) is None
+    assert version_etag(tag) is tag
+    assert version_etag('W/"abc"') == ETag("abc", weak=True)  # a header string is parsed
+    assert version_etag("v7") == etag_from_version("v7")  # any other string is a version
+    assert version_etag(7) == etag_from_version(7)
+    assert version_etag((7, "x")) == etag_from_version(7, "x")
+    assert version_etag((7, "x")) != version_etag(7)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,9 +83,14 @@ def test_killed_redis_gives_misses_and_opens_the_breaker(private_redis: RedisSer
     private_redis.stop()
     assert cache.get_or_set("k", compute, tags=["a"]) == "computed 2"  # no exception, recomputed
     assert store.breaker.state == "open"
-    cache.invalidate_tags("a")  # not delivered: remembered, no exception
-    cache.delete("k")
-    cache.clear()
+    # an invalidation that cannot be recorded raises (the caller must not acknowledge its write)
+    with pytest.raises(StoreUnavailableError, match="breaker is open"):
+        cache.invalidate_tags("a")
+    with pytest.raises(StoreUnavailableError, match="breaker is open"):
+        cache.delete("k")
+    with pytest.raises(StoreUnavailableError, match="breaker is open"):
+        cache.clear()
+    assert not cache.healthy
     stats = cache.stats()
     assert stats["breaker_state"] == "open" and stats["store_errors"] > 0
     assert stats["owed_global_invalidation"] is True
@@ -234,7 +241,8 @@ def test_garbage_in_a_mark_is_invalidated_not_an_error(private_redis: RedisServe
 
 def test_lost_invalidation_forces_a_global_one_after_recovery(durable_redis: RedisServer) -> None:
     timer = FakeTimer()
-    store = make_store(durable_redis.url, timer)
+    # no background payer here (an hour between retries): the next call must pay on its own
+    store = make_store(durable_redis.url, timer, retry_interval=3600)
     other = RedisStore(durable_redis.url, prefix="f:", socket_timeout=2, connect_timeout=2)  # saw no outage
     assert store.set("k", entry(store.begin(["a"])), NOW)
     assert store.set("unrelated", entry(store.begin(["b"]), tags=("b",)), NOW)
@@ -306,10 +314,13 @@ def test_restart_from_an_older_snapshot_never_serves_what_was_invalidated(
     store.close()
 
 
-def test_concurrent_callers_during_an_outage_never_raise_through_tagcache(private_redis: RedisServer) -> None:
+def test_concurrent_callers_during_an_outage_raise_only_from_invalidations(
+    private_redis: RedisServer,
+) -> None:
     timer = FakeTimer()
     cache = TagCache(make_store(private_redis.url, timer), timer=lambda: NOW)
     errors: list[BaseException] = []
+    refused: list[int] = []
     barrier = threading.Barrier(8)
 
     def worker(n: int) -> None:
@@ -318,7 +329,10 @@ def test_concurrent_callers_during_an_outage_never_raise_through_tagcache(privat
             for i in range(50):
                 assert cache.get_or_set(f"k{i % 5}", lambda: n, tags=["a"]) is not None
                 if i % 10 == 0:
-                    cache.invalidate_tags("a")
+                    try:
+                        cache.invalidate_tags("a")
+                    except StoreUnavailableError:
+                        refused.append(i)
                 if n == 0 and i == 10:
                     private_redis.stop()
         except BaseException as exc:
@@ -330,7 +344,59 @@ def test_concurrent_callers_during_an_outage_never_raise_through_tagcache(privat
     for thread in threads:
         thread.join()
     assert errors == []
+    assert refused  # the invalidations after the kill could not be recorded, and said so
     assert cache.stats()["breaker_state"] in ("open", "half_open")
+
+
+def test_an_invalidation_during_a_stall_on_a_fresh_connection_raises(private_redis: RedisServer) -> None:
+    """Issue 12: during a SIGSTOP stall, a fresh store's invalidation returned after 0.05 s with no
+    error and never landed. Now it raises, and once Redis answers the owed global invalidation is
+    paid by the background thread, without any further call of this store."""
+    import os
+    import signal
+
+    seeder = RedisStore(private_redis.url, prefix="f:", socket_timeout=5, connect_timeout=5)
+    assert seeder.set("k", entry(seeder.begin(["a"])), NOW)
+    fresh = RedisStore(private_redis.url, prefix="f:", retry_interval=0.05)  # 50 ms timeouts
+    cache = TagCache(fresh, timer=lambda: NOW)
+    assert private_redis.proc is not None
+    os.kill(private_redis.proc.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(StoreUnavailableError, match=r"unreachable|breaker"):
+            cache.invalidate_tags("a")
+        assert not cache.healthy and fresh.stats()["owed_global_invalidation"]
+    finally:
+        os.kill(private_redis.proc.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while fresh.stats()["owed_global_invalidation"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not fresh.stats()["owed_global_invalidation"]  # paid in the background
+    assert seeder.get("k", NOW) is None  # so another process no longer serves the entry
+    assert cache.healthy
+    fresh.close()
+    seeder.close()
+
+
+def test_an_open_breaker_logs_one_line_per_state_change_not_per_call(
+    private_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13: 41 WARNING lines for 20 calls while the breaker was open."""
+    timer = FakeTimer()
+    clock = FakeTimer()
+    clock.now = NOW
+    cache = TagCache(make_store(private_redis.url, timer), timer=clock, lease=None)
+    private_redis.stop()
+    with caplog.at_level(logging.DEBUG, logger="etagkit"):
+        for _ in range(20):
+            assert cache.get_or_set("k", lambda: "v", tags=["a"]) == "v"
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        # the first store error, and the breaker opening: one line each
+        assert len(warnings) == 2, [r.getMessage() for r in warnings]
+        assert any("circuit breaker" in r.getMessage() and "open" in r.getMessage() for r in warnings)
+        clock.now += 61  # a minute later: one summary line for what was not logged
+        assert cache.get_or_set("k", lambda: "v", tags=["a"]) == "v"
+        summary = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING][2:]
+        assert len(summary) == 1 and "more store errors" in summary[0], summary
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -355,3 +421,35 @@ def test_any_bytes_under_an_entry_key_are_a_miss_or_a_hit_never_an_error(
         assert hit is None or isinstance(hit.entry, Entry)
     finally:
         store.close()
+
+
+def test_the_async_face_raises_the_same_when_an_invalidation_cannot_be_recorded(
+    private_redis: RedisServer,
+) -> None:
+    import asyncio
+
+    timer = FakeTimer()
+    store = make_store(private_redis.url, timer)
+    cache = TagCache(store, timer=lambda: NOW)
+
+    async def scenario() -> None:
+        assert await cache.aget_or_set("k", _async_value("v1"), tags=["a"]) == "v1"
+        await cache.ainvalidate_tags("a")  # recorded: returns
+        assert await cache.aget_or_set("k", _async_value("v2"), tags=["a"]) == "v2"
+        private_redis.stop()
+        assert await cache.aget_or_set("k", _async_value("v3"), tags=["a"]) == "v3"  # a miss, no error
+        with pytest.raises(StoreUnavailableError, match=r"unreachable|breaker"):
+            await cache.ainvalidate_tags("a")
+        with pytest.raises(StoreUnavailableError, match=r"unreachable|breaker"):
+            await cache.aclear()
+
+    asyncio.run(scenario())
+    assert not cache.healthy
+    store.close()
+
+
+def _async_value(value: str) -> Any:
+    async def compute() -> str:
+        return value
+
+    return compute

@@ -77,7 +77,8 @@ def test_every_key_has_a_ttl_and_shares_one_hash_tag(store: RedisStore, redis_pr
         assert client.pttl(key) > 0, key
     entry_ttl = client.pttl("{" + redis_prefix + "}e:k")
     assert 0 < entry_ttl <= 30_000  # until error_until - now
-    assert client.pttl("{" + redis_prefix + "}h:a") > 24 * 3600 * 1000  # marks: the long mark_ttl
+    # a mark outlives the entries carrying it by the margin (1 h), not by days (issue 13)
+    assert entry_ttl < client.pttl("{" + redis_prefix + "}h:a") <= 30_000 + 3600 * 1000
 
 
 def test_namespace_is_one_cluster_slot() -> None:
@@ -154,21 +155,34 @@ def test_a_first_start_on_an_empty_redis_is_no_warning_but_a_flush_with_data_is(
     store.close()
 
 
-def test_invalidations_are_published(store: RedisStore) -> None:
+def test_invalidations_are_published_and_wait_for_acknowledgements(redis_url: str, redis_prefix: str) -> None:
+    """A plain RedisStore's invalidation is published, and returns only once every subscriber that
+    received it acknowledged it on the store's ack channel (what a two-level listener does)."""
+    import json
+    import threading
+
+    store = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5, ack_timeout=30)
     pubsub = store.client.pubsub()
     pubsub.subscribe(store.channel)
     assert pubsub.get_message(timeout=5)["type"] == "subscribe"  # type: ignore[index]
-    clock, receivers = store.invalidate_published(["a", "b"], soft=True, origin="me")
-    store.delete("k")
-    messages = [pubsub.get_message(timeout=5) for _ in range(2)]
-    pubsub.close()
-    import json
-
-    payloads = [json.loads(m["data"]) for m in messages if m]
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (store.invalidate(["a", "b"], soft=True), done.set()))
+    worker.start()
+    message = pubsub.get_message(timeout=5)
+    assert message is not None
+    payload = json.loads(message["data"])
     # the clock travels as a string: cjson would round a 16-digit number
-    assert payloads == [{"f": "s", "t": ["a", "b"], "c": str(clock), "o": "me"}, {"k": "k"}]
-    assert receivers == 1
+    assert payload == {"f": "s", "t": ["a", "b"], "c": payload["c"], "o": store.id}
+    assert not done.wait(0.2)  # still waiting for this subscriber's acknowledgement
+    store.client.publish(store.ack_channel(store.id), payload["c"])
+    worker.join(10)
+    assert done.is_set() and store.stats()["ack_timeouts"] == 0
+    store.delete("k")
+    deleted = pubsub.get_message(timeout=5)
+    assert deleted is not None and json.loads(deleted["data"]) == {"k": "k"}
+    pubsub.close()
     assert store.ack_channel("me") == store.namespace + "ack:me"
+    store.close()
 
 
 @pytest.mark.parametrize(
@@ -179,7 +193,9 @@ def test_invalidations_are_published(store: RedisStore) -> None:
         {"socket_timeout": -1},
         {"connect_timeout": 0},
         {"connect_timeout": "1"},
-        {"mark_ttl": 0},
+        {"mark_margin": 0},
+        {"ack_timeout": -1},
+        {"retry_interval": 0},
     ],
 )
 def test_bad_settings_raise_configuration_error_at_construction(options: dict[str, Any]) -> None:
@@ -251,3 +267,156 @@ def test_close_disconnects_a_client_built_from_a_url(redis_url: str, redis_prefi
     store.close()
     assert store.client.client_id() != before  # its pool was disconnected: a new connection now
     store.client.close()
+
+
+def test_marks_never_outlive_what_they_protect_by_more_than_the_margin(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Issue 13: every unknown Host created a path-tag mark living 7 days. A mark now lives the
+    margin past the longest entry that carries it (a missing mark reads as invalidated: safe)."""
+    store = RedisStore(redis_url, prefix=redis_prefix, mark_margin=60)
+    client = store.client
+    mark = "{" + redis_prefix + "}h:"
+    try:
+        store.begin(["host:unknown.example"])  # a tag that no entry will ever carry
+        assert 0 < client.pttl(mark + "host:unknown.example") <= 60_000
+        store.invalidate(["gone"])
+        assert 0 < client.pttl(mark + "gone") <= 60_000
+        long_lived = Entry("v", ("a",), store.begin(["a"]), NOW + 500, NOW + 600, NOW + 1000)
+        assert store.set("k", long_lived, NOW)
+        assert 1000_000 < client.pttl(mark + "a") <= 1060_000  # the entry's 1000 s + the margin
+        short = Entry("v", ("a",), store.begin(["a"]), NOW + 1, NOW + 1, NOW + 1)
+        assert store.set("k2", short, NOW)
+        assert client.pttl(mark + "a") > 1000_000  # never shortened by a shorter entry
+        hours_ago = [k for k in client.scan_iter(match=mark + "*") if client.pttl(k) > 1060_000]
+        assert hours_ago == []
+    finally:
+        store.close()
+
+
+# -- distributed single-flight: leases ------------------------------------------------------------
+
+
+def test_a_crashed_leader_blocks_nobody_past_its_lease(redis_url: str, redis_prefix: str) -> None:
+    """Another process took the compute lease of "k" and died (never wrote, never released): a
+    caller waits at most the lease's TTL, then computes itself (and the lease expired in Redis)."""
+    from etagkit.cache import TagCache
+
+    crashed = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    assert crashed.acquire_lease("k", 0.3) is not None
+    crashed.close()  # gone, without releasing
+    store = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    cache = TagCache(store, lease=0.3)
+    calls: list[int] = []
+    assert cache.get_or_set("k", lambda: calls.append(1) or "mine", tags=["t"]) == "mine"
+    assert calls == [1]
+    assert cache.get_or_set("k", lambda: "again", tags=["t"]) == "mine"  # and it was stored
+    assert not store.lease_held("k")  # released after the write
+    store.close()
+
+
+def test_a_leader_that_gives_up_without_a_value_hands_the_compute_on(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """The lease is released without an entry (the leader's write was refused, or it raised): a
+    waiter does not wait out the TTL; it takes the lease and computes."""
+    import threading
+
+    from etagkit.cache import TagCache
+
+    other = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    token = other.acquire_lease("k", 30.0)  # far beyond this test: only the release can end the wait
+    assert token is not None
+    store = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    cache = TagCache(store, lease=30.0)
+    result: list[str] = []
+    waiter = threading.Thread(
+        target=lambda: result.append(cache.get_or_set("k", lambda: "computed", tags=["t"]))
+    )
+    waiter.start()
+    time.sleep(0.1)
+    assert waiter.is_alive()  # waiting for the other process
+    other.release_lease("k", token)
+    waiter.join(20)
+    assert result == ["computed"]
+    other.close()
+    store.close()
+
+
+def test_a_waiter_takes_the_value_another_process_computed(redis_url: str, redis_prefix: str) -> None:
+    import threading
+
+    from etagkit.cache import TagCache
+
+    other = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    other_cache = TagCache(other)
+    token = other.acquire_lease("k", 30.0)
+    assert token is not None
+    store = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    cache = TagCache(store, lease=30.0)
+    calls: list[int] = []
+    result: list[str] = []
+    waiter = threading.Thread(
+        target=lambda: result.append(cache.get_or_set("k", lambda: calls.append(1) or "mine", tags=["t"]))
+    )
+    waiter.start()
+    time.sleep(0.1)
+    assert other_cache.set("k", "theirs", ticket=other_cache.begin(["t"]))  # the other process's compute
+    other.release_lease("k", token)
+    waiter.join(20)
+    assert result == ["theirs"] and calls == []
+    other.close()
+    store.close()
+
+
+def test_the_async_face_waits_for_another_process_holding_the_lease(
+    redis_url: str, redis_prefix: str
+) -> None:
+    import asyncio
+    import threading
+
+    from etagkit.cache import TagCache
+
+    other = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    other_cache = TagCache(other)
+    token = other.acquire_lease("k", 30.0)
+    assert token is not None
+    store = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
+    cache = TagCache(store, lease=30.0)
+    computed: list[int] = []
+
+    async def mine() -> str:
+        computed.append(1)
+        return "mine"
+
+    def the_other_process_finishes() -> None:
+        time.sleep(0.1)
+        assert other_cache.set("k", "theirs", ticket=other_cache.begin(["t"]))
+        other.release_lease("k", token)
+
+    finisher = threading.Thread(target=the_other_process_finishes)
+    finisher.start()
+    assert asyncio.run(cache.aget_or_set("k", mine, tags=["t"])) == "theirs"
+    finisher.join(10)
+    assert computed == []
+    other.close()
+    store.close()
+
+
+def test_the_lease_costs_no_round_trip_on_a_hit(private_redis: RedisServer) -> None:
+    """Distributed single-flight is on by default because a hit never touches the lease: one
+    EVALSHA per hit, as without it. A miss takes it (SET NX) and gives it back (one script)."""
+    from etagkit.cache import TagCache
+
+    client = redis.Redis.from_url(private_redis.url, connection_class=CountingConnection)
+    cache = TagCache(RedisStore(client, prefix="lease:"), lease=10.0)
+    assert cache.get_or_set("k", lambda: "v", tags=["t"]) == "v"  # warm: scripts loaded, stored
+    CountingConnection.sent.clear()
+    for _ in range(10):
+        assert cache.get_or_set("k", lambda: "other", tags=["t"]) == "v"
+    assert CountingConnection.sent == Counter({"EVALSHA": 10})
+    CountingConnection.sent.clear()
+    assert cache.get_or_set("cold", lambda: "v", tags=["t"]) == "v"
+    # read, lease (SET NX), begin, write, release
+    assert CountingConnection.sent == Counter({"EVALSHA": 4, "SET": 1})
+    client.close()

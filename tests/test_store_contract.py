@@ -115,8 +115,12 @@ def test_late_learned_tag_invalidated_during_the_compute_is_refused(make_store: 
 
 
 def test_tag_without_mark_counts_as_invalidated_now_then_recovers(make_store: MakeStore) -> None:
+    """A missing mark (never seen, evicted) reads as "invalidated now": a write begun before the
+    latest invalidation (of anything) is refused. (A single-slot store refuses it even without
+    one: tests/test_redis_store.py; a cluster shard accepts it then, see etagkit/cache/_shards.py.)"""
     store, _ = store_with(make_store)
     started = store.begin(["a"])
+    store.invalidate(["unrelated"])  # the clock moves on: the missing mark would be above `started`
     assert store.set("k", entry("v", ("a", "never-seen"), started), T0) is SetResult.REFUSED
     again = store.begin(["a"])
     assert store.set("k", entry("v", ("a", "never-seen"), again), T0) is SetResult.STORED

@@ -530,7 +530,7 @@ class DownStore:
         return {"breaker": "open"}
 
 
-def test_a_store_that_is_down_never_makes_the_cache_raise() -> None:
+def test_a_store_that_is_down_fails_reads_and_writes_softly_and_invalidations_loudly() -> None:
     cache = TagCache(DownStore())
     compute = Counter("v")
     assert cache.get_or_set("k", compute, tags=["t"]) == "v"
@@ -541,9 +541,13 @@ def test_a_store_that_is_down_never_makes_the_cache_raise() -> None:
     assert ticket.started is None
     assert cache.set("k", "v", ticket=ticket) is False
     assert cache.set("k", "v") is False
-    cache.invalidate_tags("t")
-    cache.delete("k")
-    cache.clear()
+    # an invalidation that may not have been recorded raises: its write must not be acknowledged
+    with pytest.raises(StoreUnavailableError, match="down"):
+        cache.invalidate_tags("t")
+    with pytest.raises(StoreUnavailableError, match="down"):
+        cache.delete("k")
+    with pytest.raises(StoreUnavailableError, match="down"):
+        cache.clear()
     stats = cache.stats()
     assert stats["breaker"] == "open"
     assert stats["store_errors"] == 10

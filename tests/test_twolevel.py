@@ -59,7 +59,13 @@ def pair(
 
 @pytest.mark.parametrize(
     "options",
-    [{"resubscribe_interval": 0}, {"resubscribe_interval": -1}, {"ping_interval": 0}, {"max_entries": 0}],
+    [
+        {"resubscribe_interval": 0},
+        {"resubscribe_interval": -1},
+        {"trust_window": 0},
+        {"trust_window": 1.0},
+        {"max_entries": 0},
+    ],
 )
 def test_bad_settings_raise_configuration_error_before_any_thread(options: dict[str, Any]) -> None:
     """``resubscribe_interval=0`` would make a lost subscription a busy loop."""
@@ -106,7 +112,7 @@ def test_invalidate_returns_only_once_other_processes_applied_it(redis_url: str,
     """Read-after-invalidate across processes: b's listener is held (its local layer's lock taken), so
     a's invalidate waits for b's acknowledgement; once it returns, b has no local copy left."""
     a, b = two_level(redis_url, redis_prefix), two_level(redis_url, redis_prefix)
-    a.ack_timeout = 30.0  # far beyond this test: only the acknowledgement can end the wait
+    a.remote.ack_timeout = 30.0  # far beyond this test: only the acknowledgement can end the wait
     try:
         assert a.set("k", entry(a.begin(["a"])), NOW)
         assert b.get("k", NOW) is not None and b.local.get("k", NOW) is not None
@@ -115,6 +121,7 @@ def test_invalidate_returns_only_once_other_processes_applied_it(redis_url: str,
             call = threading.Thread(target=a.invalidate, args=(["a"],))
             call.start()
             wait_until(lambda: a.received > seen)  # a applied (and acknowledged) its own message...
+            time.sleep(0.3)  # (longer than b's trust window: b's own pings cannot end a's wait)
             assert call.is_alive()  # ...and still waits for b
         call.join(10)
         assert not call.is_alive()
@@ -125,13 +132,27 @@ def test_invalidate_returns_only_once_other_processes_applied_it(redis_url: str,
         b.close()
 
 
-def test_an_unanswered_acknowledgement_times_out_and_is_counted(redis_url: str, redis_prefix: str) -> None:
-    a, b = two_level(redis_url, redis_prefix), two_level(redis_url, redis_prefix)
-    a.ack_timeout = 0.05
+def test_an_unanswered_acknowledgement_times_out_and_the_silent_reader_stops_trusting_its_copy(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """b's listener hangs: a's invalidation returns after its ack timeout (counted), and by then b no
+    longer answers from its local layer (its trust window, <= a's ack timeout, has run out)."""
+    a = two_level(redis_url, redis_prefix)
+    b = TwoLevelStore(
+        RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5, ack_timeout=0.1),
+        resubscribe_interval=0.05,
+        trust_window=0.1,
+    )
+    a.remote.ack_timeout = 0.1
     try:
+        assert b.wait_subscribed(10)
+        assert a.set("k", entry(a.begin(["a"])), NOW)
+        assert b.get("k", NOW) is not None and b.local.get("k", NOW) is not None
         with b.local._lock:  # b never answers in time
             a.invalidate(["a"])
+            assert not b._trusted()  # b.get would go to Redis now, not to its stale local copy
         assert a.stats()["ack_timeouts"] == 1
+        assert b.get("k", NOW) is None
     finally:
         a.close()
         b.close()

@@ -1,6 +1,6 @@
 """Load and fault runs against the bookstore under gunicorn, on loopback, bounded in time.
 
-    python -m benchmarks.load.run_load [throughput|fault|stall|ryw|all] [--seconds S]
+    python -m benchmarks.load.run_load [throughput|fault|stall|ryw|chaos|all] [--seconds S]
 
 Every run starts what it needs and stops it again: a PRIVATE ``redis-server`` on a free port (never
 the shared one), gunicorn with 2 workers over an SQLite file in a temporary folder, and the load
@@ -19,6 +19,8 @@ tool. Results are merged into ``benchmarks/results/load.json`` and rendered as `
 * ``ryw``: writer threads change books (PUT with If-Match) while reader threads revalidate them,
   every request on a new connection so the two workers share the traffic; a read that starts after
   a write returned and shows an older version is a stale read (must be 0).
+* ``chaos``: the same kind of writers and readers while Redis is frozen and thawed, killed and
+  restarted, and flushed (``chaos.py``): stale 304s, stale bodies and 5xx on reads must be 0.
 
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``), ``redis-server`` and gunicorn (``pip install
 'etagkit[examples]'``).
@@ -150,10 +152,10 @@ def shutdown_saving(server: RedisServer) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def require_tools() -> None:
-    """Exit with instructions when a tool the runs need is missing."""
+def require_tools(runs: list[str]) -> None:
+    """Exit with instructions when a tool the runs need is missing (``chaos`` needs no wrk)."""
     missing = []
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and set(runs) - {"chaos"}:
         missing.append("wrk: apt-get update && apt-get install -y wrk  (Debian/Ubuntu package 'wrk')")
     if shutil.which("redis-server") is None:
         missing.append("redis-server: apt-get install -y redis-server")
@@ -618,11 +620,19 @@ def ryw(seconds: float, work: Path) -> dict[str, Any]:
 # Results
 # --------------------------------------------------------------------------------------------------
 
+
+def _chaos(seconds: float, work: Path) -> dict[str, Any]:
+    from .chaos import chaos  # chaos.py builds on this module's servers and ledger
+
+    return chaos(seconds, work)
+
+
 RUNS: dict[str, Callable[[float, Path], dict[str, Any]]] = {
     "throughput": throughput,
     "fault": fault,
     "stall": partial(fault, stall=True),
     "ryw": ryw,
+    "chaos": _chaos,
 }
 
 
@@ -648,6 +658,11 @@ MUST_BE_ZERO: dict[str, list[tuple[str, str]]] = {
 
 
 MUST_BE_ZERO["stall"] = MUST_BE_ZERO["fault"]
+MUST_BE_ZERO["chaos"] = [
+    ("stale_304", "304s for a validator older than a write that had returned when the read started"),
+    ("stale_bodies", "200s showing a version older than such a write"),
+    ("read_5xx", "5xx answers to reads"),
+]
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -698,12 +713,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="load duration of each run (default 20)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    require_tools()
+    runs = list(RUNS) if args.run == "all" else [args.run]
+    require_tools(runs)
 
     path = args.out / "load.json"
     results: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     failed = False
-    for name in RUNS if args.run == "all" else [args.run]:
+    for name in runs:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory(prefix=f"etagkit-load-{name}-") as tmp:
             try:

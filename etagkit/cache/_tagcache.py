@@ -10,9 +10,12 @@ while exactly one refresh runs); hard invalidation makes it unreadable everywher
 ``aget_or_set`` (and ``@cached`` on an ``async def``) is the async face of the same rules: computes
 are awaited, store calls run in a worker thread so the event loop never waits on the network.
 
-The store is never a reason to fail: when it is unreachable (``StoreUnavailableError``) reads are
-misses, writes are skipped and invalidations are left to the store's own catch-up (the Redis
-breaker remembers them); each such event is counted in ``stats()["store_errors"]``. A value a
+Reads and writes never fail because of the store: when it is unreachable
+(``StoreUnavailableError``) reads are misses and writes are skipped, each counted in
+``stats()["store_errors"]`` and logged at most once a minute. Invalidations are different: after
+``invalidate_tags`` returns, no process sharing the store serves an entry it invalidated; when that
+cannot be made sure, it raises ``StoreUnavailableError`` (so a caller can refuse the write, e.g.
+503 + Retry-After) and the store pays a global invalidation as soon as it answers again. A value a
 remote store cannot encode (``SerializationError``: msgpack/JSON without a ``pickle_key``) is
 returned uncached, logged once per key and type, and counted in ``stats()["serialization_errors"]``.
 """
@@ -21,24 +24,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import functools
-import inspect
 import logging
 import math
 import random
 import threading
 import time
-import types
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from .._config import number
 from .._errors import SerializationError, StoreUnavailableError
-from ._keys import KeyBuilder, KeySpec, TagBuilder, TagSpec, bound_arguments, normalize_tags
+from ._cached import CachedFunction
+from ._keys import KeySpec, TagSpec, normalize_tags
+from ._lease import Leases
 from ._singleflight import SingleFlight
 from ._store import Entry, Hit, SetResult, Store
+from ._tagcache_async import AsyncFace
+from ._windows import Plan as _Plan
+from ._windows import Windows as _Windows
 from .memory import MemoryStore
 
 __all__ = ["CachedFunction", "TagCache", "Ticket"]
@@ -50,6 +55,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _SHARED_ATTEMPTS = 3  # flights joined before a waiter computes on its own (see _load)
+_ERROR_LOG_INTERVAL = 60.0  # seconds between two store-error log lines
 _COUNTERS = (
     "hits",
     "misses",
@@ -82,31 +88,11 @@ class Ticket:
     tags: tuple[str, ...] = ()
 
 
-class _Plan(enum.Enum):
-    FRESH = "fresh"  # serve
-    EARLY = "early"  # serve, and refresh in the background (XFetch)
-    STALE = "stale"  # serve stale, and refresh in the background
-    REFRESH = "refresh"  # refresh now; serve stale only if that raises
-
-
-@dataclass(frozen=True, slots=True)
-class _Windows:
-    ttl: float
-    stale_ttl: float
-    error_ttl: float
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    """Mark a flight's exception as retrieved even when no caller waited for it."""
-    if not future.cancelled():
-        future.exception()
-
-
 def _spawn_thread(job: Callable[[], None]) -> None:
     threading.Thread(target=job, name="etagkit-refresh", daemon=True).start()
 
 
-class TagCache:
+class TagCache(AsyncFace):
     """The cache-aside front over a :class:`~etagkit.cache._store.Store` (a MemoryStore by default).
 
     ``timer`` is the wall clock (``time.time``) by default, not a monotonic clock: entries' windows
@@ -126,6 +112,7 @@ class TagCache:
         metrics: EventSink | None = None,
         random: Callable[[], float] = random.random,
         spawn: Callable[[Callable[[], None]], object] = _spawn_thread,
+        lease: float | None = 10.0,
     ) -> None:
         self.default_ttl = number("default_ttl", default_ttl)
         self._beta = number("beta", beta)
@@ -141,6 +128,11 @@ class TagCache:
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._unserializable: set[tuple[str, str]] = set()  # (key, type name) already logged
+        # distributed single-flight (``_lease.py``): on when the store offers leases (RedisStore)
+        lease = None if lease is None else number("lease", lease, positive=True)
+        self._lease = Leases(self.store, lease) if lease and Leases.offered_by(self.store) else None
+        self._errors_logged_at: float | None = None  # rate-limited store-error logging
+        self._errors_unlogged = 0
 
     # -- cache-aside ------------------------------------------------------------------------------
 
@@ -177,39 +169,6 @@ class TagCache:
             return hit.entry.value  # type: ignore[no-any-return]
         try:
             return self._load(key, compute, tags, windows)
-        except Exception:
-            return self._serve_stale_after_error(key, hit)  # type: ignore[no-any-return]
-
-    async def aget_or_set(
-        self,
-        key: str,
-        compute: Callable[[], Awaitable[T]],
-        *,
-        ttl: float | None = None,
-        tags: Iterable[str] | str = (),
-        stale_ttl: float = 0.0,
-        error_ttl: float = 0.0,
-    ) -> T:
-        """The async face of :meth:`get_or_set`: the same windows and rules, ``compute`` awaited.
-
-        Store calls run in a worker thread (``asyncio.to_thread``) so a remote store never blocks
-        the event loop; an in-process MemoryStore is called directly (it never waits on I/O).
-        Single-flight is per event loop; background refreshes are tasks of the running loop.
-        """
-        now = self._timer()
-        hit = await self._off_loop(self._read, key, now)
-        windows = self._windows(ttl, stale_ttl, error_ttl)
-        if hit is None:
-            self._count("misses")
-            return await self._aload(key, compute, tags, windows)
-        plan = self._plan(hit, now)
-        if plan is _Plan.FRESH:
-            return hit.entry.value  # type: ignore[no-any-return]
-        if plan is not _Plan.REFRESH:
-            self._arefresh_later(key, compute, tags, windows)
-            return hit.entry.value  # type: ignore[no-any-return]
-        try:
-            return await self._aload(key, compute, tags, windows)
         except Exception:
             return self._serve_stale_after_error(key, hit)  # type: ignore[no-any-return]
 
@@ -311,30 +270,46 @@ class TagCache:
 
     def invalidate_tags(self, *tags: str, soft: bool = False) -> None:
         """Hard: every entry carrying a tag is gone for every later read, in every process sharing
-        the store. Soft: such entries are served stale while exactly one refresh runs. O(1) per tag."""
+        the store. Soft: such entries are served stale while exactly one refresh runs. O(1) per tag.
+
+        Guarantee: when this returns, the invalidation is recorded in the store, and every
+        two-level reader of the namespace has applied it or stopped using its local layer. When it
+        raises ``StoreUnavailableError``, that could not be made sure (it may still land): do not
+        acknowledge a write whose invalidation raised. The store then owes a global invalidation,
+        paid in the background as soon as it answers (``healthy`` is False until then)."""
         names = normalize_tags(tags)
         if not names:
             return
+        with self._lock:
+            self._counts["invalidations"] += len(names)
         try:
             self.store.invalidate(names, soft=soft)
         except StoreUnavailableError:
             self._store_error("invalidate")
-        with self._lock:
-            self._counts["invalidations"] += len(names)
+            raise
+
+    @property
+    def healthy(self) -> bool:
+        """False while the store's breaker is open or a global invalidation is owed: an
+        invalidation would probably raise now (a quick check before a write; it may still raise)."""
+        return bool(getattr(self.store, "healthy", True))
 
     def delete(self, key: str) -> None:
-        """Remove one entry (a compute already running for it may still store its result)."""
+        """Remove one entry (a compute already running for it may still store its result).
+        Raises ``StoreUnavailableError`` if the store could not be reached."""
         try:
             self.store.delete(key)
         except StoreUnavailableError:
             self._store_error("delete")
+            raise
 
     def clear(self) -> None:
-        """Invalidate every entry of the store."""
+        """Invalidate every entry of the store; raises as :meth:`invalidate_tags` does."""
         try:
             self.store.clear()
         except StoreUnavailableError:
             self._store_error("clear")
+            raise
 
     def stats(self) -> dict[str, Any]:
         """Counters: hits, misses, stale_served, refreshes, refresh_errors, invalidations,
@@ -357,6 +332,9 @@ class TagCache:
             number("stale_ttl", stale_ttl),
             number("error_ttl", error_ttl),
         )
+
+    def _read_now(self, key: str) -> Hit | None:
+        return self._read(key, self._timer())
 
     def _read(self, key: str, now: float) -> Hit | None:
         try:
@@ -402,11 +380,23 @@ class TagCache:
 
         ``close()`` runs before the write: callers arriving after it start a new flight, because
         the write's compare-and-set vouches only for the callers that were already waiting.
+        With leases, another process's compute of ``key`` is waited for first (``_lease.py``).
         """
-        ticket = self.begin(tags)
-        value = compute()
-        close()
-        return value, self._write(key, value, ticket, (), w) is SetResult.REFUSED
+        lease = self._lease
+        token = None
+        if lease is not None:
+            hit, token = lease.lead_or_wait(key, functools.partial(self._read_now, key), self._timer)
+            if hit is not None:
+                close()
+                return hit.entry.value, False
+        try:
+            ticket = self.begin(tags)
+            value = compute()
+            close()
+            return value, self._write(key, value, ticket, (), w) is SetResult.REFUSED
+        finally:
+            if token is not None and lease is not None:
+                lease.release(key, token)
 
     def _load(self, key: str, compute: Callable[[], T], tags: Iterable[str] | str, w: _Windows) -> T:
         """Compute through single-flight.
@@ -452,109 +442,6 @@ class TagCache:
         except Exception:  # could not start a thread: refresh now rather than leave waiters hanging
             job()
 
-    # -- the async face's internals -----------------------------------------------------------------
-
-    async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a (sync) store call without blocking the event loop."""
-        if self._store_inline:
-            return fn(*args)
-        return await asyncio.to_thread(fn, *args)
-
-    async def _acompute_and_store(
-        self,
-        key: str,
-        compute: Callable[[], Awaitable[Any]],
-        tags: Iterable[str] | str,
-        w: _Windows,
-        close: Callable[[], None] = lambda: None,
-    ) -> tuple[Any, bool]:
-        """As :meth:`_compute_and_store`."""
-        ticket = await self._off_loop(self.begin, tags)
-        value = await compute()
-        close()
-        return value, await self._off_loop(self._write, key, value, ticket, (), w) is SetResult.REFUSED
-
-    async def _aload(
-        self, key: str, compute: Callable[[], Awaitable[T]], tags: Iterable[str] | str, w: _Windows
-    ) -> T:
-        """As :meth:`_load`, with flights per event loop."""
-        for _ in range(_SHARED_ATTEMPTS):
-            flight = self._aclaim(key)
-            if flight is None:
-                joined = self._aflights[asyncio.get_running_loop(), key]
-                try:
-                    value, refused = await asyncio.shield(joined)  # our cancellation is not the leader's
-                except asyncio.CancelledError:
-                    task = asyncio.current_task()
-                    if joined.cancelled() and task is not None and not task.cancelling():
-                        continue  # the leader was cancelled, not this caller: try again
-                    raise
-                if not refused:
-                    return value  # type: ignore[no-any-return]
-                continue
-            value, _ = await self._alead(
-                key, flight, lambda close: self._acompute_and_store(key, compute, tags, w, close)
-            )
-            return value  # type: ignore[no-any-return]
-        return (await self._acompute_and_store(key, compute, tags, w))[0]  # type: ignore[no-any-return]
-
-    def _aclaim(self, key: str) -> asyncio.Future[Any] | None:
-        """A new flight for ``key`` on the running loop, or None if one is in flight."""
-        loop = asyncio.get_running_loop()
-        if (loop, key) in self._aflights:
-            return None
-        flight = self._aflights[loop, key] = loop.create_future()
-        flight.add_done_callback(_consume)
-        return flight
-
-    async def _alead(
-        self,
-        key: str,
-        flight: asyncio.Future[Any],
-        work: Callable[[Callable[[], None]], Coroutine[Any, Any, Any]],
-    ) -> Any:
-        """Run ``work(close)`` as the leader of ``flight``; its waiters get the outcome."""
-        loop = asyncio.get_running_loop()
-
-        def close() -> None:  # later callers start a new flight (see _compute_and_store)
-            if self._aflights.get((loop, key)) is flight:
-                del self._aflights[loop, key]
-
-        try:
-            result = await work(close)
-        except asyncio.CancelledError:
-            flight.cancel()
-            raise
-        except BaseException as exc:
-            flight.set_exception(exc)
-            raise
-        else:
-            flight.set_result(result)
-            return result
-        finally:
-            close()
-
-    def _arefresh_later(
-        self, key: str, compute: Callable[[], Awaitable[Any]], tags: Iterable[str] | str, w: _Windows
-    ) -> None:
-        flight = self._aclaim(key)
-        if flight is None:
-            return
-        self._count("refreshes")
-
-        async def job() -> None:
-            try:
-                await self._alead(
-                    key, flight, lambda close: self._acompute_and_store(key, compute, tags, w, close)
-                )
-            except Exception:
-                self._count("refresh_errors")
-                log.warning("background refresh of %r failed; the stale value stays", key, exc_info=True)
-
-        task = asyncio.get_running_loop().create_task(job())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def _count(self, name: str) -> None:
         with self._lock:
             self._counts[name] += 1
@@ -577,88 +464,23 @@ class TagCache:
             )
 
     def _store_error(self, operation: str) -> None:
-        log.warning("cache store unavailable during %s; carrying on without it", operation)
+        """Count it; log the first one, then at most one summary line a minute (issue 13: not a line
+        per call while the breaker is open; the breaker logs its own state changes)."""
         self._count("store_errors")
         if self._metrics is not None:
             self._metrics.event("store_error")
-
-
-class CachedFunction(Generic[P, R]):
-    """A function wrapped by :meth:`TagCache.cached`; also binds as a method. An ``async def``
-    function is cached through :meth:`TagCache.aget_or_set` (calling it returns a coroutine)."""
-
-    def __init__(
-        self,
-        cache: TagCache,
-        fn: Callable[P, R],
-        *,
-        windows: _Windows,
-        tags: TagSpec,
-        key: KeySpec,
-        ignore: Iterable[str],
-    ) -> None:
-        functools.update_wrapper(self, fn)
-        self._is_async = inspect.iscoroutinefunction(fn)
-        self.cache = cache
-        self._fn = fn
-        sig = inspect.signature(fn)
-        self._sig = sig
-        self._windows = windows
-        self._key = KeyBuilder(fn, sig, key, ignore)
-        self._tags = TagBuilder(sig, tags)
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        arguments = bound_arguments(self._sig, args, kwargs)
-        w = self._windows
-        if self._is_async:  # an async def: the call returns a coroutine, as the function's would
-            return cast(
-                R,
-                self.cache.aget_or_set(
-                    self._key(args, kwargs, arguments),
-                    lambda: cast(Awaitable[Any], self._fn(*args, **kwargs)),
-                    ttl=w.ttl,
-                    tags=_LazyTags(self._tags, args, kwargs, arguments),
-                    stale_ttl=w.stale_ttl,
-                    error_ttl=w.error_ttl,
-                ),
+        now = self._timer()
+        with self._lock:
+            last = self._errors_logged_at
+            if last is not None and now - last < _ERROR_LOG_INTERVAL:
+                self._errors_unlogged += 1
+                return
+            self._errors_logged_at, unlogged, self._errors_unlogged = now, self._errors_unlogged, 0
+        if last is None:
+            log.warning("cache store unavailable during %s; carrying on without it", operation)
+        else:
+            log.warning(
+                "cache store unavailable during %s; %d more store errors since the last such line",
+                operation,
+                unlogged,
             )
-        return self.cache.get_or_set(
-            self._key(args, kwargs, arguments),
-            lambda: self._fn(*args, **kwargs),
-            ttl=w.ttl,
-            tags=_LazyTags(self._tags, args, kwargs, arguments),
-            stale_ttl=w.stale_ttl,
-            error_ttl=w.error_ttl,
-        )
-
-    def key(self, *args: P.args, **kwargs: P.kwargs) -> str:
-        """The cache key of a call with these arguments."""
-        return self._key(args, kwargs, bound_arguments(self._sig, args, kwargs))
-
-    def tags(self, *args: P.args, **kwargs: P.kwargs) -> tuple[str, ...]:
-        """The tags of a call with these arguments."""
-        return self._tags(args, kwargs, bound_arguments(self._sig, args, kwargs))
-
-    def delete(self, *args: P.args, **kwargs: P.kwargs) -> None:
-        """Forget the cached result of a call with these arguments."""
-        self.cache.delete(self.key(*args, **kwargs))
-
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        return self if instance is None else types.MethodType(self, instance)
-
-
-class _LazyTags:
-    """Tags built only when a compute needs them, so a hit does not format templates."""
-
-    __slots__ = ("_args", "_arguments", "_builder", "_kwargs")
-
-    def __init__(
-        self, builder: TagBuilder, args: tuple[Any, ...], kwargs: dict[str, Any], arguments: dict[str, Any]
-    ):
-        self._builder = builder
-        self._args = args
-        self._kwargs = kwargs
-        self._arguments = arguments
-
-    def __iter__(self) -> Any:
-        return iter(self._builder(self._args, self._kwargs, self._arguments))

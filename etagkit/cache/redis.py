@@ -35,17 +35,17 @@ weakens the argument above.
 
 A circuit breaker (``breaker.py``) wraps every call, with short socket timeouts. While it is open,
 calls raise ``StoreUnavailableError`` without touching the network (``TagCache`` turns that into a
-miss or a skipped write). Any call that could not reach Redis (timeout, refused by the breaker;
-reads too, since another process's invalidation may have been lost in the same outage) is
-remembered, and the next call first invalidates ``GLOBAL_TAG``, so nothing written before the
-outage can be served once Redis is back.
+miss or a skipped write; an invalidation raises). Any call that could not reach Redis (reads too,
+since another process's invalidation may have been lost in the same outage) leaves a GLOBAL
+invalidation owed: paid before the next call, and by a background thread as soon as Redis answers.
+An invalidation returns only once two-level subscribers acknowledged it (``_acks.py``).
 
-Redis Cluster: a read must see an entry and its tag marks on one node, atomically. All keys of a
-store therefore share one hash tag: the namespace is ``{prefix}`` (the prefix wrapped in braces),
-or the prefix as given if it already contains a ``{...}`` hash tag. One namespace is one slot, so
-each script touches a single node and stays atomic; scale out by giving independent data sets their
-own namespaces (each lands on its own slot, spread over the masters). Pass a
-``redis.cluster.RedisCluster`` as ``client``.
+Redis Cluster: a script runs on one node, so each shard of a namespace is one hash slot: the
+namespace is ``{prefix}`` (or the prefix as given if it holds a ``{...}`` hash tag). On a cluster
+the namespace spreads over ``shards`` slots (16 by default), each holding its entries and a copy
+of the marks, so a read is still one script on one node; invalidations run in phases
+(``_shards.py`` says why that is safe). Leases (distributed single-flight, ``_lease.py``) live
+next to their entry.
 
 Serialization is ``_serialize.Codec``: msgpack or JSON, pickle only with a ``pickle_key`` (HMAC-signed).
 A record that is not etagkit's, or fails its HMAC, is a miss and a logged warning, never an exception.
@@ -53,29 +53,40 @@ A record that is not etagkit's, or fails its HMAC, is a miss and a logged warnin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
+import time
+import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 try:
     import redis
-    from redis.backoff import NoBackoff
     from redis.cluster import RedisCluster
-    from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without redis
     raise ImportError("etagkit.cache.redis needs redis-py: pip install 'etagkit[redis]'") from exc
 
-from .._config import number
+from .._config import number, positive_int
 from .._errors import ConfigurationError, SerializationError, StoreUnavailableError
+from ._acks import AckWaiter
+from ._redis_connect import connect
+from ._redis_lua import (
+    _BEGIN,
+    _DELETE,
+    _GET,
+    _INVALIDATE,
+    _RELEASE,
+    _SCRIPTS,
+    _SET,
+    _Script,
+)
 from ._serialize import Codec, SerializerName
+from ._shards import Router, ShardKeys, later_phases, shard_namespaces, shard_of
 from ._store import GLOBAL_TAG, Entry, Hit, SetResult
 from .breaker import CircuitBreaker
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "connect", "store_from_url"]
 
 log = logging.getLogger("etagkit.cache.redis")
 
@@ -92,123 +103,6 @@ _UNREACHABLE = (
     OSError,
 )
 
-# Shared Lua: the hybrid clock. Marks are plain strings (hard ``h:<tag>``, soft ``s:<tag>``) so that
-# one MGET reads them all; MGET answers nil for a key of another type, and SET overwrites any type,
-# so a foreign value under a mark key reads as "no mark" and is repaired by the next write.
-_LUA_CLOCK = """
-local function fmt(n) return string.format('%.0f', n) end
-local function now_us()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local function read_clock(ck, ttl)
-  local c = tonumber(redis.call('MGET', ck)[1])
-  if c then
-    redis.call('PEXPIRE', ck, ttl)
-    return c
-  end
-  c = now_us()
-  redis.call('SET', ck, fmt(c), 'PX', ttl)
-  return c
-end
-"""
-
-# KEYS: clock, hard mark keys... ARGV: mark_ttl_ms -> the clock
-_BEGIN_LUA = (
-    _LUA_CLOCK
-    + """
-local c = read_clock(KEYS[1], ARGV[1])
-if #KEYS > 1 then
-  local m = redis.call('MGET', unpack(KEYS, 2))
-  for i = 2, #KEYS do
-    if not tonumber(m[i - 1]) then redis.call('SET', KEYS[i], fmt(c), 'PX', ARGV[1]) end
-  end
-end
-return c
-"""
-)
-
-# KEYS: entry -> nil (miss) | -1 (a foreign value under the key) | record (a hit) | {record} (a hit,
-# soft-invalidated: rare, so the common reply is one bulk string, as cheap to parse as a GET's)
-# The entry hash: d = record, k = JSON [hard mark keys..., soft mark keys...], s = started.
-_GET_LUA = """
-local e = redis.pcall('HMGET', KEYS[1], 'd', 'k', 's')
-if e.err then return -1 end
-if not e[1] then return nil end
-local started = tonumber(e[3])
-local ok, keys = pcall(cjson.decode, e[2])
-if not started or not ok or type(keys) ~= 'table' or #keys == 0 then return -1 end
-local m = redis.call('MGET', unpack(keys))
-local n = #keys / 2
-local soft = false
-for i = 1, n do
-  local h = tonumber(m[i])
-  if not h or h > started then return nil end
-  local s = tonumber(m[n + i])
-  if s and s > started then soft = true end
-end
-if soft then return {e[1]} end
-return e[1]
-"""
-
-# KEYS: entry, clock, hard mark keys... ARGV: mark_ttl_ms, entry_ttl_ms, record, keys JSON, started
-# -> 1 stored | 0 refused (a tag invalidated after `started`, or without a mark: one is created)
-#    | 2 valid but not stored (entry_ttl_ms <= 0: it would expire at once)
-_SET_LUA = (
-    _LUA_CLOCK
-    + """
-local started = tonumber(ARGV[5])
-local stored = 1
-local c = nil
-local m = redis.call('MGET', unpack(KEYS, 3))
-for i = 3, #KEYS do
-  local h = tonumber(m[i - 2])
-  if not h then
-    c = c or read_clock(KEYS[2], ARGV[1])
-    redis.call('SET', KEYS[i], fmt(c), 'PX', ARGV[1])
-    stored = 0
-  elseif h > started then
-    stored = 0
-  else
-    redis.call('PEXPIRE', KEYS[i], ARGV[1])
-  end
-end
-redis.call('DEL', KEYS[1])  -- what was there is no newer than this value
-if stored == 1 and tonumber(ARGV[2]) <= 0 then return 2 end
-if stored == 1 then
-  redis.call('HSET', KEYS[1], 'd', ARGV[3], 'k', ARGV[4], 's', ARGV[5])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return stored
-"""
-)
-
-# KEYS: clock, mark keys (all hard or all soft)... ARGV: mark_ttl_ms, channel, 'h' | 's', origin, tags...
-# -> {the new clock, how many subscribers received the message}; published in the same script, with
-# the clock as a string (cjson would round a 16-digit number) and the origin to acknowledge it to
-_INVALIDATE_LUA = (
-    _LUA_CLOCK
-    + """
-local c = tonumber(redis.call('MGET', KEYS[1])[1]) or 0
-c = fmt(math.max(c + 1, now_us()))
-redis.call('SET', KEYS[1], c, 'PX', ARGV[1])
-for i = 2, #KEYS do
-  redis.call('SET', KEYS[i], c, 'PX', ARGV[1])
-end
-local msg = cjson.encode({f = ARGV[3], t = {unpack(ARGV, 5)}, c = c, o = ARGV[4]})
-local n = redis.call('PUBLISH', ARGV[2], msg)
-return {tonumber(c), n}
-"""
-)
-
-# KEYS: entry. ARGV: channel, key
-_DELETE_LUA = """
-redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', ARGV[1], cjson.encode({k = ARGV[2]}))
-return 1
-"""
-
-
 _SET_RESULTS = {1: SetResult.STORED, 0: SetResult.REFUSED, 2: SetResult.NOT_STORED}
 
 
@@ -220,23 +114,11 @@ def _is_real(x: object) -> bool:
     return type(x) is float or type(x) is int
 
 
-@dataclass(frozen=True, slots=True)
-class _Script:
-    """A Lua script and its SHA1, for EVALSHA (redis-py's ``Script`` adds per-call overhead we avoid)."""
-
-    source: str
-    sha: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
-
-
-_BEGIN = _Script(_BEGIN_LUA)
-_GET = _Script(_GET_LUA)
-_SET = _Script(_SET_LUA)
-_INVALIDATE = _Script(_INVALIDATE_LUA)
-_DELETE = _Script(_DELETE_LUA)
-_SCRIPTS = (_BEGIN, _GET, _SET, _INVALIDATE, _DELETE)
+def store_from_url(url: str, **options: Any) -> RedisStore:
+    """The one way the bookstore (``--redis``, ``ETAGKIT_REDIS_URL``) and apps build a store from a
+    URL: a single server, ``redis+cluster://`` for a cluster, or a cluster detected behind a plain
+    URL (``_redis_connect.py``). ``options`` go to :class:`RedisStore`."""
+    return RedisStore(url, **options)
 
 
 def namespace_for(prefix: str) -> str:
@@ -255,9 +137,15 @@ def namespace_for(prefix: str) -> str:
 class RedisStore:
     """The ``Store`` contract on Redis (or Redis Cluster): one EVALSHA per read, CAS writes, a breaker.
 
-    ``client`` is a URL (a client with short timeouts and no retries is built) or a ``redis.Redis`` /
-    ``redis.cluster.RedisCluster`` created with ``decode_responses=False`` (give it short
-    ``socket_timeout`` / ``socket_connect_timeout`` yourself). ``prefix`` namespaces every key.
+    ``client`` is a URL (``redis://``, ``rediss://``, ``unix://``, or ``redis+cluster://`` /
+    ``rediss+cluster://`` for a cluster; a cluster behind a plain URL is detected at start-up, see
+    :func:`connect`) or a ``redis.Redis`` / ``redis.cluster.RedisCluster`` created with
+    ``decode_responses=False`` (give it short ``socket_timeout`` / ``socket_connect_timeout``
+    yourself). ``prefix`` namespaces every key. ``mark_margin``: how long a tag mark outlives the
+    longest-lived entry that carries it (and how long a mark without entries lives).
+    ``ack_timeout``: how long an invalidation waits for two-level subscribers' acknowledgements
+    (``_acks.py``; 0 turns read-after-invalidate for two-level readers off). ``retry_interval``: how
+    often a background thread retries an owed global invalidation until Redis answers.
     """
 
     def __init__(
@@ -269,35 +157,45 @@ class RedisStore:
         pickle_key: bytes | None = None,
         socket_timeout: float = 0.05,
         connect_timeout: float = 0.05,
-        mark_ttl: float = 7 * 24 * 3600,
+        mark_margin: float = 3600.0,
         breaker: CircuitBreaker | None = None,
+        ack_timeout: float = 0.25,
+        retry_interval: float = 0.1,
+        shards: int | None = None,
     ) -> None:
         socket_timeout = number("socket_timeout", socket_timeout, positive=True)
         connect_timeout = number("connect_timeout", connect_timeout, positive=True)
-        mark_ttl = number("mark_ttl", mark_ttl, positive=True)
+        mark_margin = number("mark_margin", mark_margin, positive=True)
+        if shards is not None:
+            positive_int("shards", shards)
+        self.ack_timeout = number("ack_timeout", ack_timeout)
+        self.retry_interval = number("retry_interval", retry_interval, positive=True)
         self.namespace = namespace_for(prefix)
         self._owns_client = isinstance(client, str)
         if isinstance(client, str):
-            client = redis.Redis.from_url(
-                client,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=connect_timeout,
-                retry=Retry(NoBackoff(), 0),
-            )
+            client = connect(client, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
         if client.get_encoder().decode_responses:
             raise ConfigurationError("RedisStore needs a client with decode_responses=False")
         self.client = client
+        self.is_cluster = isinstance(client, RedisCluster)
+        count = (16 if self.is_cluster else 1) if shards is None else positive_int("shards", shards)
+        self.shards = [ShardKeys(ns) for ns in shard_namespaces(self.namespace, count)]
+        self._router = Router(client)
         self.channel = self.namespace + "inv"
+        self.id = uuid.uuid4().hex  # names this store's ack channel
+        self.acks = AckWaiter(
+            client, self.ack_channel(self.id), subscribe_timeout=max(0.2, 4 * socket_timeout)
+        )
         self.codec = Codec(serializer, pickle_key=pickle_key)
-        self.breaker = breaker or CircuitBreaker()
-        self._clock_key = self.namespace + "c"
-        self._entries = self.namespace + "e:"
-        self._hard = self.namespace + "h:"
-        self._soft = self.namespace + "s:"
-        self._global_keys = [self._hard + GLOBAL_TAG]
-        self._mark_ttl_ms = max(1, int(mark_ttl * 1000))
+        self.breaker = breaker or CircuitBreaker(name=f"Redis {self.namespace}")
+        home = self.shards[0]
+        self._clock_key, self._hard, self._soft = home.clock, home.hard, home.soft
+        self._margin_ms = max(1, int(mark_margin * 1000))
         self._owed_global = False  # a mutation may not have reached Redis: invalidate everything first
         self._owed_lock = threading.Lock()
+        self._payer: threading.Thread | None = None  # retries the owed invalidation in the background
+        self._closed = threading.Event()
+        self._moved_logged = False
         self.restarts_detected = 0  # NOSCRIPT replies answered with a global invalidation
 
     def _eval(self, script: _Script, keys: list[str], args: Sequence[_Arg]) -> Any:
@@ -305,13 +203,15 @@ class RedisStore:
         than the last invalidations) or was flushed: invalidate everything, load the scripts, retry."""
         client: Any = self.client
         try:
-            return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return self._router.evalsha(script.sha, keys, args)
         except redis.exceptions.NoScriptError:
             pass
         keys_g, args_g = self._invalidate_call((GLOBAL_TAG,), soft=False)
         # no clock yet: a first start on an empty namespace, nothing to lose (so not a warning)
         first_use = not client.exists(self._clock_key)
-        client.execute_command("EVAL", _INVALIDATE.source, len(keys_g), *keys_g, *args_g)  # before all else
+        clock, _ = client.execute_command("EVAL", _INVALIDATE.source, len(keys_g), *keys_g, *args_g)  # first
+        if len(self.shards) > 1:  # a sharded namespace: every shard, then the message (_shards.py)
+            self._later_phases((GLOBAL_TAG,), False, int(clock), "", plain=True)
         self.restarts_detected += 1
         log.log(
             logging.INFO if first_use else logging.WARNING,
@@ -329,8 +229,9 @@ class RedisStore:
 
         After any call that could not reach Redis (a read too), this process owes a GLOBAL
         invalidation: while Redis was stalled or cut off from it, another process's invalidation may
-        not have been delivered either, and that process may not be the first to call again. A
-        mutation that Redis refused with an error reply is owed as well (it was not applied).
+        not have been delivered either. A mutation that Redis refused with an error reply is owed as
+        well (it was not applied). The debt is paid before the next call and, meanwhile, by a
+        background thread every ``retry_interval`` seconds: as soon as Redis answers again.
         """
         if self._owed_global:
             self._settle_owed()
@@ -338,12 +239,12 @@ class RedisStore:
             return self._guarded(fn)
         except StoreUnavailableError as exc:
             if mutation or not isinstance(exc, _ErrorReply):
-                self._owed_global = True
+                self._owe()
             raise
 
-    def _guarded(self, fn: Callable[[], T]) -> T:
+    def _guarded(self, fn: Callable[[], T], *, probe: bool = False) -> T:
         breaker = self.breaker
-        if not breaker.allow():
+        if not probe and not breaker.allow():
             raise StoreUnavailableError("Redis circuit breaker is open")
         try:
             result = fn()
@@ -352,7 +253,7 @@ class RedisStore:
             raise StoreUnavailableError(f"Redis unreachable: {exc}") from exc
         except redis.exceptions.RedisError as exc:
             breaker.record_success()  # Redis answered (an error reply): the link is fine
-            log.warning("Redis refused a cache call: %s", exc)
+            self._log_error_reply(exc)
             raise _ErrorReply(f"Redis error reply: {exc}") from exc
         except BaseException:
             breaker.record_success()
@@ -360,14 +261,55 @@ class RedisStore:
         breaker.record_success()
         return result
 
-    def _settle_owed(self) -> None:
+    def _log_error_reply(self, exc: redis.exceptions.RedisError) -> None:
+        if "MOVED" in str(exc) and not self.is_cluster:
+            if not self._moved_logged:  # one clear line, not one per call
+                self._moved_logged = True
+                log.error(
+                    "Redis at %s is a Redis Cluster node (MOVED): use a redis+cluster:// URL; the cache "
+                    "misses until then",
+                    self.namespace,
+                )
+            return
+        log.warning("Redis refused a cache call: %s", exc)
+
+    def _owe(self) -> None:
+        """Remember the owed global invalidation and start the background thread that pays it."""
+        with self._owed_lock:
+            self._owed_global = True
+            if self._payer is None and not self._closed.is_set():
+                self._payer = threading.Thread(
+                    target=self._pay_in_background, name="etagkit-owed", daemon=True
+                )
+                self._payer.start()
+
+    def _pay_in_background(self) -> None:
+        try:
+            while self._owed_global and not self._closed.wait(self.retry_interval):
+                try:
+                    self._settle_owed(probe=True)  # bypasses the breaker: one call per interval
+                except StoreUnavailableError:
+                    continue
+        finally:
+            with self._owed_lock:
+                self._payer = None
+            if self._owed_global and not self._closed.is_set():
+                self._owe()  # owed again between the loop's check and here
+
+    def _settle_owed(self, *, probe: bool = False) -> None:
         """Deliver the owed GLOBAL invalidation before anything else may read or write."""
         with self._owed_lock:
             if not self._owed_global:
                 return
-            self._guarded(lambda: self._run_invalidate((GLOBAL_TAG,), soft=False))
+            self._guarded(lambda: self._publish_invalidation((GLOBAL_TAG,), soft=False), probe=probe)
             self._owed_global = False
-            log.warning("Redis is back: invalidated everything written before the outage")
+        log.warning("Redis answers again: invalidated everything written before the outage")
+
+    @property
+    def healthy(self) -> bool:
+        """True when the breaker is closed and no global invalidation is owed: an invalidation now
+        will most likely be recorded (it still raises if it is not)."""
+        return not self._owed_global and self.breaker.state == "closed"
 
     def _invalidate_call(
         self, tags: Sequence[str], *, soft: bool, origin: str = ""
@@ -375,22 +317,63 @@ class RedisStore:
         """The keys and arguments of the invalidation script for ``tags``."""
         marks = self._soft if soft else self._hard
         keys = [self._clock_key, *(marks + tag for tag in tags)]
-        return keys, [self._mark_ttl_ms, self.channel, "s" if soft else "h", origin, *tags]
+        channel = self.channel if len(self.shards) == 1 else ""  # sharded: published after the phases
+        return keys, [self._margin_ms, channel, "s" if soft else "h", origin, *tags]
 
-    def _run_invalidate(self, tags: Sequence[str], *, soft: bool, origin: str = "") -> tuple[int, int]:
-        clock, receivers = self._eval(_INVALIDATE, *self._invalidate_call(tags, soft=soft, origin=origin))
-        return int(clock), int(receivers)
+    def _publish_invalidation(self, tags: Sequence[str], *, soft: bool) -> int:
+        """Run the invalidation script, then wait until every two-level subscriber that received
+        it acknowledged it (``_acks.py``); the new clock value."""
+        waiting = bool(self.ack_timeout) and self.acks.ready()
+        origin = self.id if waiting else ""
+        keys, args = self._invalidate_call(tags, soft=soft, origin=origin)
+        clock, receivers = self._eval(_INVALIDATE, keys, args)
+        clock, receivers = int(clock), int(receivers)
+        if len(self.shards) > 1:
+            receivers = self._later_phases(tags, soft, clock, origin, plain=False)
+        published_at = time.monotonic()  # the message was published before this
+        if (
+            receivers
+            and self.ack_timeout
+            and not self.acks.wait(clock, receivers, published_at, self.ack_timeout)
+        ):
+            log.warning(
+                "cache invalidation %d: not every one of %d subscribers acknowledged it within %ss",
+                clock,
+                receivers,
+                self.ack_timeout,
+            )
+        return clock
+
+    def _shard(self, key: str) -> ShardKeys:
+        shards = self.shards
+        return shards[0] if len(shards) == 1 else shards[shard_of(key, len(shards))]
+
+    def _later_phases(self, tags: Sequence[str], soft: bool, clock: int, origin: str, *, plain: bool) -> int:
+        """A sharded invalidation after its home phase: ``_shards.later_phases``."""
+        margin = self._margin_ms
+        shards, channel = self.shards, self.channel
+        return later_phases(
+            self.client,
+            shards,
+            channel,
+            tags,
+            soft=soft,
+            clock=clock,
+            origin=origin,
+            margin_ms=margin,
+            plain=plain,
+        )
 
     # -- the Store contract ---------------------------------------------------------------------------
 
     def begin(self, tags: Sequence[str]) -> int:
         """The clock now; creates missing marks (and the global mark) at that value. One round trip."""
-        keys = [self._clock_key, *self._global_keys, *(self._hard + tag for tag in tags)]
-        return int(self._call(lambda: self._eval(_BEGIN, keys, [self._mark_ttl_ms])))
+        keys = [self._clock_key, self._hard + GLOBAL_TAG, *(self._hard + tag for tag in tags)]
+        return int(self._call(lambda: self._eval(_BEGIN, keys, [self._margin_ms])))
 
     def get(self, key: str, now: float) -> Hit | None:
         """The entry if present, unexpired and valid: one EVALSHA. Foreign bytes -> miss, logged."""
-        keys = [self._entries + key]
+        keys = [self._shard(key).entries + key]
         reply = self._call(lambda: self._eval(_GET, keys, ()))
         if reply is None:
             return None
@@ -425,32 +408,46 @@ class RedisStore:
             ]
         )
         tags = (*entry.tags, GLOBAL_TAG)
-        hard = [self._hard + tag for tag in tags]
-        marks = json.dumps([*hard, *(self._soft + tag for tag in tags)], ensure_ascii=False)
-        keys = [self._entries + key, self._clock_key, *hard]
-        args: list[_Arg] = [self._mark_ttl_ms, ttl_ms, record, marks, entry.started]
+        shard = self._shard(key)
+        hard = [shard.hard + tag for tag in tags]
+        marks = json.dumps([*hard, *(shard.soft + tag for tag in tags)], ensure_ascii=False)
+        keys = [shard.entries + key, shard.clock, *hard]
+        relaxed = "1" if shard is not self.shards[0] else "0"
+        args: list[_Arg] = [self._margin_ms, ttl_ms, record, marks, entry.started, relaxed]
         return _SET_RESULTS[self._call(lambda: self._eval(_SET, keys, args))]
 
     def invalidate(self, tags: Sequence[str], *, soft: bool = False) -> None:
-        """Advance the clock, set the marks and publish them: one script. Undelivered -> owed global."""
+        """Advance the clock, set the marks and publish them (one script), then wait for two-level
+        subscribers' acknowledgements. Raises ``StoreUnavailableError`` if it may not have been
+        recorded (a global invalidation is then owed and retried in the background)."""
         if tags:
-            self.invalidate_published(tags, soft=soft)
-
-    def invalidate_published(
-        self, tags: Sequence[str], *, soft: bool = False, origin: str = ""
-    ) -> tuple[int, int]:
-        """As :meth:`invalidate`; returns the invalidation's clock value and how many subscribers
-        received its message. ``origin`` names the channel suffix to acknowledge it on (see
-        :meth:`ack_channel`; two-level stores wait for those acknowledgements)."""
-        return self._call(lambda: self._run_invalidate(tags, soft=soft, origin=origin), mutation=True)
+            self._call(lambda: self._publish_invalidation(tags, soft=soft), mutation=True)
 
     def ack_channel(self, origin: str) -> str:
         """The channel on which subscribers acknowledge the invalidations published by ``origin``."""
         return self.namespace + "ack:" + origin
 
+    # -- distributed single-flight ----------------------------------------------------------------
+
+    def acquire_lease(self, key: str, ttl: float) -> str | None:
+        """Take the compute lease of ``key`` for ``ttl`` seconds (SET NX PX, one round trip): a token
+        if this caller got it, None if another process holds it."""
+        token = uuid.uuid4().hex
+        lease, ttl_ms = self._shard(key).leases + key, max(1, int(ttl * 1000))
+        got = self._call(lambda: self.client.set(lease, token, nx=True, px=ttl_ms))
+        return token if got else None
+
+    def release_lease(self, key: str, token: str) -> None:
+        """Give the lease back if it is still ours (it may have expired and been taken over)."""
+        self._call(lambda: self._eval(_RELEASE, [self._shard(key).leases + key], [token]))
+
+    def lease_held(self, key: str) -> bool:
+        """Whether some process holds the compute lease of ``key`` now."""
+        return bool(self._call(lambda: self.client.exists(self._shard(key).leases + key)))
+
     def delete(self, key: str) -> None:
         """Remove one entry (and tell two-level stores to drop their copy)."""
-        keys, args = [self._entries + key], [self.channel, key]
+        keys, args = [self._shard(key).entries + key], [self.channel, key]
         self._call(lambda: self._eval(_DELETE, keys, args), mutation=True)
 
     def clear(self) -> None:
@@ -460,18 +457,24 @@ class RedisStore:
     # -- introspection ----------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """Breaker state, how often it opened, whether a global invalidation is still owed, and how
-        many server restarts (lost script caches) were answered with one."""
+        """Breaker state, how often it opened, whether a global invalidation is still owed, how
+        many server restarts (lost script caches) were answered with one, and ack timeouts."""
         return {
             "breaker_state": self.breaker.state,
             "breaker_opened": self.breaker.opened_count,
             "owed_global_invalidation": self._owed_global,
             "redis_restarts_detected": self.restarts_detected,
+            "ack_timeouts": self.acks.timeouts,
         }
 
     def close(self) -> None:
-        """Close the connections of a client this store built from a URL; a client you passed in
-        stays yours to close (it may serve other code)."""
+        """Stop the background payer, close the ack subscription, and close the connections of a
+        client this store built from a URL (a client you passed in stays yours to close)."""
+        self._closed.set()
+        payer = self._payer
+        if payer is not None:
+            payer.join(timeout=5)
+        self.acks.close()
         if self._owns_client:
             self.client.close()
 

@@ -14,14 +14,15 @@ local layer never serves anything it cannot prove was not invalidated in the mea
 Invalidations made through this store are applied locally right after the Redis call, even when
 that call failed.
 
-Read-after-invalidate across processes: delivery is asynchronous, so ``invalidate`` waits (up to
-``ack_timeout``) until every subscriber that received the message has applied it and acknowledged
-it on this store's own ack channel (``RedisStore.ack_channel``). A read that starts after
-``invalidate`` returned, in any process, then finds no local copy of what it invalidated. Bounds:
-a subscriber that does not answer within ``ack_timeout`` (a hung process, or a foreign subscriber
-of the channel, e.g. a debugging ``redis-cli``) makes the call return anyway, logged and counted
-(``stats()["ack_timeouts"]``); ``ack_timeout=0`` turns the wait off (delivery then typically lands
-well under a millisecond later). Deletes are not waited for.
+Read-after-invalidate across processes, whichever store invalidates (a plain ``RedisStore`` too):
+the invalidating store waits (up to its ``ack_timeout``) until every subscriber that received the
+message acknowledged it (``_acks.py``). A subscriber that does not answer in time (hung, stopped)
+cannot serve stale copies either: the local layer is used only within ``trust_window`` seconds
+after a PING sent over the subscription came back (a PONG arrives after every message published
+before its PING, so the listener has applied them all), and ``trust_window`` is at most the
+invalidators' ``ack_timeout``. The listener pings every ``trust_window / 4``; a process that stalls
+longer reads Redis until its next PONG. A read that starts after ``invalidate`` returned, in any
+process, therefore finds no local copy of what it invalidated.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -41,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
     raise ImportError("etagkit.cache.twolevel needs redis-py: pip install 'etagkit[redis]'") from exc
 
 from .._config import number
+from .._errors import ConfigurationError
 from ._store import GLOBAL_TAG, Entry, Hit, SetResult
 from .memory import ENTRY_OVERHEAD, MemoryStore, estimate_size
 from .redis import RedisStore
@@ -77,26 +78,31 @@ class TwoLevelStore:
         max_bytes: int = 16 * 1024 * 1024,
         timer: Callable[[], float] = time.time,
         resubscribe_interval: float = 1.0,
-        ping_interval: float = 5.0,
-        ack_timeout: float = 0.25,
+        trust_window: float = 0.2,
+        ack_timeout: float | None = None,
     ) -> None:
         self.resubscribe_interval = number("resubscribe_interval", resubscribe_interval, positive=True)
-        self.ping_interval = number("ping_interval", ping_interval, positive=True)
-        self.ack_timeout = number("ack_timeout", ack_timeout)
-        self.id = uuid.uuid4().hex  # names this store's ack channel
-        self._ack_channel = remote.ack_channel(self.id)
-        self._acks: dict[int, int] = {}  # clock of one of our invalidations -> acknowledgements heard
-        self._acked = threading.Condition()
-        self.ack_timeouts = 0
+        self.trust_window = number("trust_window", trust_window, positive=True)
+        if ack_timeout is not None:
+            remote.ack_timeout = number("ack_timeout", ack_timeout)
+        if remote.ack_timeout and self.trust_window > remote.ack_timeout:
+            raise ConfigurationError(
+                f"trust_window ({trust_window}s) must not exceed the invalidators' ack_timeout "
+                f"({remote.ack_timeout}s), or a stalled process could serve what was invalidated"
+            )
         self.remote = remote
         self.local = local or MemoryStore(max_entries=max_entries, max_bytes=max_bytes, timer=timer)
         self.received = 0  # invalidation messages applied (for stats and tests)
         self.subscription_losses = 0
-        self._subscribed = False  # read lock-free on the hot path
+        self._subscribed = False
+        self._trusted_until = 0.0  # time.monotonic() before which the local layer may answer
         self._ready = threading.Event()
         self._stop = threading.Event()
         self._listener = threading.Thread(target=self._listen, name="etagkit-twolevel", daemon=True)
         self._listener.start()
+
+    def _trusted(self) -> bool:
+        return time.monotonic() < self._trusted_until
 
     # -- the Store contract ---------------------------------------------------------------------------
 
@@ -106,7 +112,7 @@ class TwoLevelStore:
 
     def get(self, key: str, now: float) -> Hit | None:
         """Local hit if subscribed; else Redis (one round trip), copying a valid hit into the local layer."""
-        if not self._subscribed:
+        if not self._trusted():
             return self.remote.get(key, now)
         local = self.local
         copy = local.get(key, now)
@@ -115,7 +121,7 @@ class TwoLevelStore:
             return Hit(remote_hit.entry, True) if copy.soft_invalidated else remote_hit
         local_started = local.begin(())  # before the remote read: a message in flight refuses the copy
         hit = self.remote.get(key, now)
-        if hit is not None and not hit.soft_invalidated and self._subscribed:
+        if hit is not None and not hit.soft_invalidated and self._trusted():
             local.begin(hit.entry.tags)
             local.set(key, _local_copy(hit.entry, local_started), now)
         return hit
@@ -123,24 +129,40 @@ class TwoLevelStore:
     def set(self, key: str, entry: Entry, now: float) -> SetResult:
         """Compare-and-set in Redis (its result is the answer); if stored, also keep a local copy (if
         subscribed; the local layer may still not keep it, e.g. larger than its ``max_bytes``)."""
-        local_started = self.local.begin(entry.tags) if self._subscribed else None
+        local_started = self.local.begin(entry.tags) if self._trusted() else None
         result = self.remote.set(key, entry, now)
-        if result is SetResult.STORED and local_started is not None and self._subscribed:
+        if result is SetResult.STORED and local_started is not None and self._trusted():
             self.local.set(key, _local_copy(entry, local_started), now)
         elif result is not SetResult.STORED:
             self.local.delete(key)
         return result
 
     def invalidate(self, tags: Sequence[str], *, soft: bool = False) -> None:
-        """Invalidate in Redis (published to every process), then locally, even if Redis failed; then
-        wait until every subscriber acknowledged it (at most ``ack_timeout``)."""
+        """Invalidate in Redis (published to every process, acknowledged: ``RedisStore``), then
+        locally, even if Redis failed (then it raises ``StoreUnavailableError``)."""
         if not tags:
             return
         try:
-            clock, receivers = self.remote.invalidate_published(tags, soft=soft, origin=self.id)
+            self.remote.invalidate(tags, soft=soft)
         finally:
             self.local.invalidate(tags, soft=soft)
-        self._await_acks(clock, receivers)
+
+    def acquire_lease(self, key: str, ttl: float) -> str | None:
+        """The remote's compute lease (``RedisStore.acquire_lease``)."""
+        return self.remote.acquire_lease(key, ttl)
+
+    def release_lease(self, key: str, token: str) -> None:
+        """Give the remote's lease back."""
+        self.remote.release_lease(key, token)
+
+    def lease_held(self, key: str) -> bool:
+        """Whether some process holds the remote compute lease of ``key``."""
+        return self.remote.lease_held(key)
+
+    @property
+    def healthy(self) -> bool:
+        """The remote's health (breaker closed, nothing owed)."""
+        return self.remote.healthy
 
     def delete(self, key: str) -> None:
         """Delete in Redis (published) and locally."""
@@ -183,24 +205,34 @@ class TwoLevelStore:
     def _listen_once(self) -> None:
         client: Any = self.remote.client  # redis.Redis or RedisCluster (whose pubsub() is untyped)
         pubsub = client.pubsub()
+        interval = self.trust_window / 4
         try:
-            pubsub.subscribe(self.remote.channel, self._ack_channel)
-            last_traffic = time.monotonic()
+            pubsub.subscribe(self.remote.channel)
+            pings: dict[str, float] = {}  # ping payload -> time.monotonic() when sent
+            serial, next_ping = 0, 0.0
             while not self._stop.is_set():
-                message = pubsub.get_message(timeout=0.2)
+                now = time.monotonic()
+                if now >= next_ping and self._subscribed:
+                    if len(pings) > 64:  # no answer to the last 64 pings: the link is dead
+                        raise ConnectionError("no PONG over the invalidation subscription")
+                    serial += 1
+                    pings[str(serial)] = now
+                    pubsub.ping(str(serial))
+                    next_ping = now + interval
+                message = pubsub.get_message(timeout=interval)
                 if message is None:
-                    if time.monotonic() - last_traffic > self.ping_interval:
-                        pubsub.ping()  # a dead peer shows up as an error here
-                        last_traffic = time.monotonic()
                     continue
-                last_traffic = time.monotonic()
                 kind = message.get("type")
-                if kind == "subscribe" and message.get("data") == 2:  # both channels: invalidations, acks
+                if kind == "subscribe":
                     self.local.clear()  # whatever was missed before this moment is gone
                     self._subscribed = True
-                    self._ready.set()
-                elif kind == "message" and _text(message.get("channel")) == self._ack_channel:
-                    self._count_ack(message.get("data"))
+                    next_ping = 0.0  # trusted from the first PONG on
+                elif kind == "pong":
+                    sent = pings.pop(_text(message.get("data")), None)
+                    if sent is not None:
+                        pings = {k: v for k, v in pings.items() if v > sent}
+                        self._trusted_until = max(self._trusted_until, sent + self.trust_window)
+                        self._ready.set()
                 elif kind == "message":
                     self._apply(message.get("data"))
         finally:
@@ -210,6 +242,7 @@ class TwoLevelStore:
         if self._subscribed:
             self.subscription_losses += 1
         self._subscribed = False
+        self._trusted_until = 0.0
         self._ready.clear()
         self.local.clear()
 
@@ -228,40 +261,10 @@ class TwoLevelStore:
         self.received += 1
         clock, origin = message.get("c"), message.get("o")
         if isinstance(clock, str) and isinstance(origin, str) and origin:  # applied: acknowledge it
-            if origin == self.id:
-                self._count_ack(clock)
+            if origin == self.remote.id:
+                self.remote.acks.record(int(clock))
             else:
                 self.remote.client.publish(self.remote.ack_channel(origin), clock)
-
-    def _count_ack(self, data: Any) -> None:
-        try:
-            clock = int(data)
-        except (TypeError, ValueError):
-            log.warning("ignored a malformed acknowledgement on the cache ack channel: %r", data)
-            return
-        with self._acked:
-            if len(self._acks) > 1024:  # acknowledgements that arrived after their wait gave up
-                self._acks.clear()
-            self._acks[clock] = self._acks.get(clock, 0) + 1
-            self._acked.notify_all()
-
-    def _await_acks(self, clock: int, receivers: int) -> None:
-        """Wait until ``receivers`` subscribers acknowledged invalidation ``clock`` (or the timeout)."""
-        if not receivers or not self.ack_timeout:
-            return
-        with self._acked:
-            done = self._acked.wait_for(lambda: self._acks.get(clock, 0) >= receivers, self.ack_timeout)
-            heard = self._acks.pop(clock, 0)
-            self.ack_timeouts += not done
-        if not done:
-            log.warning(
-                "cache invalidation %d: %d of %d subscribers acknowledged within %ss; another process "
-                "may serve its local copy until the message reaches it",
-                clock,
-                heard,
-                receivers,
-                self.ack_timeout,
-            )
 
     # -- lifecycle and stats ----------------------------------------------------------------------------
 
@@ -273,7 +276,6 @@ class TwoLevelStore:
         stats["subscribed"] = self._subscribed
         stats["subscription_losses"] = self.subscription_losses
         stats["invalidations_received"] = self.received
-        stats["ack_timeouts"] = self.ack_timeouts
         return stats
 
     def close(self) -> None:

@@ -124,11 +124,19 @@ class Exchange:
 
     def _shareable(self) -> bool:
         """Stored answers are shared by every requester of a key: never for a credentialed request
-        (Authorization, Cookie, an authenticated REMOTE_USER) unless the route declares its scope."""
-        req = self.request
-        if req.remote_user and self.scope() is None:
+        (Authorization, Cookie, REMOTE_USER, a configured credential field) unless the route
+        declares its scope; and kept only for allowed hosts."""
+        req, settings = self.request, self.settings
+        if not self._host_allowed():
             return False
-        return shared_lookup_allowed(req.fields, self.scope())
+        # the decision fields hold Authorization and Cookie; configured ones are read from all fields
+        source = req.headers if settings.credential_fields and req.headers is not None else req.fields
+        return shared_lookup_allowed(
+            source,
+            self.scope(),
+            credential_fields=settings.credential_fields,
+            remote_user=req.remote_user,
+        )
 
     def _key(self) -> str:
         if self.key is None:
@@ -206,12 +214,20 @@ class Exchange:
                 or not range_applies(fields, etag=_as_etag(checked.etag), last_modified=checked.last_modified)
             )
         )
-        return Run(
-            drop_range=drop_range,
-            head_as_get=method == "HEAD" and self.validator is None,
-            ticket_tags=self._ticket_tags(),
-            response_key=self._response_key(),
+        head_as_get = method == "HEAD" and self.validator is None
+        ticket_tags = self._ticket_tags() if self.has_store else None
+        first = self._write_tags() if unsafe and self.has_store else ()
+        if not (drop_range or head_as_get or ticket_tags or first):
+            return _PLAIN_RUN  # the common case: nothing to change, nothing to store
+        return Run(drop_range, head_as_get, ticket_tags, self._response_key(), first)
+
+    def unavailable(self) -> Answer:
+        """The answer to a write whose invalidation could not be recorded before it ran: 503 with
+        Retry-After (RFC 9110 §15.6.4, §10.2.3); the write did not run, so nothing is lost."""
+        reply = error_reply(
+            503, json_body=self._json(), detail="The cache is unreachable: the write was not applied, retry."
         )
+        return Answer(Reply(503, (*reply.headers, ("Retry-After", "1")), reply.body), Count(503))
 
     def _route_headers(self) -> tuple[tuple[str, str], ...]:
         cache_control = self.settings.cache_control
@@ -285,11 +301,11 @@ class Exchange:
         self._headers, self._fields = headers, fields_of(headers)
         fields = self._fields
         declared = _declared_length(fields)
-        if status == 200 and self._body_wanted(fields):
-            size = length if complete else declared
+        size = length if complete else declared
+        if status == 200 and size is not None and size <= settings.max_buffer and self._body_wanted(fields):
             ctype = fields.get("content-type", "").split(";", 1)[0].strip(" \t").lower()
-            if size is not None and size <= settings.max_buffer and ctype not in _NEVER_BUFFERED:
-                return Hash()
+            if ctype not in _NEVER_BUFFERED:
+                return _HASH
         return self._decide(None, length if length is not None else declared)
 
     def _body_wanted(self, fields: Fields) -> bool:
@@ -378,14 +394,32 @@ class Exchange:
         self._body_tags = tuple(dict.fromkeys(learned))
         return headers if self.settings.keep_tag_header else kept
 
+    def _host_allowed(self) -> bool:
+        hosts = self.settings.allowed_hosts
+        return hosts is None or hosts.allows(self.request.origin)
+
+    def _write_tags(self) -> tuple[str, ...]:
+        """What a write to this target invalidates whatever its answer: its path's validators and
+        the route's declared tags (tags its response names are known only after it ran)."""
+        req = self.request
+        declared = self.tags() if self.settings.invalidate_tags else ()
+        path = (path_tag(req.path, req.origin),) if self._host_allowed() else ()
+        return tuple(dict.fromkeys((*path, *declared)))
+
     def _stale(self, status: int) -> tuple[str, ...]:
         """What a successful unsafe request invalidates (RFC 9111 §4.4): its target's stored
-        validators (path tag), the route's tags and those its response names."""
+        validators (path tag; only on an allowed host, where any can be stored: a request for an
+        unknown host never creates a mark), the route's tags and those its response names."""
         req = self.request
         if not self.has_store or not invalidates_target(req.method, status):
             return ()
         declared = self.tags() if self.settings.invalidate_tags else ()
-        return tuple(dict.fromkeys((path_tag(req.path, req.origin), *declared, *self._body_tags)))
+        path = (path_tag(req.path, req.origin),) if self._host_allowed() else ()
+        return tuple(dict.fromkeys((*path, *declared, *self._body_tags)))
+
+
+_PLAIN_RUN = Run()
+_HASH = Hash()
 
 
 def _no_store(fields: Fields) -> bool:

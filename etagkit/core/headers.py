@@ -9,7 +9,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 
-__all__ = ["TOKEN", "FieldView", "Fields", "HeaderSource", "fields_of", "get_header", "split_list"]
+__all__ = [
+    "TOKEN",
+    "FieldView",
+    "Fields",
+    "HeaderSource",
+    "fields_of",
+    "get_header",
+    "is_token",
+    "split_list",
+    "valid_field",
+]
 
 HeaderSource = Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -17,6 +27,11 @@ OWS = " \t"
 # token = 1*tchar ; tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_"
 #                           / "`" / "|" / "~" / DIGIT / ALPHA                     (RFC 9110 §5.6.2)
 TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_TOKEN = re.compile(TOKEN)
+# field-value = *field-content ; field-content = field-vchar [ 1*( SP / HTAB / field-vchar ) field-vchar ]
+# field-vchar = VCHAR / obs-text   (RFC 9110 §5.5): no CTL but HTAB, so never a CR, LF or NUL; and
+# nothing above obs-text (0xFF), which no header can carry on the wire (WSGI: latin-1 strings).
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 # One list member: text up to the next comma that is not inside a DQUOTE pair. An unclosed quote runs
 # to the end. Every quantifier is possessive in effect (the branches start on distinct characters and
@@ -65,6 +80,18 @@ def get_header(headers: HeaderSource, name: str) -> str | None:
     if not found:
         return None
     return ", ".join(found)
+
+
+def is_token(value: object) -> bool:
+    """Whether ``value`` is a ``token`` (RFC 9110 §5.6.2): what a field name must be (§5.1)."""
+    return isinstance(value, str) and _TOKEN.fullmatch(value) is not None
+
+
+def valid_field(name: object, value: object) -> bool:
+    """Whether a (name, value) pair may be sent as a header field: a token name and a value with no
+    control character but HTAB (RFC 9110 §5.1, §5.5). Stored data is checked with it before it
+    reaches a server, which would refuse (or be split by) a CR or LF."""
+    return is_token(name) and isinstance(value, str) and _FIELD_VALUE.fullmatch(value) is not None
 
 
 def split_list(value: str, *, limit: int, escapes: bool = False) -> Iterator[str]:

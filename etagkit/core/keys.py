@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode
 
-from .headers import Fields, HeaderSource, get_header
+from .._errors import ConfigurationError
+from .headers import Fields, HeaderSource, get_header, is_token
+from .memo import MEMO_MAX_CHARS
 
 __all__ = [
+    "credential_field_names",
     "origin_of",
     "path_tag",
     "representation_key",
@@ -29,7 +32,6 @@ _KEY_VERSION = "v2"
 # -- stored validators: keys and records (pure) ------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
 def representation_key(
     method: str,
     path: str,
@@ -49,10 +51,21 @@ def representation_key(
     whose repeated values are ordered data, are two. Stable across processes (sha256). ``kind``
     separates what is stored for it (``"etag"``: validators, ``"response"``: whole responses).
     """
+    # keys repeat (the same targets are read again and again) but the method, path, query and Host
+    # are the client's: only short targets are memoized, so unique 100 KB queries are never held
+    if len(method) + len(path) + len(query) + len(origin) + (len(scope) if scope else 0) <= MEMO_MAX_CHARS:
+        return _key_memo(method, path, query, scope, kind, origin)
+    return _key(method, path, query, scope, kind, origin)
+
+
+def _key(method: str, path: str, query: str, scope: str | None, kind: str, origin: str) -> str:  # noqa: PLR0917
     method = method.upper()
     method_class = "GET" if method in ("GET", "HEAD") else method
     pairs = sorted(parse_qsl(query, keep_blank_values=True), key=_name) if query else []
     return _digest(kind, method_class, origin, path, urlencode(pairs), scope)
+
+
+_key_memo = functools.lru_cache(maxsize=4096)(_key)
 
 
 def _name(pair: tuple[str, str]) -> str:
@@ -75,13 +88,21 @@ def variant_key(base_key: str, request_headers: HeaderSource, vary: Sequence[str
     return _digest("variant", base_key, *parts)
 
 
-@functools.lru_cache(maxsize=4096)
 def path_tag(path: str, origin: str = "") -> str:
     """The implicit tag of every validator stored for ``origin`` + ``path``; a successful unsafe
     request to that target invalidates it (RFC 9111 §4.4: unsafe requests invalidate the target
     URI), and only on that origin (:func:`request_origin`)."""
+    if len(path) + len(origin) <= MEMO_MAX_CHARS:  # short targets only (see representation_key)
+        return _tag_memo(path, origin)
+    return _tag(path, origin)
+
+
+def _tag(path: str, origin: str) -> str:
     target = origin + path
     return "etagkit:path:" + hashlib.sha256(target.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+_tag_memo = functools.lru_cache(maxsize=4096)(_tag)
 
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
@@ -92,6 +113,15 @@ def origin_of(scheme: str, host: str, port: int | str | None = None) -> str:
     (RFC 9110 §4.2.3 normalization). ``host`` is the Host field (it may carry the port) or a server
     name; ``port`` is added when ``host`` has none. Part of every key and path tag, so one app
     serving several hosts never answers one host's request with another's entries."""
+    if port is None and len(host) <= _MAX_HOST:  # hosts repeat: memoized, bounded in bytes
+        return _origin_memo(scheme, host)
+    return _origin(scheme, host, port)
+
+
+_MAX_HOST = 255  # a DNS name's limit (RFC 1035 §2.3.4); longer Host fields are not memoized
+
+
+def _origin(scheme: str, host: str, port: int | str | None = None) -> str:
     scheme = scheme.lower()
     host = host.strip(" \t").lower()
     if port is not None and ":" not in host.rpartition("]")[2]:
@@ -102,15 +132,52 @@ def origin_of(scheme: str, host: str, port: int | str | None = None) -> str:
     return f"{scheme}://{host}"
 
 
-def shared_lookup_allowed(request_headers: HeaderSource, scope: str | None) -> bool:
-    """Whether a stored validator may answer this request: never a credentialed request (Authorization
-    or Cookie) unless the route declared its scope (then the scope is part of the key)."""
+_origin_memo = functools.lru_cache(maxsize=1024)(_origin)
+
+
+_CREDENTIAL_FIELDS = ("authorization", "cookie")  # always credentials (RFC 9110 §11.6.2, RFC 6265)
+
+
+def credential_field_names(names: Iterable[str]) -> frozenset[str]:
+    """The setting of further credential header fields (e.g. ``X-API-Key``) as lower-cased names, for
+    :func:`shared_lookup_allowed`. Raises ConfigurationError for a name that is no field name (a
+    token, RFC 9110 §5.1): a mistake at construction, never at request time."""
+    if isinstance(names, str):
+        raise ConfigurationError(f"credential fields: a list of field names, not the string {names!r}")
+    checked = set()
+    for name in names:
+        if not is_token(name):
+            raise ConfigurationError(f"credential fields: {name!r} is not a header field name (a token)")
+        checked.add(name.lower())
+    return frozenset(checked)
+
+
+def shared_lookup_allowed(
+    request_headers: HeaderSource,
+    scope: str | None,
+    *,
+    credential_fields: frozenset[str] = frozenset(),
+    remote_user: str | None = None,
+) -> bool:
+    """Whether a stored validator or response may answer this request: never a request that carries
+    credentials unless the route declared its scope (then the scope is part of the key).
+
+    Credentials are Authorization and Cookie, any of ``credential_fields`` (lower-cased names, see
+    :func:`credential_field_names`) and an authenticated user the server established
+    (``remote_user``: WSGI's ``REMOTE_USER``, RFC 3875 §4.1.11, set by mod_wsgi or an auth proxy;
+    present at all, even empty, counts). A shared cache must not reuse a response to an
+    authenticated request for another user (RFC 9111 §3.5).
+    """
     if scope is not None:
         return True
+    if remote_user is not None:
+        return False
     if isinstance(request_headers, Fields):
-        return "authorization" not in request_headers and "cookie" not in request_headers
-    return (
-        get_header(request_headers, "Authorization") is None and get_header(request_headers, "Cookie") is None
+        if "authorization" in request_headers or "cookie" in request_headers:
+            return False
+        return not any(name in request_headers for name in credential_fields)
+    return not any(
+        get_header(request_headers, name) is not None for name in (*_CREDENTIAL_FIELDS, *credential_fields)
     )
 
 

@@ -18,11 +18,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
+from typing import NamedTuple
 
 from .dates import format_http_date, parse_http_date
 from .etag import ETag, etag_or_none, generate_etag
 from .freshness import SAFE_METHODS
 from .headers import TOKEN, Fields, FieldView, HeaderSource, fields_of, get_header
+from .memo import MEMO_MAX_CHARS, fields_chars
 from .policy import parse_cache_control
 from .preconditions import Outcome, evaluate, not_modified_headers, requires_precondition
 
@@ -49,13 +51,12 @@ _READS = frozenset({"GET", "HEAD"})
 _TOKEN = re.compile(TOKEN)
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     """What to send: a status, its header list and a body.
 
     ``body is None`` means "send the unconditional response's own body unchanged" (the response
     passes, possibly with an ETag added); otherwise ``body`` replaces it (304: ``b""``; 412 / 428:
-    a small error document).
+    a small error document). A named tuple: one is made per request.
     """
 
     status: int
@@ -110,12 +111,13 @@ def wants_json(request_headers: HeaderSource, response_headers: HeaderSource = (
 
 
 def error_reply(status: int, *, json_body: bool = False, detail: str | None = None) -> Reply:
-    """A small 412 / 428 document and no representation headers (RFC 9110 §15.5.13, RFC 6585 §3).
+    """A small error document (412, 428, 503) and no representation headers (RFC 9110 §15.5.13,
+    RFC 6585 §3).
 
     JSON follows RFC 9457 (``application/problem+json``); otherwise one line of plain text.
     """
     title = HTTPStatus(status).phrase
-    if detail is None:
+    if detail is None:  # a 428 or a 412 (other statuses pass their own detail)
         detail = (
             "This request is required to be conditional: send If-Match with the current ETag."
             if status == 428
@@ -182,11 +184,23 @@ def _not_modified(
 ) -> Reply:
     """The 304 of a response with these headers and validators: exactly the RFC 9110 §15.4.5 fields
     (and the Set-Cookie the app set on it, with ``set_cookie``). Responses repeat (stored records, an
-    app's fixed headers), so each one's 304 is built once."""
+    app's fixed headers), so each one's 304 is built once: memoized by entries and in bytes, never
+    one that carries a Set-Cookie (per client)."""
+    key = (headers, etag, last_modified, set_cookie)
     try:
-        return _not_modified_reply(headers, etag, last_modified, set_cookie)
+        return _NOT_MODIFIED[key]
+    except KeyError:
+        pass
     except TypeError:  # an unhashable header pair (a list): build it uncached
         return _build_not_modified(headers, etag, last_modified, set_cookie)
+    reply = _build_not_modified(headers, etag, last_modified, set_cookie)
+    if fields_chars(headers) <= MEMO_MAX_CHARS and not (
+        set_cookie and any(k.lower() == "set-cookie" for k, _ in headers)
+    ):
+        if len(_NOT_MODIFIED) >= _NOT_MODIFIED_ENTRIES:
+            _NOT_MODIFIED.clear()
+        _NOT_MODIFIED[key] = reply
+    return reply
 
 
 def _build_not_modified(
@@ -196,7 +210,8 @@ def _build_not_modified(
     return Reply(304, tuple(not_modified_headers(with_validators, set_cookie=set_cookie)), b"", etag)
 
 
-_not_modified_reply = functools.lru_cache(maxsize=4096)(_build_not_modified)
+_NOT_MODIFIED: dict[tuple[object, ...], Reply] = {}  # see _not_modified
+_NOT_MODIFIED_ENTRIES = 4096
 
 
 def conditional_response(

@@ -1,17 +1,23 @@
 """The values an exchange takes and the steps it answers with (:mod:`etagkit.core.exchange`).
 
-Frozen, slotted value objects (h11's events): a face reads what a step says and performs it.
+Immutable value objects (h11's events): ``Settings`` is a frozen dataclass built once per face or
+route; the per-request values are named tuples, which cost a fraction of a frozen dataclass to make
+(a request makes several). A face reads what a step says and performs it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from .headers import Fields, HeaderSource
+from .hosts import AllowedHosts
 from .records import CachedResponse, StoredValidator
 from .reply import Reply
 
 __all__ = ["Answer", "Count", "Hash", "ReadBack", "Request", "Run", "Send", "Settings"]
+
+_NO_FIELDS = Fields()  # a request without fields (never mutated: Fields are built per request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +30,10 @@ class Settings:
     ``cache_control`` is added to 2xx GET/HEAD responses that set none; ``invalidate_tags``: a
     successful write invalidates the declared tags too (its own path's validators always).
     ``cache_ttl``: keep whole 200 responses (response caching) for that long.
+    ``credential_fields``: request fields that carry credentials besides Authorization and Cookie
+    (e.g. ``x-api-key``): such requests never share stored answers without a scope.
+    ``allowed_hosts``: the hosts stored answers are kept for (None: any); a request for another host
+    is answered statelessly and leaves nothing in the store (Django's ALLOWED_HOSTS idea).
     """
 
     weak: bool = False
@@ -37,10 +47,11 @@ class Settings:
     cache_control: str | None = None
     invalidate_tags: bool = True
     cache_ttl: float | None = None
+    credential_fields: frozenset[str] = frozenset()
+    allowed_hosts: AllowedHosts | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     """A request as plain values. ``fields``: the request fields under lower-cased names (at least
     the preconditions, Range/If-Range, Accept, Content-Type and credentials); ``headers``: any field
     (those a stored response names in Vary), ``fields`` when omitted. ``remote_user``: the user a
@@ -50,13 +61,12 @@ class Request:
     path: str
     query: str = ""
     origin: str = ""
-    fields: Fields = field(default_factory=Fields)
+    fields: Fields = _NO_FIELDS
     headers: HeaderSource | None = None
     remote_user: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Count:
+class Count(NamedTuple):
     """One answer for the metrics: its status, the body bytes a 304 did not send (None: unknown
     here, e.g. a cheap validator's 304 before the app), whether a stored record answered it, and
     the body size of a 200 when known (what a later 304 of the same target saves)."""
@@ -67,20 +77,18 @@ class Count:
     sent: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     """Send ``reply`` (its body replaces the app's; on HEAD send no body). Before the app: it never
     runs. After the head: close the app's body unread. ``record`` / ``invalidate`` as in :class:`Send`."""
 
     reply: Reply
-    count: Count
+    tally: Count
     record: StoredValidator | None = None
     store_tags: tuple[str, ...] = ()
     cache_hit: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ReadBack:
+class ReadBack(NamedTuple):
     """A conditional write with no known current validator: GET the target through the app, then call
     :meth:`Exchange.read_back` with what it answered (RFC 9110 §13.2.1: a false condition must stop
     the write before it runs)."""
@@ -89,26 +97,26 @@ class ReadBack:
 _READ_BACK = ReadBack()
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
+class Run(NamedTuple):
     """Run the app. ``drop_range``: without Range (If-Range not confirmed, §13.1.5); ``head_as_get``:
     as GET, body dropped (HEAD gets GET's ETag); ``ticket_tags``: take the store's ticket for these
     tags first (race safety); ``response_key``: a cached whole response to look up first
-    (:meth:`Exchange.cached`)."""
+    (:meth:`Exchange.cached`); ``invalidate_first``: a write's tags to invalidate BEFORE it runs;
+    when that cannot be recorded, answer :meth:`Exchange.unavailable` instead of running it (no
+    process may serve a validator older than an acknowledged write)."""
 
     drop_range: bool = False
     head_as_get: bool = False
     ticket_tags: tuple[str, ...] | None = None
     response_key: str | None = None
+    invalidate_first: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Hash:
+class Hash(NamedTuple):
     """Collect the (complete, small) body and call :meth:`Exchange.finish` with it."""
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
+class Send(NamedTuple):
     """Send the app's response with ``reply``'s status and headers and the app's own body.
 
     Operations: store ``record`` under the ticket with ``store_tags``; store ``cached`` (a whole
@@ -116,7 +124,7 @@ class Send:
     again once the body is closed (a write may commit while its body runs)."""
 
     reply: Reply
-    count: Count
+    tally: Count
     record: StoredValidator | None = None
     store_tags: tuple[str, ...] = ()
     invalidate: tuple[str, ...] = ()
