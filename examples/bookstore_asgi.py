@@ -33,6 +33,7 @@ from bookstore import (
     _BREAKER_GAUGE,
     CACHE_CONTROL,
     DEFAULT_BOOKS,
+    DEFAULT_REDIS_TIMEOUT,
     MAX_BODY,
     Book,
     Catalog,
@@ -69,6 +70,7 @@ def create_app(
     *,
     books: int | None = None,
     redis_prefix: str | None = None,
+    redis_timeout: float | None = None,
 ) -> Any:
     """The bookstore as an ASGI app (arguments left out are read from the environment, as in
     ``bookstore.create_app``)."""
@@ -76,6 +78,8 @@ def create_app(
     redis_url = redis_url or _env("ETAGKIT_REDIS_URL")
     books = books if books is not None else int(_env("BOOKSTORE_BOOKS") or DEFAULT_BOOKS)
     redis_prefix = redis_prefix or _env("BOOKSTORE_REDIS_PREFIX") or "bookstore:"
+    if redis_timeout is None:
+        redis_timeout = float(_env("BOOKSTORE_REDIS_TIMEOUT") or DEFAULT_REDIS_TIMEOUT)
 
     catalog = Catalog(db, books=books)
     metrics = Metrics()
@@ -84,7 +88,9 @@ def create_app(
     if redis_url:
         from etagkit.cache.redis import RedisStore
 
-        redis_store = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=0.25, connect_timeout=0.25)
+        redis_store = RedisStore(
+            redis_url, prefix=redis_prefix, socket_timeout=redis_timeout, connect_timeout=redis_timeout
+        )
         metrics.set_gauge("breaker_state", lambda: _BREAKER_GAUGE[redis_store.breaker.state])
         store = redis_store
     else:
@@ -137,7 +143,7 @@ def create_app(
     @routes.conditional(etag=book_etag, tags=["books", "book:{book_id}"], require_precondition=True)
     async def replace_book(request: Request) -> Response:
         book_id = request.path_params["book_id"]
-        fields = parse_book(await body_of(request))
+        fields = parse_book(await body_of(request), book_id=book_id)  # its own GET representation too
         version = request.state.etagkit_checked.version  # what etag= read before the If-Match check
         if version is None:
             return _error(404, f"no book {book_id}")
@@ -233,14 +239,28 @@ def _worker_header(app: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--redis-prefix", envvar="BOOKSTORE_REDIS_PREFIX", default="bookstore:", help="Redis key prefix."
 )
+@click.option(
+    "--redis-timeout",
+    envvar="BOOKSTORE_REDIS_TIMEOUT",
+    default=DEFAULT_REDIS_TIMEOUT,
+    type=click.FloatRange(0, min_open=True),
+    help="Redis socket and connect timeout, seconds.",
+)
 @click.option("--books", default=DEFAULT_BOOKS, type=click.IntRange(0, 1_000_000), help="Books to seed.")
 def main(
-    *, host: str, port: int, db: str | None, redis_url: str | None, redis_prefix: str, books: int
+    *,
+    host: str,
+    port: int,
+    db: str | None,
+    redis_url: str | None,
+    redis_prefix: str,
+    redis_timeout: float,
+    books: int,
 ) -> None:
     """Serve the bookstore with uvicorn."""
     import uvicorn
 
-    app = create_app(db, redis_url, books=books, redis_prefix=redis_prefix)
+    app = create_app(db, redis_url, books=books, redis_prefix=redis_prefix, redis_timeout=redis_timeout)
     store = f"Redis at {urlsplit(redis_url).hostname}" if redis_url else "in-process memory"  # no password
     click.echo(
         f"bookstore (ASGI): {books} books in {db or 'in-memory SQLite'}, cache store: {store}", err=True
