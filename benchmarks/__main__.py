@@ -28,11 +28,14 @@ from typing import Any
 
 from benchmarks._harness import error_row, target_met
 
-MODULES = ("core", "peers", "cache_memory", "cache_redis", "adapters", "client")
+MODULES = ("core", "peers", "cache_memory", "cache_redis", "adapters", "asgi", "client")
 RESULTS = Path(__file__).resolve().parent / "results"
 PEERS = (
     "cachetools",
     "django",
+    "fastapi",
+    "starlette",
+    "uvicorn",
     "flask",
     "flask-caching",
     "hishel",

@@ -87,6 +87,8 @@ def _django_apps(view_calls: list[int]) -> tuple[WSGIApp, WSGIApp]:
     def books(request: HttpRequest) -> HttpResponse:
         view_calls[0] += 1
         response = HttpResponse(BODY, content_type="application/json")
+        # a declared length: ETagMiddleware hashes only bodies it knows to be complete
+        response["Content-Length"] = str(len(BODY))
         response["Cache-Tag"] = "books"  # tags for etagkit's stored validator (stripped by it)
         # a known length (Django's CommonMiddleware sets it): ETagMiddleware hashes only bodies it
         # knows to be complete and bounded, never a stream of unknown length

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from .core.etag import HashAlgorithm
     from .core.hosts import AllowedHosts
 
 __all__ = [
+    "algorithm",
     "allowed_hosts",
     "cache_control",
     "callable_or_none",
@@ -92,3 +94,17 @@ def credential_fields(value: object) -> frozenset[str]:
     from .core.keys import credential_field_names
 
     return credential_field_names(value or ())  # type: ignore[arg-type]
+
+
+def algorithm(name: str, value: object) -> HashAlgorithm:
+    """A hash algorithm for generated ETags, checked now: an unknown name is a ConfigurationError,
+    and one whose library is missing raises the ImportError naming the ``fast`` extra here, not at
+    the first request."""
+    from typing import get_args
+
+    from .core.etag import HashAlgorithm, generate_etag
+
+    if value not in get_args(HashAlgorithm):
+        raise ConfigurationError(f"{name} must be one of {get_args(HashAlgorithm)}, not {value!r}")
+    generate_etag(b"", algorithm=value)  # type: ignore[arg-type]
+    return value  # type: ignore[return-value]

@@ -21,31 +21,19 @@ from collections.abc import Callable, Iterable
 from wsgiref.types import WSGIApplication, WSGIEnvironment
 
 from ._pep3333 import close_iterable, status_code
-from .core.dates import parse_http_date
-from .core.etag import etag_or_none
-from .core.headers import fields_of
+from .core.readback import READ_BACK_DROPPED, read_back_validator
 from .core.reply import Validator
 
 __all__ = ["READBACK_KEY", "read_current_validator"]
 
 READBACK_KEY = "etagkit.readback"  # set in the sub-request's environ (adapters skip its metrics)
 
-# Request fields that make the read conditional or carry the write's body: dropped from the GET.
+# the WSGI keys of the request fields the read-back GET drops (core.readback.READ_BACK_DROPPED)
 _DROPPED = frozenset(
-    {
-        "HTTP_IF_MATCH",
-        "HTTP_IF_NONE_MATCH",
-        "HTTP_IF_MODIFIED_SINCE",
-        "HTTP_IF_UNMODIFIED_SINCE",
-        "HTTP_IF_RANGE",
-        "HTTP_RANGE",
-        "CONTENT_LENGTH",
-        "CONTENT_TYPE",
-        "HTTP_TRANSFER_ENCODING",
-        "HTTP_CONTENT_ENCODING",
-    }
-)
-_GONE = frozenset({404, 410})
+    name.upper().replace("-", "_") if name in ("content-length", "content-type") else
+    "HTTP_" + name.upper().replace("-", "_")
+    for name in READ_BACK_DROPPED
+)  # fmt: skip
 
 
 def read_environ(environ: WSGIEnvironment) -> WSGIEnvironment:
@@ -80,13 +68,4 @@ def read_current_validator(app: WSGIApplication, environ: WSGIEnvironment) -> Va
     if not captured:
         return None
     status, headers = captured[0]
-    code = status_code(status)
-    if code in _GONE:
-        return Validator(exists=False)
-    if not 200 <= code < 300:
-        return None
-    fields = fields_of(headers)
-    etag = etag_or_none(fields.get("etag"))
-    last_modified = parse_http_date(fields.get("last-modified"))
-    # no ETag at all: the representation exists but matches no listed tag (If-Match fails, §13.1.1)
-    return Validator(etag, last_modified, True)
+    return read_back_validator(status_code(status), headers)

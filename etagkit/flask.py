@@ -7,7 +7,8 @@ Flask and the request exchange of ``etagkit.core.exchange`` (the same one ``ETag
 drives), whose operations the shared driver performs.
 
 Config keys (defaults): ``ETAGKIT_MAX_BUFFER`` (1 MiB: largest body hashed),
-``ETAGKIT_WEAK`` (False: generate strong ETags), ``ETAGKIT_WEAKEN_ENCODED`` (False: a
+``ETAGKIT_WEAK`` (False: generate strong ETags), ``ETAGKIT_ALGORITHM`` (``"sha256"``: the hash of
+generated ETags; ``"xxh3"`` / ``"blake3"`` with the ``fast`` extra), ``ETAGKIT_WEAKEN_ENCODED`` (False: a
 content-coded body gets a per-coding strong tag; a view's own ETag is never rewritten),
 ``ETAGKIT_REQUIRE_PRECONDITION`` (False: 428 for unconditional writes other than POST),
 ``ETAGKIT_AUTO_INVALIDATE`` (True: a successful write invalidates the view's tags),
@@ -54,6 +55,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without flask
     raise ImportError("etagkit.flask needs Flask: pip install 'etagkit[flask]'") from exc
 
+from ._config import algorithm as check_algorithm
 from ._config import allowed_hosts as compile_hosts
 from ._config import cache_control as cache_control_of
 from ._config import credential_fields, flag, number, optional_flag, positive_int
@@ -89,6 +91,7 @@ _DEFAULTS: dict[str, Any] = {
     "ETAGKIT_EARLY_304": False,
     "ETAGKIT_CREDENTIAL_HEADERS": (),
     "ETAGKIT_ALLOWED_HOSTS": None,
+    "ETAGKIT_ALGORITHM": "sha256",
 }
 _BOOL_KEYS = (
     "ETAGKIT_WEAK",
@@ -165,6 +168,7 @@ class ETagKit:
                 json_errors=optional_flag("ETAGKIT_JSON_ERRORS", config["ETAGKIT_JSON_ERRORS"]),
                 credential_fields=credential_fields(config["ETAGKIT_CREDENTIAL_HEADERS"]),
                 allowed_hosts=compile_hosts(config["ETAGKIT_ALLOWED_HOSTS"]),
+                algorithm=check_algorithm("ETAGKIT_ALGORITHM", config["ETAGKIT_ALGORITHM"]),
             ),
             driver=Driver(
                 store,
@@ -346,7 +350,7 @@ def _handle(
     ticket = driver.begin(step, route)  # BEFORE the view: an invalidation during it wins
     if checked is not None:
         setattr(g, _CHECKED, checked)  # for ETagKit.checked_validator() inside the view
-    response = app.make_response(view(*args, **kwargs))
+    response = app.make_response(app.ensure_sync(view)(*args, **kwargs))  # an async def view too
     complete = not response.is_streamed
     data = response.get_data() if complete else None
     after = exchange.respond(

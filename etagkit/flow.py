@@ -21,11 +21,13 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ._config import algorithm as check_algorithm
 from ._config import allowed_hosts as compile_hosts
 from ._config import cache_control as cache_control_of
 from ._config import callable_or_none, credential_fields, flag, number, optional_flag, positive_int
 from ._driver import Driver
 from ._validators import MetricsSink, ValidatorStore, check_cache
+from .core.etag import HashAlgorithm
 from .core.exchange import Answer, Exchange, Hash, Request, Run, Send, Settings
 from .core.headers import fields_of
 from .core.keys import origin_of
@@ -38,7 +40,8 @@ class ConditionalFlow:
     """The settings and the store of a server's conditional requests (see the module doc).
 
     ``cache``: a ``TagCache`` for stored validators (per route: ``tags=`` or ``stored``); the other
-    options are those of ``ETagMiddleware`` (``credential_headers``, ``allowed_hosts`` included).
+    options are those of ``ETagMiddleware`` (``credential_headers``, ``allowed_hosts``,
+    ``algorithm`` included).
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class ConditionalFlow:
         ttl: float | None = None,
         credential_headers: Iterable[str] = (),
         allowed_hosts: Iterable[str] | None = None,
+        algorithm: HashAlgorithm = "sha256",
     ) -> None:
         check_cache(cache)
         if ttl is not None:
@@ -68,6 +72,7 @@ class ConditionalFlow:
             stored=optional_flag("stored", stored),
             credential_fields=credential_fields(credential_headers),
             allowed_hosts=compile_hosts(allowed_hosts),
+            algorithm=check_algorithm("algorithm", algorithm),
         )
         store = ValidatorStore(cache, ttl=ttl, metrics=metrics) if cache is not None else None
         self.driver = Driver(store, metrics)

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
+from ._config import algorithm as check_algorithm
 from ._config import allowed_hosts as compile_hosts
 from ._config import callable_or_none, credential_fields, flag, number, optional_flag, positive_int
 from ._driver import Driver
@@ -25,6 +26,7 @@ from ._errors import ConfigurationError
 from ._pep3333 import Body, close_iterable, complete_body, status_code
 from ._readback import READBACK_KEY, read_current_validator
 from ._validators import MetricsSink, ValidatorStore, check_cache
+from .core.etag import HashAlgorithm
 from .core.exchange import Answer, Exchange, Hash, Send, Settings
 from .core.headers import TOKEN
 from .core.reply import Validator
@@ -58,6 +60,8 @@ class ETagMiddleware:
     * ``max_buffer``: the largest body hashed (bytes). Only a body that is already complete (a list
       or tuple) or declares its Content-Length within the cap is hashed; any other stream passes
       through untagged, and ``text/event-stream`` always does.
+    * ``algorithm``: the hash of generated ETags (``"sha256"``; ``"xxh3"`` / ``"blake3"`` with the
+      ``fast`` extra, see ``generate_etag``).
     * ``weak``: generate weak ETags. ``weaken_encoded``: a content-coded body gets the weak tag
       instead of a per-coding strong one (generated tags only: an app's own ETag is sent as is).
     * ``require_precondition``: answer 428 to an unsafe request other than POST with no lost-update
@@ -92,6 +96,7 @@ class ETagMiddleware:
         stored: bool | None = None,
         credential_headers: Iterable[str] = (),
         allowed_hosts: Iterable[str] | None = None,
+        algorithm: HashAlgorithm = "sha256",
     ) -> None:
         if not callable(app):
             raise ConfigurationError(f"app must be a WSGI callable, not {app!r}")
@@ -114,6 +119,7 @@ class ETagMiddleware:
             keep_tag_header=flag("keep_tag_header", keep_tag_header),
             credential_fields=credential_fields(credential_headers),
             allowed_hosts=compile_hosts(allowed_hosts),
+            algorithm=check_algorithm("algorithm", algorithm),
         )
         self.store = ValidatorStore(cache, ttl=ttl, metrics=metrics) if cache is not None else None
         self.driver = Driver(self.store, metrics)

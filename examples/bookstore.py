@@ -13,29 +13,36 @@ Several worker processes need shared data and a shared store: an SQLite file and
 (``create_app()`` without arguments reads ``BOOKSTORE_DB``, ``ETAGKIT_REDIS_URL``,
 ``BOOKSTORE_REDIS_PREFIX``, ``BOOKSTORE_BOOKS`` and ``BOOKSTORE_METRICS_DIR`` from the environment.)
 
-Request bodies are JSON objects with exactly ``title`` (string), ``author`` (string) and ``year``
-(integer). Unknown fields are **rejected** (422, listing them) so that a typo never silently drops
-data; ``id``, ``version`` and ``updated_at`` are the server's and count as unknown. Malformed JSON
-is 400; JSON that is not a valid book is 422. Every error body is an RFC 9457 problem document
+Request bodies are JSON objects with ``title`` (string), ``author`` (string) and ``year``
+(integer). A PUT also accepts the book's own representation back (what a GET gave, edited: the
+read-modify-write every REST client does): ``id`` must then be the id in the URL (else 422), and
+``version`` / ``updated_at`` are read-only, so their values are ignored (the server sets both on every
+write; the ``If-Match`` header, not the body, says which version the client edited), though they must
+still have their types. A POST creates a book, so the server's fields are refused there. Any other
+field is **rejected** (422, listing it) so that a typo never silently drops data. Malformed JSON is
+400; JSON that is not a valid book is 422. Every error body is an RFC 9457 problem document
 (``application/problem+json``), the shape etagkit gives its own 412 and 428.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import sqlite3
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import click
 from flask import Flask, Response, g, jsonify, request, url_for
@@ -51,6 +58,7 @@ __all__ = ["Book", "Catalog", "InvalidBook", "create_app", "main", "parse_book",
 DEFAULT_BOOKS = 1000
 SEED = 20240101
 MAX_BODY = 64 * 1024  # bytes; a book is a few hundred
+DEFAULT_REDIS_TIMEOUT = 0.25  # seconds, socket and connect
 _SQLITE_MAX_INT = 2**63 - 1
 
 # ---------------------------------------------------------------------------------------------------
@@ -245,6 +253,7 @@ class Catalog:
 # ---------------------------------------------------------------------------------------------------
 
 _FIELDS = ("title", "author", "year")
+_SERVER_FIELDS = ("id", "version", "updated_at")  # set by the server; a PUT may echo them back
 
 
 class InvalidBook(ValueError):
@@ -261,15 +270,23 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_book(body: bytes) -> tuple[str, str, int]:
-    """Decode and validate a book body into (title, author, year), or raise ``InvalidBook``."""
+def parse_book(body: bytes, *, book_id: int | None = None) -> tuple[str, str, int]:
+    """Decode and validate a book body into (title, author, year), or raise ``InvalidBook``.
+
+    ``book_id`` is the id in a PUT's URL: the body may then be the book's GET representation (its
+    ``id`` must be ``book_id``; ``version`` and ``updated_at`` are checked for type and ignored).
+    Without it (a POST) the server's fields are refused like unknown ones.
+    """
     try:
         data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidBook(400, f"malformed JSON body: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidBook(422, "a book is a JSON object with title, author and year")
-    problems: dict[str, str] = {name: "unknown field" for name in data if name not in _FIELDS}
+    problems: dict[str, str] = {
+        name: "unknown field" for name in data if name not in _FIELDS and name not in _SERVER_FIELDS
+    }
+    problems.update(_server_field_problems(data, book_id))
     for name in ("title", "author"):
         value = data.get(name)
         if name not in data:
@@ -290,6 +307,24 @@ def parse_book(body: bytes) -> tuple[str, str, int]:
     if problems:
         raise InvalidBook(422, "invalid book", problems)
     return str(data["title"]).strip(), str(data["author"]).strip(), int(data["year"])
+
+
+def _server_field_problems(data: Mapping[str, Any], book_id: int | None) -> dict[str, str]:
+    """What is wrong with the server-managed fields a body carries (none of them is required)."""
+    problems: dict[str, str] = {}
+    present = [name for name in _SERVER_FIELDS if name in data]
+    if book_id is None:
+        return dict.fromkeys(present, "set by the server: not accepted when creating a book")
+    if "id" in data:
+        given = data["id"]
+        if isinstance(given, bool) or not isinstance(given, int) or given != book_id:
+            problems["id"] = f"must be this book's id, {book_id} (the id in the URL), or left out"
+    version = data.get("version")
+    if "version" in data and (isinstance(version, bool) or not isinstance(version, int)):
+        problems["version"] = "must be an integer (read-only: its value is ignored)"
+    if "updated_at" in data and not isinstance(data["updated_at"], str):
+        problems["updated_at"] = "must be a string (read-only: its value is ignored)"
+    return problems
 
 
 def _is_utf8(text: str) -> bool:
@@ -326,20 +361,24 @@ def create_app(
     *,
     books: int | None = None,
     redis_prefix: str | None = None,
+    redis_timeout: float | None = None,
     metrics_dir: str | None = None,
     now: Callable[[], float] = time.time,
 ) -> Flask:
     """The bookstore app; one code path for the in-process and the Redis store.
 
     Arguments left out are read from the environment (``BOOKSTORE_DB``, ``ETAGKIT_REDIS_URL``,
-    ``BOOKSTORE_BOOKS``, ``BOOKSTORE_REDIS_PREFIX``, ``BOOKSTORE_METRICS_DIR``), so gunicorn can
-    call ``create_app()`` bare. Defaults: in-memory SQLite with 1,000 books, in-process cache.
-    ``metrics_dir`` makes /metrics and /stats sum the counters of every worker sharing it.
+    ``BOOKSTORE_BOOKS``, ``BOOKSTORE_REDIS_PREFIX``, ``BOOKSTORE_REDIS_TIMEOUT``,
+    ``BOOKSTORE_METRICS_DIR``), so gunicorn can call ``create_app()`` bare. Defaults: in-memory SQLite
+    with 1,000 books, in-process cache, 0.25 s Redis timeouts. ``metrics_dir`` makes /metrics and
+    /stats sum the counters of every worker sharing it.
     """
     db = db or _env("BOOKSTORE_DB")
     redis_url = redis_url or _env("ETAGKIT_REDIS_URL")
     books = books if books is not None else int(_env("BOOKSTORE_BOOKS") or DEFAULT_BOOKS)
     redis_prefix = redis_prefix or _env("BOOKSTORE_REDIS_PREFIX") or "bookstore:"
+    if redis_timeout is None:
+        redis_timeout = float(_env("BOOKSTORE_REDIS_TIMEOUT") or DEFAULT_REDIS_TIMEOUT)
     metrics_dir = metrics_dir or _env("BOOKSTORE_METRICS_DIR")
 
     catalog = Catalog(db, books=books, now=now)
@@ -352,7 +391,7 @@ def create_app(
         # Short timeouts, so a hung Redis costs little before the breaker opens (after 3 failures),
         # yet not so short that a busy machine turns slow answers into store errors.
         redis_store = store_from_url(
-            redis_url, prefix=redis_prefix, socket_timeout=0.25, connect_timeout=0.25
+            redis_url, prefix=redis_prefix, socket_timeout=redis_timeout, connect_timeout=redis_timeout
         )
         metrics.set_gauge("breaker_state", lambda: _BREAKER_GAUGE[redis_store.breaker.state])
         store = redis_store
@@ -417,7 +456,7 @@ def create_app(
     @app.put("/books/<int:book_id>")
     @kit.conditional(etag=book_etag, tags=["books", "book:{book_id}"], require_precondition=True)
     def replace_book(book_id: int) -> Response:
-        fields = parse_book(request.get_data())
+        fields = parse_book(request.get_data(), book_id=book_id)
         if g.checked_version is None:
             return _error(404, f"no book {book_id}")
         book = catalog.replace(book_id, g.checked_version, *fields)
@@ -472,13 +511,45 @@ def create_app(
 
 
 # ---------------------------------------------------------------------------------------------------
-# One command: waitress (a production WSGI server, threaded) on 127.0.0.1:8000.
+# One command: waitress (a production WSGI server, threaded) on 127.0.0.1:8000, with an access log.
 # ---------------------------------------------------------------------------------------------------
+
+
+class AccessLog:
+    """WSGI middleware: one line per request on ``log`` (the Common Log Format, the size from
+    Content-Length), written when the response starts (waitress itself keeps no access log)."""
+
+    def __init__(self, app: WSGIApplication, log: logging.Logger) -> None:
+        self.app = app
+        self.log = log
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        def logged(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            size = next((v for k, v in headers if k.lower() == "content-length"), "-")
+            target = environ.get("REQUEST_URI") or quote(environ.get("PATH_INFO", ""), safe="/")
+            line = f"{environ['REQUEST_METHOD']} {target} {environ.get('SERVER_PROTOCOL', '-')}"
+            when = datetime.now(UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+            # the request line is a stranger's: no control characters or quotes reach the log
+            line = "".join(c if c.isprintable() and c != '"' else f"\\x{ord(c):02x}" for c in line)
+            self.log.info(
+                '%s - - [%s] "%s" %s %s', environ.get("REMOTE_ADDR", "-"), when, line, status[:3], size
+            )
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, logged)
+
+
+def _listening(server: Any) -> list[str]:
+    """The URLs a waitress server listens on (one per address a host name resolved to)."""
+    addresses = getattr(server, "effective_listen", None) or [(server.effective_host, server.effective_port)]
+    return [f"http://{f'[{host}]' if ':' in host else host}:{port}" for host, port, *_ in addresses]
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.option("--host", default="127.0.0.1", help="Interface to listen on.")
-@click.option("--port", default=8000, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option(
+    "--port", default=8000, type=click.IntRange(0, 65535), help="Port to listen on (0: any free one)."
+)
 @click.option(
     "--db",
     envvar="BOOKSTORE_DB",
@@ -500,12 +571,21 @@ def create_app(
     help="Redis key prefix.",
 )
 @click.option(
+    "--redis-timeout",
+    envvar="BOOKSTORE_REDIS_TIMEOUT",
+    show_envvar=True,
+    default=DEFAULT_REDIS_TIMEOUT,
+    type=click.FloatRange(0, min_open=True),
+    help="Redis socket and connect timeout, seconds.",
+)
+@click.option(
     "--books",
     default=DEFAULT_BOOKS,
     type=click.IntRange(0, 1_000_000),
     help="Books to seed an empty catalog with.",
 )
 @click.option("--threads", default=8, type=click.IntRange(1, 256), help="waitress worker threads.")
+@click.option("--access-log/--no-access-log", default=True, help="One line per request on stderr.")
 def main(
     *,
     host: str,
@@ -513,16 +593,63 @@ def main(
     db: str | None,
     redis_url: str | None,
     redis_prefix: str,
+    redis_timeout: float,
     books: int,
     threads: int,
+    access_log: bool,
 ) -> None:
-    """Serve the bookstore with waitress."""
-    import waitress  # type: ignore[import-untyped]  # no stubs; only serve() is used
+    """Serve the bookstore with waitress. A busy port is one line and exit status 2; Ctrl-C stops it."""
+    with suppress(KeyboardInterrupt):  # Ctrl-C before waitress's loop (which handles it)
+        _serve(
+            host=host,
+            port=port,
+            db=db,
+            redis_url=redis_url,
+            redis_prefix=redis_prefix,
+            redis_timeout=redis_timeout,
+            books=books,
+            threads=threads,
+            access_log=access_log,
+        )
+    click.echo("bookstore: stopped", err=True)
 
-    app = create_app(db, redis_url, books=books, redis_prefix=redis_prefix)
+
+def _serve(
+    *,
+    host: str,
+    port: int,
+    db: str | None,
+    redis_url: str | None,
+    redis_prefix: str,
+    redis_timeout: float,
+    books: int,
+    threads: int,
+    access_log: bool,
+) -> None:
+    import waitress  # type: ignore[import-untyped]  # no stubs; only create_server() is used
+
+    logging.basicConfig(format="bookstore: %(levelname)s %(name)s: %(message)s")  # warnings, e.g. Redis
+    app: WSGIApplication = create_app(
+        db, redis_url, books=books, redis_prefix=redis_prefix, redis_timeout=redis_timeout
+    )
+    if access_log:
+        log = logging.getLogger("bookstore.access")
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        app = AccessLog(app, log)
+    try:
+        server = waitress.create_server(app, host=host, port=port, threads=threads, ident="bookstore")
+    except OSError as exc:  # the port is taken, the host is not this machine's, ...
+        click.echo(f"bookstore: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        sys.exit(2)
     store = f"Redis at {urlsplit(redis_url).hostname}" if redis_url else "in-process memory"  # no password
     click.echo(f"bookstore: {books} books in {db or 'in-memory SQLite'}, cache store: {store}", err=True)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="bookstore")
+    for url in _listening(server):
+        click.echo(f"bookstore: serving on {url} (Ctrl-C to stop)", err=True)
+    server.run()
 
 
 if __name__ == "__main__":

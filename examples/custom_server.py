@@ -151,13 +151,31 @@ def render(path: str) -> tuple[int, list[tuple[str, str]], bytes]:
     return 200, [("Content-Type", "application/json")], body
 
 
+def _port(text: str) -> int:
+    """A TCP port number (0: any free one), or argparse's usage error."""
+    if not (text.isascii() and text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return int(text)
+
+
 def main() -> None:
+    """Serve until Ctrl-C (quietly); a port that is taken is one line on stderr and exit status 2."""
+    import contextlib
+    import sys
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8002)
+    parser.add_argument("--port", type=_port, default=8002)
     args = parser.parse_args()
-    with ThreadingHTTPServer((args.host, args.port), Handler) as server:
-        print(f"serving on http://{args.host}:{args.port}", flush=True)
+    try:
+        server = ThreadingHTTPServer((args.host, args.port), Handler)
+    except OSError as exc:  # the port is taken, the host is not this machine's, ...
+        print(
+            f"custom_server: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr
+        )
+        sys.exit(2)
+    with server, contextlib.suppress(KeyboardInterrupt):
+        print(f"serving on http://{args.host}:{server.server_port}", flush=True)
         server.serve_forever()
 
 

@@ -52,12 +52,28 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+def start_redis(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """``start_redis(*redis_server_args)``: a started Redis process of this test's own, stopped when the
+    test ends. Without redis-server on PATH the test is skipped with the reason (failed when
+    ETAGKIT_REQUIRE_REDIS is set), never an error."""
+    started: list[RedisServer] = []
+
+    def start(*args: str) -> RedisServer:
+        if shutil.which("redis-server") is None:
+            _no_redis("redis-server is not on PATH (needed for a private server)")
+        server = RedisServer(tmp_path / f"redis{len(started)}", *args)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def private_redis(start_redis: Callable[..., RedisServer]) -> RedisServer:
     """A Redis process of this test's own, which the test may kill, pause or restart."""
-    if shutil.which("redis-server") is None:
-        _no_redis("redis-server is not on PATH (needed for a private server)")
-    with RedisServer(tmp_path / "redis") as server:
-        yield server
+    return start_redis()
 
 
 @pytest.fixture(scope="session")

@@ -17,17 +17,9 @@ from typing import Any
 REQUIRE_REDIS = os.environ.get("ETAGKIT_REQUIRE_REDIS", "") not in ("", "0")
 
 
-def _find_conformance() -> Path:
-    """The shared RFC conformance vectors: ``shared/conformance`` beside the first ancestor of the
-    tests that has it, so a checkout, a git worktree and mutmut's ``mutants/`` copy all find it."""
-    here = Path(__file__).resolve().parent
-    for folder in here.parents:
-        if (folder / "shared" / "conformance").is_dir():
-            return folder / "shared" / "conformance"
-    return here.parent.parent / "shared" / "conformance"
-
-
-CONFORMANCE = _find_conformance()
+# The RFC conformance vectors, vendored in the repository (tests/data/conformance, with their source
+# notes): a plain clone, a worktree and mutmut's ``mutants/`` copy of the tests all read this copy.
+CONFORMANCE = Path(__file__).resolve().parent / "data" / "conformance"
 
 
 def free_port() -> int:

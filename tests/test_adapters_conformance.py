@@ -17,13 +17,14 @@ from wsgiref.validate import validator
 
 import pytest
 from flask import Flask
+from support import CONFORMANCE
 from werkzeug.test import EnvironBuilder
 
 from etagkit import ETag, Validator, parse_http_date
 from etagkit.flask import ETagKit
 from etagkit.wsgi import ETagMiddleware
 
-_TABLE = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "preconditions.json"
+_TABLE = CONFORMANCE / "preconditions.json"
 CASES: list[dict[str, Any]] = json.loads(_TABLE.read_text()) if _TABLE.is_file() else []
 SAFE = ("GET", "HEAD", "OPTIONS")
 

@@ -1,6 +1,7 @@
-"""The bookstore example as a user runs it: ``python examples/bookstore.py`` in a subprocess on a free
-loopback port, driven over real HTTP, once with the in-process store and once with Redis (the same
-``create_app`` code path). Input handling is also fuzzed in-process through Flask's test client."""
+"""The bookstore example as a user runs it: ``python examples/bookstore.py`` (and its ASGI twin,
+``examples/bookstore_asgi.py``) in a subprocess on a free loopback port, driven over real HTTP, once
+with the in-process store and once with Redis (the same ``create_app`` code path). Input handling
+is also fuzzed in-process through Flask's test client."""
 
 from __future__ import annotations
 
@@ -24,7 +25,24 @@ from support import free_port, serve_process
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "bookstore.py"
+EXAMPLE_ASGI = ROOT / "examples" / "bookstore_asgi.py"
 BOOK = {"title": "The Test Book", "author": "Tess Ting", "year": 2001}
+# The example reads these from the environment; a test's server gets its settings from its flags only
+# (an ETAGKIT_REDIS_URL meant for the test fixtures must not turn the "memory" variant into Redis).
+CLEAN_ENV = dict.fromkeys(
+    (
+        "ETAGKIT_REDIS_URL",
+        "BOOKSTORE_DB",
+        "BOOKSTORE_BOOKS",
+        "BOOKSTORE_REDIS_PREFIX",
+        "BOOKSTORE_REDIS_TIMEOUT",
+        "BOOKSTORE_METRICS_DIR",
+    ),
+    "",
+)
+# Generous Redis timeouts against the shared test Redis: a busy machine must not turn slow answers
+# into store errors (the example's default, 0.25 s, is for a production Redis).
+GENEROUS = ["--redis-timeout", "5"]
 
 
 def _load_example() -> ModuleType:
@@ -54,20 +72,25 @@ def _delete_keys(redis_url: str, prefix: str) -> None:
         client.close()
 
 
-@pytest.fixture(scope="module", params=["memory", "redis"])
+@pytest.fixture(scope="module", params=["wsgi-memory", "wsgi-redis", "asgi-memory", "asgi-redis"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The example on a free port (default flags: in-memory SQLite, 1,000 books); its base URL."""
+    """The example on a free port (default flags: in-memory SQLite, 1,000 books); its base URL. Both
+    bookstores answer the same HTTP-level tests: the WSGI one (Flask on waitress) and the ASGI one
+    (Starlette on uvicorn), each with the in-process store and with Redis."""
     port = free_port()
-    argv = [sys.executable, str(EXAMPLE), "--port", str(port)]
+    face, store = request.param.split("-")
+    argv = [sys.executable, str(EXAMPLE if face == "wsgi" else EXAMPLE_ASGI), "--port", str(port)]
     redis_url = prefix = None
-    if request.param == "redis":
+    if store == "redis":
         redis_url = request.getfixturevalue("redis_url")
         prefix = f"etagkit-test:{uuid.uuid4().hex[:12]}:{{bookstore}}:"  # hash tag: keys keep the prefix
-        argv += ["--redis", redis_url, "--redis-prefix", prefix]
+        argv += ["--redis", redis_url, "--redis-prefix", prefix, *GENEROUS]
     log = tmp_path_factory.mktemp("bookstore") / "server.log"
     try:
-        with serve_process(argv, port, log=log, cwd=ROOT):
-            yield f"http://127.0.0.1:{port}"
+        with serve_process(argv, port, log=log, cwd=ROOT, env=CLEAN_ENV):
+            base = f"http://127.0.0.1:{port}"
+            assert httpx.get(f"{base}/stats", timeout=10).json()["store"] == store
+            yield base
     finally:
         if redis_url is not None and prefix is not None:
             _delete_keys(redis_url, prefix)
@@ -202,6 +225,54 @@ def test_put_needs_if_match_and_moves_the_book_and_list_etags(http: httpx.Client
     assert _put(http, 11, BOOK, "*").status_code == 200  # If-Match: * means "any current version"
 
 
+def test_put_accepts_the_books_own_representation_back(http: httpx.Client) -> None:
+    """Read-modify-write as REST clients, curl sessions and HTTP cache tests do it: GET the book,
+    change a field, PUT the whole JSON back with its ETag. ``id`` must match the URL; ``version`` and
+    ``updated_at`` are read-only and ignored (If-Match, not the body, names the version edited)."""
+    got = http.get("/books/15")
+    book, etag = got.json(), got.headers["etag"]
+    list_etag = http.get("/books").headers["etag"]
+    edited = {**book, "title": "Edited In Place"}
+    assert set(edited) == {"id", "title", "author", "year", "version", "updated_at"}
+
+    done = _put(http, 15, edited, etag)
+    assert done.status_code == 200, done.text
+    after = done.json()
+    assert after["id"] == 15 and after["title"] == "Edited In Place"
+    assert after["version"] == book["version"] + 1
+    assert (after["author"], after["year"]) == (book["author"], book["year"])
+    # written through: the old validators are stale everywhere, the new representation is served
+    fresh = http.get("/books/15", headers={"If-None-Match": etag})
+    assert (
+        fresh.status_code == 200 and fresh.json() == after and fresh.headers["etag"] == done.headers["etag"]
+    )
+    relisted = http.get("/books", headers={"If-None-Match": list_etag})
+    assert relisted.status_code == 200 and after in relisted.json()
+
+    # the echoed server fields are now stale (the old version and time): ignored, If-Match decides
+    current = done.headers["etag"]
+    again = _put(http, 15, {**edited, "title": "Edited Twice"}, current)
+    assert again.status_code == 200, again.text
+    assert again.json()["version"] == after["version"] + 1 and again.json()["title"] == "Edited Twice"
+    assert _problem(_put(http, 15, {**edited, "title": "Late"}, current), 412)  # If-Match is stale now
+
+    current = again.headers["etag"]
+    latest = again.json()
+    refusals = [
+        ({**latest, "id": 16}, {"id"}),  # another book's id: not this resource
+        ({**latest, "id": "15"}, {"id"}),
+        ({**latest, "isbn": "978-0"}, {"isbn"}),  # still no unknown fields
+        ({**latest, "version": "3"}, {"version"}),  # read-only, but still typed
+        ({**latest, "updated_at": 0}, {"updated_at"}),
+    ]
+    for body, fields in refusals:
+        problem = _problem(_put(http, 15, body, current), 422)
+        assert set(problem["fields"]) == fields, (body, problem)
+    assert http.get("/books/15", headers={"If-None-Match": current}).status_code == 304  # nothing written
+    # a POST creates: the server's fields are not the client's to give
+    assert set(_problem(http.post("/books", json=latest), 422)["fields"]) == {"id", "version", "updated_at"}
+
+
 def test_concurrent_writers_with_one_etag_make_exactly_one_change(http: httpx.Client, server: str) -> None:
     etag = http.get("/books/14").headers["etag"]
 
@@ -261,6 +332,8 @@ def test_post_creates_with_a_location_and_changes_the_list(http: httpx.Client) -
         (b'{"title": 5, "author": "y", "year": 1}', 422, "title"),
         (b'{"title": "x", "author": "y", "year": 1, "isbn": "1"}', 422, "isbn"),
         (b'{"title": "x", "author": "y", "year": 1, "id": 7}', 422, "id"),
+        (b'{"title": "x", "author": "y", "year": 1, "version": "2"}', 422, "version"),
+        (b'{"title": "x", "author": "y", "year": 1, "updated_at": []}', 422, "updated_at"),
         (b'{"title": "\\ud800", "author": "y", "year": 1}', 422, "title"),
     ],
 )
@@ -340,7 +413,7 @@ def test_a_database_file_is_seeded_once_and_survives_restarts(tmp_path: Path) ->
     db = tmp_path / "books.db"
     port = free_port()
     argv = [sys.executable, str(EXAMPLE), "--port", str(port), "--db", str(db), "--books", "25"]
-    with serve_process(argv, port, log=tmp_path / "1.log", cwd=ROOT):
+    with serve_process(argv, port, log=tmp_path / "1.log", cwd=ROOT, env=CLEAN_ENV):
         base = f"http://127.0.0.1:{port}"
         assert len(httpx.get(f"{base}/books").json()) == 25
         etag = httpx.get(f"{base}/books/3").headers["etag"]
@@ -348,7 +421,7 @@ def test_a_database_file_is_seeded_once_and_survives_restarts(tmp_path: Path) ->
         assert changed.status_code == 200
     port = free_port()
     argv[3] = str(port)
-    with serve_process(argv, port, log=tmp_path / "2.log", cwd=ROOT):
+    with serve_process(argv, port, log=tmp_path / "2.log", cwd=ROOT, env=CLEAN_ENV):
         base = f"http://127.0.0.1:{port}"
         assert len(httpx.get(f"{base}/books").json()) == 25
         again = httpx.get(f"{base}/books/3", headers={"If-None-Match": changed.headers["etag"]})
@@ -356,10 +429,12 @@ def test_a_database_file_is_seeded_once_and_survives_restarts(tmp_path: Path) ->
 
 
 @pytest.mark.redis
-def test_a_dead_redis_never_fails_a_request_and_shows_in_stats(private_redis: Any, tmp_path: Path) -> None:
+def test_a_dead_redis_never_fails_a_read_refuses_writes_and_shows_in_stats(
+    private_redis: Any, tmp_path: Path
+) -> None:
     port = free_port()
     argv = [sys.executable, str(EXAMPLE), "--port", str(port), "--books", "30", "--redis", private_redis.url]
-    with serve_process(argv, port, log=tmp_path / "server.log", cwd=ROOT):
+    with serve_process([*argv, *GENEROUS], port, log=tmp_path / "server.log", cwd=ROOT, env=CLEAN_ENV):
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
         with http:
             list_etag = http.get("/books").headers["etag"]
@@ -369,17 +444,50 @@ def test_a_dead_redis_never_fails_a_request_and_shows_in_stats(private_redis: An
 
             for _ in range(5):  # answered statelessly: the view runs and its body is hashed
                 assert http.get("/books", headers={"If-None-Match": list_etag}).status_code == 304
-            changed = _put(http, 2, BOOK, book_etag)
-            assert changed.status_code == 200
-            assert http.get("/books/2", headers={"If-None-Match": book_etag}).status_code == 200
-            relisted = http.get("/books", headers={"If-None-Match": list_etag})
-            assert relisted.status_code == 200 and relisted.headers["etag"] != list_etag
+            # a write whose invalidation cannot be recorded is refused before it runs (README: the
+            # write guarantee): 503 + Retry-After, nothing written, so every validator still holds
+            refused = _put(http, 2, BOOK, book_etag)
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1", refused.text
+            assert http.get("/books/2", headers={"If-None-Match": book_etag}).status_code == 304
+            assert http.get("/books", headers={"If-None-Match": list_etag}).status_code == 304
 
             stats = _stats(http)
             assert stats["store"] == "redis"
             assert stats["cache"]["store_errors"] > 0 and stats["totals"]["events"]["store_error"] > 0
             assert stats["cache"]["breaker_opened"] >= 1 and stats["breaker"] in ("open", "half_open")
             assert "etagkit_breaker_state" in http.get("/metrics").text
+
+
+@pytest.mark.parametrize("store", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def test_it_prints_its_url_logs_every_request_and_starts_quietly(
+    request: pytest.FixtureRequest, tmp_path: Path, store: str
+) -> None:
+    """What a user sees in the terminal: the URL to open, one access-log line per request, and no
+    warning on a normal first start (with Redis: a fresh, empty server of its own)."""
+    port = free_port()
+    argv = [sys.executable, str(EXAMPLE), "--port", str(port), "--books", "5"]
+    if store == "redis":
+        argv += ["--redis", request.getfixturevalue("private_redis").url, *GENEROUS]
+    log = tmp_path / "server.log"
+    with serve_process(argv, port, log=log, cwd=ROOT, env=CLEAN_ENV):
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=10) as http:
+            etag = http.get("/books/1").headers["etag"]
+            assert http.get("/books/1", headers={"If-None-Match": etag}).status_code == 304
+            assert http.get("/books/99?x=1").status_code == 404
+    lines = log.read_text().splitlines()
+    assert f"bookstore: serving on http://127.0.0.1:{port} (Ctrl-C to stop)" in lines, lines
+    access = [line for line in lines if " - - [" in line]
+    stamp = r"\[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} \+0000\]"
+    expected = [
+        r'"GET /books/1 HTTP/1\.1" 200 \d+',
+        r'"GET /books/1 HTTP/1\.1" 304 -',
+        r'"GET /books/99\?x=1 HTTP/1\.1" 404 \d+',
+    ]
+    assert len(access) == len(expected), lines
+    for line, pattern in zip(access, expected, strict=True):
+        assert re.fullmatch(rf"127\.0\.0\.1 - - {stamp} {pattern}", line), line
+    assert not [line for line in lines if "WARNING" in line or "Traceback" in line], lines
 
 
 def test_seeding_is_deterministic() -> None:
@@ -412,15 +520,21 @@ _bookish = st.fixed_dictionaries(
 
 @pytest.fixture(scope="module")
 def app_client() -> Any:
-    app = bookstore.create_app(books=20)
+    with pytest.MonkeyPatch.context() as env:  # the in-process store, whatever the environment says
+        for name in CLEAN_ENV:
+            env.delenv(name, raising=False)
+        app = bookstore.create_app(books=20)
     return app.test_client()
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.binary(max_size=200) | _json.map(lambda v: json.dumps(v).encode()))
-def test_parse_book_only_ever_raises_invalid_book(body: bytes) -> None:
+@given(
+    body=st.binary(max_size=200) | _json.map(lambda v: json.dumps(v).encode()),
+    book_id=st.none() | st.integers(min_value=1, max_value=3),  # a POST, or a PUT to /books/<id>
+)
+def test_parse_book_only_ever_raises_invalid_book(body: bytes, book_id: int | None) -> None:
     try:
-        title, author, year = bookstore.parse_book(body)
+        title, author, year = bookstore.parse_book(body, book_id=book_id)
     except bookstore.InvalidBook as exc:
         assert exc.status in (400, 422)
     else:

@@ -30,7 +30,8 @@ def gunicorn_bookstore(tmp_path: Path, redis_url: str, redis_prefix: str) -> Ite
     port = free_port()
     factory = (
         f"examples.bookstore:create_app(db={str(tmp_path / 'books.db')!r}, redis_url={redis_url!r}, "
-        f"redis_prefix={redis_prefix + '{bookstore}:'!r}, metrics_dir={str(tmp_path / 'metrics')!r})"
+        f"redis_prefix={redis_prefix + '{bookstore}:'!r}, metrics_dir={str(tmp_path / 'metrics')!r}, "
+        "redis_timeout=5)"  # generous against the shared test Redis: a busy machine answers late
     )
     argv = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT)]
     argv += NO_CONTROL_SOCKET

@@ -25,9 +25,10 @@ import httpx
 import pytest
 from aiohttp import web
 from docblocks import python_blocks
+from multidict import CIMultiDict
 from support import free_port
 
-from etagkit.client import ETagClient, ETagTransport, Source
+from etagkit.client import ETagClient, ETagTransport, MemoryResponseStore, Source
 from etagkit.core.dates import format_http_date
 
 # ---- the origin ---------------------------------------------------------------------------------
@@ -60,7 +61,9 @@ class Resource:
     headers: dict[str, str] = field(default_factory=dict)
     status: int = 200
     by_language: dict[str, bytes] | None = None  # Vary: Accept-Language bodies
-    bare_304: bool = False  # answer any If-Modified-Since with a 304 that carries no validator
+    bare_304: bool = False  # answer any condition with a 304 that carries no validator
+    lines: list[tuple[str, str]] = field(default_factory=list)  # more fields, repeated names allowed
+    declare_length: bool = True  # False: a streamed body goes out chunked, of unknown length
 
 
 @dataclass
@@ -87,6 +90,8 @@ class Origin:
         self.unsafe: dict[str, tuple[int, dict[str, str]]] = {}  # path -> status, headers
         self.seen: list[Seen] = []
         self.gates: dict[str, deque[Gate]] = {}
+        self.bare_304_headers: dict[str, dict[str, str]] = {}  # extra fields of a bare 304, per path
+        self.body_gates: dict[str, deque[Gate]] = {}  # stop halfway through the body, per path
         self.every_gate: list[Gate] = []  # released at shutdown, so no handler is left waiting
 
     def url(self, path: str) -> str:
@@ -96,6 +101,13 @@ class Origin:
         """Make the next request to ``path`` wait at a gate."""
         gate = Gate(abort=abort)
         self.gates.setdefault(path, deque()).append(gate)
+        self.every_gate.append(gate)
+        return gate
+
+    def hold_body(self, path: str) -> Gate:
+        """Make the next response from ``path`` send the first half of its body, then wait at a gate."""
+        gate = Gate()
+        self.body_gates.setdefault(path, deque()).append(gate)
         self.every_gate.append(gate)
         return gate
 
@@ -133,12 +145,30 @@ class Origin:
         if state.by_language is not None:
             headers["Vary"] = "Accept-Language"
             body = state.by_language[request.headers.get("Accept-Language", "en")]
+        conditional = "If-Modified-Since" in request.headers or "If-None-Match" in request.headers
+        if state.bare_304 and conditional:
+            return web.Response(status=304, headers={"Date": date, **self.bare_304_headers.get(path, {})})
         if state.etag is not None and request.headers.get("If-None-Match") == state.etag:
             headers.pop("Content-Type", None)
             return web.Response(status=304, headers=headers)
-        if state.bare_304 and "If-Modified-Since" in request.headers:
-            return web.Response(status=304, headers={"Date": date})
-        return web.Response(status=state.status, body=body, headers=headers)
+        fields = CIMultiDict(headers)
+        for name, value in state.lines:
+            fields.add(name, value)
+        body_gates = self.body_gates.get(path)
+        if not body_gates and state.declare_length:
+            return web.Response(status=state.status, body=body, headers=fields)
+        streamed = web.StreamResponse(status=state.status, headers=fields)
+        if state.declare_length:
+            streamed.content_length = len(body)
+        await streamed.prepare(request)
+        await streamed.write(body[: len(body) // 2])
+        if body_gates:
+            gate = body_gates.popleft()
+            gate.arrived.set()
+            await gate.release.wait()
+        await streamed.write(body[len(body) // 2 :])
+        await streamed.write_eof()
+        return streamed
 
 
 @contextlib.asynccontextmanager
@@ -278,18 +308,43 @@ def test_no_cache_revalidates_every_use_with_both_validators() -> None:
     run(scenario)
 
 
-def test_a_304_without_a_validator_does_not_confirm_a_stored_response_that_has_one() -> None:
-    # RFC 9111 §4.3.4: the "single stored response" rule needs that response to lack a validator too;
-    # here it has a Last-Modified the 304 does not confirm, so the client asks again unconditionally.
+@pytest.mark.parametrize(
+    ("etag", "headers"),
+    [('"v1"', {}), (None, {"Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"})],
+    ids=["etag", "last-modified"],
+)
+def test_a_304_without_validators_freshens_the_response_the_condition_came_from(
+    etag: str | None, headers: dict[str, str]
+) -> None:
+    # Issue 14 item 2 (cache-tests cc-resp-must-revalidate-stale, conditional-etag-vary-headers): the
+    # condition was sent from one stored response, so a validator-less 304 is about that one. Before,
+    # the client asked again unconditionally and downloaded the whole body: two more round trips.
+    async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
+        origin.resources["/r"] = Resource(etag=etag, cache_control="no-cache", headers=headers, bare_304=True)
+        await client.get(origin.url("/r"))
+        origin.resources["/r"].cache_control = "max-age=60"  # the bare 304 does not carry it
+        again = await client.get(origin.url("/r"))
+        assert (again.status_code, source(again), again.content) == (200, Source.REVALIDATED, b"one")
+        assert len(origin.requests("/r")) == 2
+        conditional = origin.requests("/r")[1].headers
+        assert ("if-none-match" in conditional) == (etag is not None)
+        assert source(await client.get(origin.url("/r"))) is Source.REVALIDATED  # still no-cache stored
+
+    run(scenario)
+
+
+def test_a_304_naming_another_validator_is_not_applied_to_the_stored_response() -> None:
+    # The 304 names a Last-Modified the stored response does not have: it is about another response,
+    # so the client asks again without a condition.
     async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
         origin.resources["/r"] = Resource(
-            etag=None,
-            cache_control="no-cache",
-            headers={"Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"},
-            bare_304=True,
+            etag=None, cache_control="no-cache", headers={"Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}
         )
         await client.get(origin.url("/r"))
+        origin.resources["/r"].headers = {"Last-Modified": "Tue, 02 Jan 2024 00:00:00 GMT"}
         origin.resources["/r"].body = b"two"
+        origin.resources["/r"].bare_304 = True
+        origin.bare_304_headers["/r"] = {"Last-Modified": "Tue, 02 Jan 2024 00:00:00 GMT"}
         again = await client.get(origin.url("/r"))
         assert (again.status_code, source(again), again.content) == (200, Source.NETWORK, b"two")
         conditional, unconditional = origin.requests("/r")[1:]
@@ -477,7 +532,8 @@ def test_a_get_in_flight_during_an_unsafe_request_does_not_store_its_older_answe
 # ---- the record: validator and body together ----------------------------------------------------
 
 
-def test_a_304_for_an_entry_evicted_during_revalidation_is_retried_unconditionally() -> None:
+def test_a_304_for_an_entry_evicted_during_revalidation_answers_from_the_body_it_was_sent_for() -> None:
+    # The exchange holds the record its condition came from: eviction meanwhile costs no second request.
     async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
         origin.resources["/a"] = Resource(body=b"A", cache_control="no-cache")
         origin.resources["/b"] = Resource(body=b"B", cache_control="no-cache")
@@ -488,9 +544,9 @@ def test_a_304_for_an_entry_evicted_during_revalidation_is_retried_unconditional
         await client.get(origin.url("/b"))  # max_entries=1: /a is evicted while its 304 is on the way
         gate.release.set()
         response = await revalidating
-        assert (response.status_code, response.content, source(response)) == (200, b"A", Source.NETWORK)
+        assert (response.status_code, response.content, source(response)) == (200, b"A", Source.REVALIDATED)
         conditions = [s.headers.get("if-none-match") for s in origin.requests("/a")]
-        assert conditions == [None, '"v1"', None]
+        assert conditions == [None, '"v1"']
 
     run(scenario, max_entries=1)
 
@@ -631,12 +687,25 @@ def test_only_if_cached_without_an_entry_is_504() -> None:
     run(scenario)
 
 
-def test_caller_conditions_pass_through_untouched() -> None:
+def test_the_callers_own_if_none_match_is_answered_from_a_fresh_stored_response() -> None:
+    # Issue 14 item 3 (RFC 9111 §4.3.2; cache-tests conditional-etag-strong-respond, conditional-304-etag):
+    # before, every caller condition went to the origin even with the response fresh in the store.
     async def scenario(origin: Origin, client: ETagClient, clock: Clock) -> None:
-        origin.resources["/r"] = Resource()
+        origin.resources["/r"] = Resource(headers={"Content-Type": "text/plain"})
         await client.get(origin.url("/r"))
+        matching = await client.get(origin.url("/r"), headers={"If-None-Match": 'W/"x", "v1"'})
+        assert (matching.status_code, source(matching), matching.content) == (304, Source.CACHE, b"")
+        assert matching.headers["ETag"] == '"v1"'
+        assert "content-type" not in matching.headers
+        other = await client.get(origin.url("/r"), headers={"If-None-Match": '"v0"'})
+        assert (other.status_code, source(other), other.content) == (200, Source.CACHE, b"one")
+        assert len(origin.requests("/r")) == 1
+        ranged = await client.get(origin.url("/r"), headers={"If-Match": '"v1"'})  # not answerable here
+        assert source(ranged) is Source.NETWORK
+        clock.advance(61)  # stale: the caller's condition goes to the origin untouched
         response = await client.get(origin.url("/r"), headers={"If-None-Match": '"v1"'})
         assert (response.status_code, source(response)) == (304, Source.NETWORK)
+        assert origin.requests("/r")[-1].headers["if-none-match"] == '"v1"'
 
     run(scenario)
 
@@ -687,7 +756,13 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def readme_example() -> str:
     """The README's client example (tests/test_docs.py runs it against the real bookstore; this test
     checks, against an origin it controls, that it does what its comments say)."""
-    return next(b.code for b in python_blocks(README) if b.section == "The async client")
+    return next(b.code for b in python_blocks(README) if b.section == "The client")
+
+
+def cli_example() -> str:
+    """docs/client.md's command-line example (the sync client over an SQLite store, two runs)."""
+    page = README.parent / "docs" / "client.md"
+    return next(b.code for b in python_blocks(page) if "SQLiteResponseStore" in b.code)
 
 
 class _Books(BaseHTTPRequestHandler):
@@ -695,9 +770,14 @@ class _Books(BaseHTTPRequestHandler):
 
     body = json.dumps([{"id": 1, "title": "Dune"}]).encode()
     seen: ClassVar[list[str | None]] = []
+    requests: ClassVar[list[tuple[str, str, str | None]]] = []  # method, path, If-None-Match
 
-    def do_GET(self) -> None:
+    def do_HEAD(self) -> None:
+        self.do_GET(head=True)
+
+    def do_GET(self, head: bool = False) -> None:
         type(self).seen.append(self.headers.get("If-None-Match"))
+        type(self).requests.append((self.command, self.path, self.headers.get("If-None-Match")))
         headers = {"ETag": '"books-1"', "Cache-Control": "max-age=5, must-revalidate"}
         if self.headers.get("If-None-Match") == '"books-1"':
             self.send_response(304)
@@ -707,29 +787,34 @@ class _Books(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
-        if headers.get("Content-Type"):
+        if headers.get("Content-Type") and not head:
             self.wfile.write(self.body)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
-def test_the_readme_example_runs_against_a_bookstore_like_origin() -> None:
-    code = readme_example()
+def _run_against_books(code: str) -> subprocess.CompletedProcess[str]:
     assert 'base_url="http://127.0.0.1:8000"' in code
+    _Books.seen.clear()
+    _Books.requests.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Books)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         port = server.server_address[1]
         code = code.replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}")
-        done = subprocess.run(
+        return subprocess.run(
             [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
         )
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def test_the_readme_example_runs_against_a_bookstore_like_origin() -> None:
+    done = _run_against_books(readme_example())
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "Source.REVALIDATED"
@@ -737,6 +822,19 @@ def test_the_readme_example_runs_against_a_bookstore_like_origin() -> None:
     seen = _Books.seen
     assert seen[0] is None
     assert seen[-4:] == ['"books-1"'] * 4  # the no-cache GET and three refreshes: all conditional
+
+
+def test_the_docs_cli_example_keeps_its_cache_across_runs() -> None:
+    done = _run_against_books(cli_example())
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert first == "0 Source.NETWORK"
+    assert second in ("1 Source.CACHE", "1 Source.REVALIDATED")  # REVALIDATED if 5 s went by
+    # Only run 0 downloaded /books: run 1 started with the stored response (used, or revalidated).
+    assert [r for r in _Books.requests if r[:2] == ("GET", "/books") and r[2] is None] == [
+        ("GET", "/books", None)
+    ]
+    assert [r[2] for r in _Books.requests if r[1] == "/books?page=2"] == [None, None]  # never stored
 
 
 def test_without_httpx_the_import_error_names_the_extra() -> None:
@@ -810,9 +908,9 @@ def test_a_random_mix_of_requests_leaves_a_consistent_store_and_nothing_in_fligh
             await asyncio.gather(*(one(step) for step in range(40)))
             clock.advance(rng.choice([0, 1, 3, 7]))
         await eventually(lambda: client.etag_transport.inflight == 0)
-        transport = client.etag_transport
-        indexed = {key for keys in transport._by_url.values() for key in keys}
-        assert indexed == set(transport._entries.keys())
+        store = client.etag_transport.store
+        assert isinstance(store, MemoryResponseStore)
+        assert store.consistent()
         assert client.stats().entries <= 3
 
     run(scenario, max_entries=3)

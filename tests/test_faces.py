@@ -1,6 +1,7 @@
-"""One table of exchanges driven through every face: the WSGI middleware, the Flask extension and the
-custom-server flow. Each scenario is a short conversation with one resource; every face must answer
-it with the same statuses, the same headers that matter, the same app calls and the same metrics.
+"""One table of exchanges driven through every face: the WSGI middleware, the Flask extension, the
+custom-server flow, the ASGI middleware and the Django adapter. Each scenario is a short conversation
+with one resource; every face must answer it with the same statuses, the same headers that matter,
+the same app calls and the same metrics.
 
 The faces only translate (DESIGN.md "Adapters only translate"): a difference here is a decision that
 leaked out of the exchange.
@@ -8,16 +9,19 @@ leaked out of the exchange.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+import httpx
 import pytest
 from flask import Flask
 from werkzeug.test import Client
 
 from etagkit import ETag, Validator
+from etagkit.asgi import ETagMiddleware as ASGIETagMiddleware
 from etagkit.cache import TagCache
 from etagkit.flask import ETagKit
 from etagkit.flow import ConditionalFlow
@@ -119,6 +123,81 @@ def _flow(resource: Resource, metrics: Metrics, cache: TagCache, scenario: Scena
     return call
 
 
+def _asgi(resource: Resource, metrics: Metrics, cache: TagCache, scenario: Scenario) -> Any:
+    tags = scenario.tags
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        range_header = dict(scope["headers"]).get(b"range")
+        status, headers, body = resource.answer(scope["method"], range_header and range_header.decode())
+        extra = [("Cache-Tag", " ".join(tags))] if tags else []
+        raw = [(k.lower().encode(), v.encode()) for k, v in [*headers, *extra]]
+        start = {"type": "http.response.start", "status": status}
+        await send({**start, "headers": [*raw, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    current = _current(scenario)
+    mw = ASGIETagMiddleware(
+        app,
+        cache=cache,
+        metrics=metrics,
+        route=lambda s: "/r",
+        stored=True if scenario.stored else None,
+        validator=(lambda s: current) if current is not None else None,
+    )
+    return _asgi_client(mw)
+
+
+def _asgi_client(app: Any) -> Callable[[str, dict[str, str]], Seen]:
+    async def fetch(method: str, headers: dict[str, str]) -> Seen:
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            got = await client.request(method, "/r", headers=headers)
+            return Seen(got.status_code, _lower(got.headers.multi_items()), got.content)
+
+    return lambda method, headers: asyncio.run(fetch(method, headers))
+
+
+def _django(resource: Resource, metrics: Metrics, cache: TagCache, scenario: Scenario) -> Any:
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.http import HttpResponse
+    from django.test import override_settings
+    from django.urls import path
+    from django_setup import setup_django
+
+    from etagkit.django import conditional
+
+    setup_django()
+    current = _current(scenario)
+    cheap = {"etag": lambda request: current.etag} if current is not None else {}
+
+    @conditional(tags=scenario.tags, stored=True if scenario.stored else None, **cheap)
+    def view(request: Any) -> HttpResponse:
+        status, headers, body = resource.answer(request.method, request.META.get("HTTP_RANGE"))
+        response = HttpResponse(body, status=status)
+        for name, value in headers:
+            response[name] = value
+        return response
+
+    class URLs:
+        urlpatterns: ClassVar[list[Any]] = [path("r", view)]
+
+    options = {"cache": cache, "metrics": metrics, "route": lambda request: "/r"}
+    overrides = override_settings(
+        ROOT_URLCONF=URLs, MIDDLEWARE=["etagkit.django.ETagMiddleware"], ETAGKIT=options
+    )
+    with overrides:
+        handler = WSGIHandler()  # the real WSGI entry point (Django's test Client sends an empty Cookie)
+    client = Client(handler)
+
+    def call(method: str, headers: dict[str, str]) -> Seen:
+        with overrides:
+            got = client.open("/r", method=method, headers=headers)
+        return Seen(got.status_code, _lower(got.headers.to_wsgi_list()), got.get_data())
+
+    return call
+
+
 def _client(app: Any) -> Callable[[str, dict[str, str]], Seen]:
     client = Client(app)
 
@@ -133,7 +212,7 @@ def _lower(headers: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in headers}
 
 
-FACES: dict[str, Face] = {"wsgi": _wsgi, "flask": _flask, "flow": _flow}
+FACES: dict[str, Face] = {"wsgi": _wsgi, "flask": _flask, "flow": _flow, "asgi": _asgi, "django": _django}
 
 
 @dataclass
@@ -227,6 +306,8 @@ def test_every_face_answers_the_same(name: str) -> None:
     results = {face: _run(FACES[face], SCENARIOS[name]) for face in FACES}
     assert results["flask"] == results["wsgi"]
     assert results["flow"] == results["wsgi"]
+    assert results["asgi"] == results["wsgi"]
+    assert results["django"] == results["wsgi"]
 
 
 def _expect(name: str) -> dict[str, Any]:
@@ -266,3 +347,30 @@ def test_what_the_faces_agree_on_is_the_rfc() -> None:
     assert cheap["metrics"]["bytes_saved"] == len(BODY)  # the last 200's size, though the app never ran
     undeclared = _expect("undeclared-routes-stay-stateless")
     assert undeclared["calls"] == 3 and undeclared["metrics"]["stored_304"] == 0
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "xxh3", "blake3"])
+def test_the_hash_algorithm_reaches_every_face(algorithm: str) -> None:
+    from etagkit import generate_etag
+
+    expected = str(generate_etag(BODY, algorithm=algorithm))  # type: ignore[arg-type]
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))])
+        return [BODY]
+
+    assert Client(ETagMiddleware(app, algorithm=algorithm)).get("/r").headers["ETag"] == expected  # type: ignore[arg-type]
+    flask_app = Flask(__name__)
+    flask_app.config["ETAGKIT_ALGORITHM"] = algorithm
+    kit = ETagKit(flask_app)
+    flask_app.add_url_rule("/r", "r", kit.conditional()(lambda: BODY))
+    assert flask_app.test_client().get("/r").headers["ETag"] == expected
+    flow = ConditionalFlow(algorithm=algorithm)  # type: ignore[arg-type]
+    assert flow.open("GET", "/r", {}).respond(200, [], BODY).etag == ETag.parse(expected)
+
+
+def test_an_unknown_algorithm_is_a_configuration_error() -> None:
+    from etagkit import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="algorithm must be one of"):
+        ConditionalFlow(algorithm="md5")  # type: ignore[arg-type]

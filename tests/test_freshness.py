@@ -13,14 +13,16 @@ from etagkit.core.freshness import (
     Use,
     Validators,
     age_value,
+    answers_condition,
     conditional_headers,
     decide,
     describe,
+    first_age,
     freshen_headers,
+    freshens,
     headers_to_store,
     invalidation_targets,
     is_storable,
-    select_for_304,
     usable_on_error,
     vary_selection,
 )
@@ -113,9 +115,21 @@ def test_a_date_in_the_future_gives_no_negative_age() -> None:
     assert fresh.current_age(T0) == 0
 
 
-@pytest.mark.parametrize("value", ["abc", "-3", "1.5", "", "7, 9"])
+@pytest.mark.parametrize("value", ["abc", "-3", "1.5", "", ", 7", "x, 7"])
 def test_invalid_age_is_ignored(value: str) -> None:
     assert freshness_of(200, [("Age", value), ("Date", date())], T0, T0).current_age(T0) == 0
+
+
+@pytest.mark.parametrize(
+    "ages", [[("Age", "7200, 0")], [("Age", "7200,0")], [("Age", "7200"), ("Age", "0")]], ids=str
+)
+def test_a_list_valued_age_counts_by_its_first_member(ages: list[tuple[str, str]]) -> None:
+    # Issue 14 item 1 (RFC 9111 §5.1; cache-tests age-parse-suffix, age-parse-suffix-twoline): before,
+    # the list was invalid, so ignored, and a response 2 hours old was served as fresh.
+    fresh = freshness_of(200, [("Cache-Control", "max-age=3600"), ("Date", date()), *ages], T0, T0)
+    assert fresh.current_age(T0) == 7200
+    assert decide(fresh, NO_REQUEST, T0) is Use.REVALIDATE
+    assert first_age(None) is None
 
 
 def test_huge_age_saturates_instead_of_overflowing() -> None:
@@ -149,6 +163,24 @@ def test_stale_while_revalidate_window() -> None:
     assert decide(fresh, NO_REQUEST, T0 + 5) is Use.FRESH
     assert decide(fresh, NO_REQUEST, T0 + 20) is Use.STALE_WHILE_REVALIDATE
     assert decide(fresh, NO_REQUEST, T0 + 40) is Use.REVALIDATE
+
+
+def test_request_max_stale_accepts_a_stale_response_unless_must_revalidate() -> None:
+    # RFC 9111 §5.2.1.2: a bare max-stale accepts any staleness, max-stale=N up to N seconds.
+    fresh = freshness_of(200, [("Cache-Control", "max-age=10")], T0, T0)
+    bounded = RequestDirectives.parse([("Cache-Control", "max-stale=5")])
+    assert (bounded.max_stale, RequestDirectives.parse([("Cache-Control", "max-stale")]).max_stale) == (
+        5,
+        float("inf"),
+    )
+    assert decide(fresh, bounded, T0 + 15) is Use.STALE
+    assert decide(fresh, bounded, T0 + 16) is Use.REVALIDATE
+    assert decide(fresh, RequestDirectives(max_stale=float("inf")), T0 + 10**6) is Use.STALE
+    assert RequestDirectives.parse([("Cache-Control", "max-stale=soon")]).max_stale is None
+    strict = freshness_of(200, [("Cache-Control", "max-age=10, must-revalidate")], T0, T0)
+    assert decide(strict, bounded, T0 + 12) is Use.REVALIDATE
+    no_cache = freshness_of(200, [("Cache-Control", "no-cache")], T0, T0)
+    assert decide(no_cache, bounded, T0) is Use.REVALIDATE
 
 
 def test_must_revalidate_forbids_serving_stale() -> None:
@@ -190,6 +222,12 @@ def test_request_directives_parse() -> None:
         ("POST", 200, [("Cache-Control", "max-age=60")], False),
         ("GET", 418, [], False),  # not heuristically cacheable, no explicit freshness
         ("GET", 418, [("Expires", "0")], True),
+        # issue 14 item 3: a 5xx with an explicit lifetime is stored (RFC 9111 §3), not without one
+        ("GET", 503, [("Cache-Control", "max-age=30")], True),
+        ("GET", 500, [("Expires", date(30)), ("Date", date())], True),
+        ("GET", 503, [("Cache-Control", "private")], False),
+        ("GET", 502, [], False),
+        ("GET", 501, [], True),  # heuristically cacheable (RFC 9110 §15.1)
     ],
 )
 def test_is_storable(method: str, status: int, headers: list[tuple[str, str]], expected: bool) -> None:
@@ -235,15 +273,6 @@ def test_conditional_headers_from_the_stored_validators() -> None:
     assert conditional_headers(Validators()) == ()
 
 
-def _select(stored: list[list[tuple[str, str]]], response: list[tuple[str, str]]) -> list[int]:
-    candidates = [(Validators.of(headers), T0 + i) for i, headers in enumerate(stored)]
-    return select_for_304(candidates, Validators.of(response))
-
-
-def _tags(*etags: str) -> list[list[tuple[str, str]]]:
-    return [[("ETag", tag)] for tag in etags]
-
-
 def test_describe_reads_freshness_and_validators_in_one_reading() -> None:
     headers = [("Cache-Control", "max-age=60"), ("Age", "5"), ("ETag", '"a"'), ("Last-Modified", date(-60))]
     freshness, validators = describe(200, headers, T0, T0 + 1, heuristic=0.1)
@@ -252,32 +281,51 @@ def test_describe_reads_freshness_and_validators_in_one_reading() -> None:
     assert str(validators.etag) == '"a"'
 
 
-def test_304_with_a_strong_etag_selects_every_strong_match() -> None:
-    assert _select(_tags('"a"', '"b"', '"a"', 'W/"a"'), [("ETag", '"a"')]) == [0, 2]
+def _freshens(stored: list[tuple[str, str]], response: list[tuple[str, str]]) -> bool:
+    return freshens(Validators.of(stored), Validators.of(response))
 
 
-def test_304_with_a_weak_etag_selects_the_most_recent_weak_match() -> None:
-    assert _select(_tags('W/"a"', '"a"', '"b"'), [("ETag", 'W/"a"')]) == [1]
+@pytest.mark.parametrize(
+    ("stored", "response", "expected"),
+    [
+        ([("ETag", '"a"')], [("ETag", '"a"')], True),
+        ([("ETag", '"a"')], [("ETag", '"b"')], False),  # about another response: ask again
+        ([("ETag", 'W/"a"')], [("ETag", '"a"')], True),  # weak on one side: weak comparison
+        ([("ETag", '"a"')], [("ETag", 'W/"a"')], True),
+        ([("Last-Modified", date(-60))], [("ETag", '"a"')], False),
+        ([("Last-Modified", date(-60))], [("Last-Modified", date(-60))], True),
+        ([("Last-Modified", date(-60))], [("Last-Modified", date(-10))], False),
+        # issue 14 item 2: a 304 without validators is about the response the condition came from
+        ([("ETag", '"a"')], [("Date", date())], True),
+        ([("Last-Modified", date(-60))], [], True),
+        ([("ETag", '"a"')], [("ETag", "not-a-tag")], True),  # an invalid ETag is no validator
+    ],
+)
+def test_a_304_freshens_the_response_its_condition_came_from(
+    stored: list[tuple[str, str]], response: list[tuple[str, str]], expected: bool
+) -> None:
+    assert _freshens(stored, response) is expected
 
 
-def test_304_without_a_validator_selects_the_single_stored_response_without_one() -> None:
-    # RFC 9111 §4.3.4: only if there is one stored response "and that stored response also lacks a
-    # validator"; one that has a validator was not what the validator-less 304 confirmed.
-    assert _select([[("Cache-Control", "max-age=0")]], [("Date", date())]) == [0]
-    assert _select(_tags('"a"'), []) == []
-    assert _select([[("Last-Modified", date(-60))]], []) == []
-    assert _select([[], []], []) == []
-    assert _select([], []) == []
-
-
-def test_304_with_last_modified_only_matches_by_date() -> None:
-    stored = [[("Last-Modified", date(-60))], [("Last-Modified", date(-30))]]
-    assert _select(stored, [("Last-Modified", date(-60))]) == [0]
-    assert _select(stored, [("Last-Modified", date(-10))]) == []
-
-
-def test_304_for_a_body_no_longer_held_selects_nothing() -> None:
-    assert _select(_tags('"b"'), [("ETag", '"a"')]) == []
+@pytest.mark.parametrize(
+    ("request_headers", "expected"),
+    [
+        ([("If-None-Match", '"a"')], True),
+        ([("If-None-Match", 'W/"a"')], True),  # weak comparison (RFC 9110 §13.1.2)
+        ([("If-None-Match", '"x", "a"')], True),
+        ([("If-None-Match", '"x"')], False),
+        ([("If-None-Match", "*")], True),
+        ([("If-None-Match", "garbage")], False),
+        ([("If-Modified-Since", date(-60))], True),  # Last-Modified <= the date: not modified
+        ([("If-Modified-Since", date(-61))], False),
+        ([("If-Modified-Since", "yesterday")], False),
+        ([("If-None-Match", '"x"'), ("If-Modified-Since", date())], False),  # INM wins (§13.2.2)
+    ],
+)
+def test_answers_condition(request_headers: list[tuple[str, str]], expected: bool) -> None:
+    stored = Validators.of([("ETag", '"a"'), ("Last-Modified", date(-60))])
+    assert answers_condition(stored, request_headers) is expected
+    assert answers_condition(Validators(), [("If-Modified-Since", date())]) is False
 
 
 def test_freshen_replaces_metadata_but_keeps_what_describes_the_body() -> None:
@@ -369,10 +417,9 @@ def test_the_core_never_raises_on_arbitrary_header_text(
     if names is not None:
         vary_selection(names, request)
     conditional_headers(validators)
-    chosen = select_for_304(
-        [(Validators.of(response), response_time), (Validators.of(other), request_time)], Validators.of(other)
-    )
-    assert set(chosen) <= {0, 1}
+    freshens(Validators.of(response), Validators.of(other))
+    answers_condition(Validators.of(response), request)
+    first_age(get_header(response, "age"))
     freshen_headers(response, other)
     age_value(fresh.current_age(now))
     invalidation_targets("POST", status, "http://127.0.0.1:8000/x", response)

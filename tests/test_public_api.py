@@ -79,6 +79,7 @@ def test_import_does_not_pull_in_frameworks_or_clients() -> None:
     [
         ("etagkit.flask", "flask", "flask"),
         ("etagkit.cache.redis", "redis", "redis"),
+        ("etagkit.cache.twolevel", "redis", "redis"),
         ("etagkit.client", "httpx", "client"),
     ],
 )
@@ -89,3 +90,4 @@ def test_an_adapter_without_its_dependency_names_the_extra(module: str, hidden: 
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert f"etagkit[{extra}]" in out
+    assert out.lower().startswith(f"{module} needs {hidden}"), out  # the module imported, not its helper

@@ -8,8 +8,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -44,9 +43,13 @@ def entry(started: int, value: Any = "v", tags: tuple[str, ...] = ("a",)) -> Ent
     return Entry(value, tags, started, NOW + 10, NOW + 20, NOW + 30)
 
 
-def make_store(url: str, timer: FakeTimer, **kwargs: Any) -> RedisStore:
+def make_store(url: str, timer: FakeTimer, *, timeout: float = 2.0, **kwargs: Any) -> RedisStore:
+    """A store on a private server. Its timeouts are generous unless a test stalls the server (a killed
+    one refuses at once): a busy machine must not turn a slow answer into a fault the test did not make."""
     breaker = CircuitBreaker(failure_threshold=2, reset_timeout=5, timer=timer)
-    return RedisStore(url, prefix="f:", socket_timeout=0.05, connect_timeout=0.05, breaker=breaker, **kwargs)
+    return RedisStore(
+        url, prefix="f:", socket_timeout=timeout, connect_timeout=timeout, breaker=breaker, **kwargs
+    )
 
 
 def load_scripts(url: str) -> None:
@@ -59,10 +62,9 @@ def load_scripts(url: str) -> None:
 
 
 @pytest.fixture
-def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
+def durable_redis(start_redis: Callable[..., RedisServer]) -> RedisServer:
     """A private server whose data survives a SIGKILL (AOF, fsync always): an outage, not a wipe."""
-    with RedisServer(tmp_path / "aof", "--appendonly", "yes", "--appendfsync", "always") as server:
-        yield server
+    return start_redis("--appendonly", "yes", "--appendfsync", "always")
 
 
 def test_killed_redis_gives_misses_and_opens_the_breaker(private_redis: RedisServer) -> None:
@@ -123,12 +125,12 @@ def test_open_breaker_does_not_touch_redis(private_redis: RedisServer) -> None:
 
 def test_paused_redis_times_out_and_opens_the_breaker(private_redis: RedisServer) -> None:
     timer = FakeTimer()
-    store = make_store(private_redis.url, timer)
+    store = make_store(private_redis.url, timer, timeout=0.5)  # two timeouts fit well in the pause
     cache = TagCache(store, timer=lambda: NOW)
     assert cache.get_or_set("k", lambda: "v1", tags=["a"]) == "v1"
     admin = redis.Redis.from_url(private_redis.url, socket_timeout=30)
-    # Every client's commands hang for 2 s (CLIENT UNPAUSE would hang too, so the pause expires).
-    admin.execute_command("CLIENT", "PAUSE", 2000, "ALL")
+    # Every client's commands hang for 3 s (CLIENT UNPAUSE would hang too, so the pause expires).
+    admin.execute_command("CLIENT", "PAUSE", 3000, "ALL")
     assert cache.get_or_set("k", lambda: "v2", tags=["a"]) == "v2"  # timed out: a miss
     assert store.breaker.state == "open"
     assert cache.get_or_set("k", lambda: "v3", tags=["a"]) == "v3"  # refused by the breaker at once
@@ -149,11 +151,12 @@ def test_a_reader_that_saw_a_stall_never_serves_what_a_lost_invalidation_hid(
     """Two processes: the writer's invalidation is lost in a stall; the reader, which also timed out
     during it, comes back first. It must not serve the entry the lost invalidation was meant for."""
     writer_timer, reader_timer = FakeTimer(), FakeTimer()
-    writer, reader = make_store(private_redis.url, writer_timer), make_store(private_redis.url, reader_timer)
+    writer = make_store(private_redis.url, writer_timer, timeout=0.5)  # two timeouts fit in the pause
+    reader = make_store(private_redis.url, reader_timer, timeout=0.5)
     started = reader.begin(["a"])
     assert reader.set("k", entry(started), NOW) is SetResult.STORED
     admin = redis.Redis.from_url(private_redis.url, socket_timeout=30)
-    admin.execute_command("CLIENT", "PAUSE", 1500, "ALL")
+    admin.execute_command("CLIENT", "PAUSE", 3000, "ALL")
     with pytest.raises(StoreUnavailableError):
         writer.invalidate(["a"])  # lost: the write behind it happened, its invalidation did not
     with pytest.raises(StoreUnavailableError):
@@ -239,7 +242,7 @@ def test_lost_invalidation_forces_a_global_one_after_recovery(durable_redis: Red
     timer = FakeTimer()
     # no background payer here (an hour between retries): the next call must pay on its own
     store = make_store(durable_redis.url, timer, retry_interval=3600)
-    other = RedisStore(durable_redis.url, prefix="f:")  # another process, which saw no outage
+    other = RedisStore(durable_redis.url, prefix="f:", socket_timeout=2, connect_timeout=2)  # saw no outage
     assert store.set("k", entry(store.begin(["a"])), NOW)
     assert store.set("unrelated", entry(store.begin(["b"]), tags=("b",)), NOW)
     durable_redis.stop()
@@ -297,7 +300,7 @@ def test_restart_from_an_older_snapshot_never_serves_what_was_invalidated(
     admin = redis.Redis.from_url(private_redis.url)
     assert admin.exists(store.namespace + "e:book:1")  # the invalidated entry really is back
     admin.close()
-    other = RedisStore(private_redis.url, prefix="f:")  # another process
+    other = RedisStore(private_redis.url, prefix="f:", socket_timeout=2, connect_timeout=2)  # another process
     readers = [store, other] if first_reader == "this-store" else [other, store]
     for reader in readers:
         assert reader.get("book:1", NOW) is None

@@ -3,9 +3,10 @@ TTL on every key, one hash-tag namespace, NOSCRIPT recovery, eviction safety, RE
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -28,7 +29,8 @@ def entry(started: int, value: Any = "v", tags: tuple[str, ...] = ("a", "b")) ->
 
 @pytest.fixture
 def store(redis_url: str, redis_prefix: str) -> Iterator[RedisStore]:
-    s = RedisStore(redis_url, prefix=redis_prefix)
+    # generous timeouts: the shared Redis answers late on a busy machine (faults: test_redis_faults.py)
+    s = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
     yield s
     s.close()
 
@@ -119,7 +121,7 @@ def test_noscript_invalidates_everything_once_then_works(private_redis: RedisSer
     """SCRIPT FLUSH looks like a restart (the script cache is never persisted): the next call first
     invalidates everything, loads every script, and goes on; later calls do not invalidate again.
     On a private server: flushing the shared one's script cache would disturb other tests."""
-    store = RedisStore(private_redis.url, prefix="p:", socket_timeout=2)
+    store = RedisStore(private_redis.url, prefix="p:", socket_timeout=2, connect_timeout=2)
     assert store.set("k", entry(store.begin(["a", "b"])), NOW)
     first_use = store.stats()["redis_restarts_detected"]  # a fresh server had no scripts either
     store.client.script_flush()
@@ -130,6 +132,26 @@ def test_noscript_invalidates_everything_once_then_works(private_redis: RedisSer
     store.invalidate(["a"])
     assert store.get("k", NOW) is None
     assert store.stats()["redis_restarts_detected"] == first_use + 1
+    store.close()
+
+
+def test_a_first_start_on_an_empty_redis_is_no_warning_but_a_flush_with_data_is(
+    private_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fresh server has no scripts either: invalidating an empty namespace loses nothing, so it is
+    logged at INFO; a NOSCRIPT while the namespace holds data (a restart, a flush) stays a WARNING."""
+    store = RedisStore(private_redis.url, prefix="p:", socket_timeout=2, connect_timeout=2)
+
+    def noscript_levels() -> list[int]:
+        return [r.levelno for r in caplog.records if "has no etagkit scripts" in r.getMessage()]
+
+    with caplog.at_level(logging.INFO, logger="etagkit.cache.redis"):
+        assert store.set("k", entry(store.begin(["a", "b"])), NOW)
+        assert noscript_levels() == [logging.INFO]
+        caplog.clear()
+        store.client.script_flush()
+        assert store.get("k", NOW) is None
+        assert noscript_levels() == [logging.WARNING]
     store.close()
 
 
@@ -208,20 +230,20 @@ def test_both_resp_protocols(redis_url: str, redis_prefix: str, protocol: int) -
     client.close()
 
 
-def test_works_under_allkeys_lru(tmp_path: Any) -> None:
+def test_works_under_allkeys_lru(start_redis: Callable[..., RedisServer]) -> None:
     """A tiny maxmemory with allkeys-lru evicts entries and marks; reads stay misses, never stale."""
-    with RedisServer(tmp_path / "lru", "--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru") as srv:
-        store = RedisStore(srv.url, prefix="lru:", socket_timeout=2, connect_timeout=2)
-        big = "x" * 2000
-        for i in range(3000):
-            started = store.begin([f"t{i}"])
-            store.set(f"k{i}", entry(started, big, tags=(f"t{i}",)), NOW)
-            if i % 7 == 0:
-                store.invalidate([f"t{i}"])
-        for i in range(0, 3000, 7):
-            assert store.get(f"k{i}", NOW) is None
-        assert store.client.info("stats")["evicted_keys"] > 0
-        store.close()
+    srv = start_redis("--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru")
+    store = RedisStore(srv.url, prefix="lru:", socket_timeout=2, connect_timeout=2)
+    big = "x" * 2000
+    for i in range(3000):
+        started = store.begin([f"t{i}"])
+        store.set(f"k{i}", entry(started, big, tags=(f"t{i}",)), NOW)
+        if i % 7 == 0:
+            store.invalidate([f"t{i}"])
+    for i in range(0, 3000, 7):
+        assert store.get(f"k{i}", NOW) is None
+    assert store.client.info("stats")["evicted_keys"] > 0
+    store.close()
 
 
 def test_hybrid_clock_tracks_server_time(store: RedisStore) -> None:
@@ -240,7 +262,7 @@ def test_close_leaves_a_client_passed_in_to_its_owner(redis_url: str, redis_pref
 
 
 def test_close_disconnects_a_client_built_from_a_url(redis_url: str, redis_prefix: str) -> None:
-    store = RedisStore(redis_url, prefix=redis_prefix)
+    store = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
     before = store.client.client_id()
     store.close()
     assert store.client.client_id() != before  # its pool was disconnected: a new connection now

@@ -39,7 +39,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def two_level(url: str, prefix: str, **client_kwargs: Any) -> TwoLevelStore:
-    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1, **client_kwargs)
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, **client_kwargs)
     store = TwoLevelStore(RedisStore(client, prefix=prefix), resubscribe_interval=0.05)
     assert store.wait_subscribed(10)
     return store
@@ -220,14 +220,17 @@ def test_own_invalidation_is_local_at_once(redis_url: str, redis_prefix: str) ->
 
 
 def test_lost_subscription_flushes_and_bypasses(private_redis: RedisServer) -> None:
-    writer = RedisStore(private_redis.url, prefix="p:", socket_timeout=1, connect_timeout=1)
+    writer = RedisStore(private_redis.url, prefix="p:", socket_timeout=5, connect_timeout=5)
+    # The fresh server's first script call publishes a global invalidation (NOSCRIPT recovery): made
+    # here, before anyone listens, it cannot land in the middle of the read below and refuse its copy.
+    started = writer.begin(["a"])
     store = TwoLevelStore(
-        RedisStore(private_redis.url, prefix="p:", socket_timeout=1, connect_timeout=1),
+        RedisStore(private_redis.url, prefix="p:", socket_timeout=5, connect_timeout=5),
         resubscribe_interval=0.05,
     )
     try:
         assert store.wait_subscribed(10)
-        assert writer.set("k", entry(writer.begin(["a"])), NOW)
+        assert writer.set("k", entry(started), NOW)
         assert store.get("k", NOW) is not None
         assert store.local.stats()["entries"] == 1
         writer.client.client_kill_filter(_type="pubsub")  # the subscription's connection dies
@@ -247,7 +250,11 @@ def test_lost_subscription_flushes_and_bypasses(private_redis: RedisServer) -> N
 
 def test_redis_killed_local_layer_is_not_served(private_redis: RedisServer) -> None:
     remote = RedisStore(
-        private_redis.url, prefix="p:", breaker=CircuitBreaker(failure_threshold=1, reset_timeout=60)
+        private_redis.url,
+        prefix="p:",
+        socket_timeout=2,  # a killed server refuses at once: no short timeout needed
+        connect_timeout=2,
+        breaker=CircuitBreaker(failure_threshold=1, reset_timeout=60),
     )
     store = TwoLevelStore(remote, resubscribe_interval=0.05)
     try:
@@ -283,7 +290,7 @@ def test_malformed_channel_messages_are_ignored(redis_url: str, redis_prefix: st
 
 
 def test_local_layer_is_bounded(redis_url: str, redis_prefix: str) -> None:
-    remote = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=1)
+    remote = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
     store = TwoLevelStore(remote, local=MemoryStore(max_entries=3))
     try:
         assert store.wait_subscribed(10)

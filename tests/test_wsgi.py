@@ -633,7 +633,7 @@ def test_vary_selects_the_stored_variant() -> None:
     assert serve(mw, headers={"Accept": "text/html", "If-None-Match": json_tag}).status == 200
 
 
-def test_store_trouble_means_stateless_etags_counted_never_a_5xx() -> None:
+def test_store_trouble_means_stateless_reads_counted_and_refused_writes() -> None:
 
     from etagkit.cache.redis import RedisStore
 
@@ -645,7 +645,9 @@ def test_store_trouble_means_stateless_etags_counted_never_a_5xx() -> None:
     assert tag == str(generate_etag(BODY))
     got = serve(mw, headers={"If-None-Match": tag})
     assert got.status == 304 and app.calls == 2
-    assert serve(mw, method="PUT").status == 200
+    # a write whose invalidation cannot be recorded is refused before the app runs (issue 12)
+    refused = serve(mw, method="PUT")
+    assert refused.status == 503 and refused.header("Retry-After") == "1" and app.calls == 2
     snapshot = json.dumps(metrics.snapshot())
     assert "stateless_fallback" in snapshot
 

@@ -207,12 +207,16 @@ class RedisStore:
         except redis.exceptions.NoScriptError:
             pass
         keys_g, args_g = self._invalidate_call((GLOBAL_TAG,), soft=False)
+        # no clock yet: a first start on an empty namespace, nothing to lose (so not a warning)
+        first_use = not client.exists(self._clock_key)
         clock, _ = client.execute_command("EVAL", _INVALIDATE.source, len(keys_g), *keys_g, *args_g)  # first
         if len(self.shards) > 1:  # a sharded namespace: every shard, then the message (_shards.py)
             self._later_phases((GLOBAL_TAG,), False, int(clock), "", plain=True)
         self.restarts_detected += 1
-        log.warning(
-            "Redis has no etagkit scripts (first use, restart, flush): invalidated all of %s", self.namespace
+        log.log(
+            logging.INFO if first_use else logging.WARNING,
+            "Redis has no etagkit scripts (first use, restart, flush): invalidated all of %s",
+            self.namespace,
         )
         for each in _SCRIPTS:  # so that other calls do not answer NOSCRIPT (and invalidate) again
             client.script_load(each.source)

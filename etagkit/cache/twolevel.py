@@ -35,6 +35,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+try:
+    import redis  # noqa: F401 - checked here so that the error names this module and its extra
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess without redis
+    raise ImportError("etagkit.cache.twolevel needs redis-py: pip install 'etagkit[redis]'") from exc
+
 from .._config import number
 from .._errors import ConfigurationError
 from ._store import GLOBAL_TAG, Entry, Hit, SetResult

@@ -40,7 +40,17 @@ from .reply import (
 )
 from .steps import _READ_BACK, Answer, Count, Hash, ReadBack, Request, Run, Send, Settings
 
-__all__ = ["Answer", "Count", "Exchange", "Hash", "ReadBack", "Request", "Run", "Send", "Settings"]
+__all__ = [
+    "Answer",
+    "Count",
+    "Exchange",
+    "Hash",
+    "ReadBack",
+    "Request",
+    "Run",
+    "Send",
+    "Settings",
+]
 
 _READS = frozenset({"GET", "HEAD"})  # one method class: HEAD gets the ETag GET would get (§9.3.2)
 _CREATING = frozenset({"PUT", "PATCH"})  # may create a missing target (§9.3.4; RFC 5789 §2)
@@ -183,6 +193,11 @@ class Exchange:
         self._record = record
         req, fields, settings = self.request, self.request.fields, self.settings
         method = req.method
+        if record is not None and method in _READS and _only_if_none_match(fields):
+            fast = _stored_304(record, fields["if-none-match"])
+            if fast is not None:  # the common revalidation, answered as _before's steps would
+                self.checked = record.validator()
+                return fast
         unsafe = method not in SAFE_METHODS
         gone = self.validator is not None and not self.validator.exists and method not in _CREATING
         if settings.require_precondition and unsafe and not gone and requires_precondition(method, fields):
@@ -274,6 +289,14 @@ class Exchange:
             Reply(reply.status, reply.headers, body, reply.etag), Count(reply.status), cache_hit=True
         )
 
+    def answer_read_back(self) -> Send:
+        """A read-back GET of a route with a cheap validator, answered without its handler: the
+        validator's ETag / Last-Modified on an empty 200, or a 404 where there is no current
+        representation (what :func:`read_back_validator` reads back)."""
+        exists = self.validator is not None and self.validator.exists
+        step = self.respond(200 if exists else 404, (), length=0, complete=True)
+        return step if isinstance(step, Send) else self.overflow()
+
     # -- after the app's head -----------------------------------------------------------------------
 
     def respond(
@@ -341,6 +364,7 @@ class Exchange:
             if given is not None and "last-modified" not in fields
             else None,
             weak=settings.weak,
+            algorithm=settings.algorithm,
             weaken_encoded=settings.weaken_encoded,
             json_errors=settings.json_errors,
             fields=fields,
@@ -419,6 +443,37 @@ class Exchange:
 
 
 _PLAIN_RUN = Run()
+_ONLY_INM_EXCLUDES = ("if-match", "if-unmodified-since")
+
+
+def _only_if_none_match(fields: Fields) -> bool:
+    """If-None-Match without If-Match / If-Unmodified-Since: §13.2.2 then decides by step 3 alone
+    (If-Modified-Since is ignored when If-None-Match is present)."""
+    return "if-none-match" in fields and "if-match" not in fields and "if-unmodified-since" not in fields
+
+
+# record id -> (record, its tag as sent, weak form, the 304 answer); bounded like every memo
+_FAST: dict[int, tuple[StoredValidator, str, str, Answer]] = {}
+
+
+def _stored_304(record: StoredValidator, if_none_match: str) -> Answer | None:
+    """The stored record's 304 when If-None-Match is exactly its tag (or the tag's weak form: weak
+    comparison, §13.1.2), built once per record by the same code as the general path; None
+    otherwise (any other value goes through :func:`~etagkit.core.preconditions.evaluate`)."""
+    held = _FAST.get(id(record))
+    if held is None or held[0] is not record:
+        if record.etag is None:
+            return None
+        text = str(record.etag)
+        weak = text if record.etag.weak else "W/" + text
+        reply = _not_modified(record.headers, record.etag, record.last_modified)
+        held = (record, text, weak, Answer(reply, Count(304, record.length, True)))
+        if len(_FAST) >= 4096:
+            _FAST.clear()
+        _FAST[id(record)] = held
+    return held[3] if if_none_match == held[1] or if_none_match == held[2] else None
+
+
 _HASH = Hash()
 
 

@@ -10,15 +10,17 @@ RFC says (usually ignored; an invalid ``Expires`` means "already expired", §5.3
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urljoin, urlsplit
 
 from .dates import parse_http_date
-from .etag import ETag, etag_or_none
+from .etag import ETag, etag_or_none, parse_etags
 from .headers import Fields, fields_of, get_header
-from .policy import delta_seconds, parse_cache_control, vary_names
+from .policy import delta_seconds, vary_names
+from .policy import parse_cache_control as _parse_cache_control
 
 __all__ = [
     "SAFE_METHODS",
@@ -28,15 +30,18 @@ __all__ = [
     "Use",
     "Validators",
     "age_value",
+    "answers_condition",
     "conditional_headers",
     "decide",
     "describe",
+    "first_age",
     "freshen_headers",
+    "freshens",
+    "freshness_of",
     "headers_to_store",
     "invalidates_target",
     "invalidation_targets",
     "is_storable",
-    "select_for_304",
     "usable_on_error",
     "vary_selection",
 ]
@@ -72,6 +77,12 @@ _NOT_STORED = frozenset(
 _NOT_FRESHENED = _NOT_STORED | {"content-length", "content-encoding", "content-range", "content-type"}
 
 
+# Memoized: a client sees the same few Cache-Control values and Date values again and again. The
+# parsed dicts are shared, so nothing here may mutate them.
+parse_cache_control = functools.lru_cache(maxsize=1024)(_parse_cache_control)
+
+
+@functools.lru_cache(maxsize=1024)
 def _seconds_of_date(value: str | None) -> float | None:
     parsed = parse_http_date(value)
     return None if parsed is None else parsed.timestamp()
@@ -87,6 +98,7 @@ class RequestDirectives:
     min_fresh: int = 0
     stale_if_error: int | None = None
     only_if_cached: bool = False
+    max_stale: float | None = None  # seconds of staleness accepted; inf for a bare max-stale (§5.2.1.2)
 
     @classmethod
     def parse(cls, request_headers: Headers) -> RequestDirectives:
@@ -109,10 +121,30 @@ class RequestDirectives:
             min_fresh=delta_seconds(d.get("min-fresh")) or 0,
             stale_if_error=delta_seconds(d.get("stale-if-error")),
             only_if_cached="only-if-cached" in d,
+            max_stale=_max_stale(d),
         )
 
 
 _NO_DIRECTIVES = RequestDirectives()
+
+
+def _max_stale(directives: dict[str, str | None]) -> float | None:
+    """``max-stale`` (RFC 9111 §5.2.1.2): no value accepts any staleness; an invalid value is ignored."""
+    if "max-stale" not in directives:
+        return None
+    value = directives["max-stale"]
+    if value is None:
+        return float("inf")
+    seconds = delta_seconds(value)
+    return None if seconds is None else float(seconds)
+
+
+def first_age(value: str | None) -> int | None:
+    """The ``Age`` of a response (RFC 9111 §5.1): a list (``7200, 0``, or two Age lines joined) counts
+    by its first member; an invalid first member makes the field invalid (ignored)."""
+    if value is None:
+        return None
+    return delta_seconds(value.split(",", 1)[0].strip(" \t"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +187,18 @@ def describe(
     return _freshness(status, fields, request_time, response_time, heuristic), Validators.of_fields(fields)
 
 
+def freshness_of(
+    status: int,
+    headers: Headers,
+    request_time: float,
+    response_time: float,
+    *,
+    heuristic: float | None = None,
+) -> Freshness:
+    """:func:`describe` without the validators (for a 304 that brings none: the stored ones stay)."""
+    return _freshness(status, fields_of(headers), request_time, response_time, heuristic)
+
+
 def _freshness(
     status: int, fields: Fields, request_time: float, response_time: float, heuristic: float | None
 ) -> Freshness:
@@ -173,8 +217,7 @@ def _freshness(
         last_modified = _seconds_of_date(fields.get("last-modified"))
         if last_modified is not None:
             lifetime = min(HEURISTIC_CAP, max(0.0, heuristic * (date_value - last_modified)))
-    age_field = fields.get("age")
-    age_value = delta_seconds(age_field.strip(" \t")) if age_field is not None else None
+    age_value = first_age(fields.get("age"))
     apparent_age = max(0.0, response_time - date_value)
     response_delay = max(0.0, response_time - request_time)
     corrected_age_value = (age_value or 0) + response_delay
@@ -192,10 +235,12 @@ def _freshness(
 def is_storable(method: str, status: int, response_headers: Headers, request: RequestDirectives) -> bool:
     """Whether a private cache may store this response (RFC 9111 §3).
 
-    GET only (this client answers HEAD from the network), a final status other than 206/304, no
-    ``no-store`` on either side, ``Vary`` not ``*``, and either explicit freshness (max-age,
-    Expires, private, public) or a heuristically cacheable status (§4.2.2). ``private`` is fine: this
-    is a private cache.
+    GET only, a final status other than 206/304, no ``no-store`` on either side, ``Vary`` not ``*``,
+    and either explicit freshness (max-age, Expires, private, public) or a heuristically cacheable
+    status (§4.2.2). ``private`` is fine: this is a private cache. A 5xx (but 501) is stored only with an
+    explicit lifetime (``max-age`` or ``Expires``): §3 allows any final status then, and an origin that
+    says "this 503 holds for 30 s" asks clients to stop retrying for 30 s; ``private`` / ``public``
+    alone (lifetime 0) would only replace a stored success that ``stale-if-error`` could still serve.
     """
     if method != "GET" or request.no_store or status < 200 or status in (206, 304):
         return False
@@ -203,23 +248,28 @@ def is_storable(method: str, status: int, response_headers: Headers, request: Re
     cc = parse_cache_control(fields.get("cache-control"))
     if "no-store" in cc or vary_names(fields.get("vary")) is None:
         return False
-    explicit = "max-age" in cc or "public" in cc or "private" in cc or "expires" in fields
-    return explicit or status in HEURISTIC_STATUSES
+    lifetime = "max-age" in cc or "expires" in fields
+    if status >= 500 and status not in HEURISTIC_STATUSES:  # 501 is heuristically cacheable
+        return lifetime
+    return lifetime or "public" in cc or "private" in cc or status in HEURISTIC_STATUSES
 
 
 class Use(enum.Enum):
     """How a stored response may answer a request (RFC 9111 §4)."""
 
     FRESH = "fresh"  # serve it; send nothing
+    STALE = "stale"  # stale, but within the request's max-stale: serve it; send nothing
     STALE_WHILE_REVALIDATE = "stale-while-revalidate"  # serve it; revalidate in the background
     REVALIDATE = "revalidate"  # send a conditional request first
 
 
 def decide(freshness: Freshness, request: RequestDirectives, now: float) -> Use:
-    """Fresh (§4.2), servable stale while revalidating (RFC 5861 §3), or needing validation (§4.3).
+    """Fresh (§4.2), stale within the request's ``max-stale`` (§5.2.1.2), servable stale while
+    revalidating (RFC 5861 §3), or needing validation (§4.3).
 
     ``no-cache`` on either side always validates; the request's ``max-age`` and ``min-fresh`` narrow
-    what counts as fresh; ``must-revalidate`` and ``no-cache`` forbid serving stale (§4.2.4).
+    what counts as fresh; ``must-revalidate`` and ``no-cache`` forbid serving stale (§4.2.4), even
+    to a request that accepts it with ``max-stale``.
     """
     if request.no_cache or freshness.no_cache:
         return Use.REVALIDATE
@@ -228,6 +278,12 @@ def decide(freshness: Freshness, request: RequestDirectives, now: float) -> Use:
         return Use.REVALIDATE
     if freshness.lifetime - age > request.min_fresh:
         return Use.FRESH
+    if (
+        request.max_stale is not None
+        and not freshness.must_revalidate
+        and age - freshness.lifetime <= request.max_stale
+    ):
+        return Use.STALE
     if (
         not freshness.must_revalidate
         and request.max_age is None
@@ -280,11 +336,16 @@ class Validators:
     @classmethod
     def of_fields(cls, fields: Fields) -> Validators:
         """The validators of a response's :func:`~etagkit.core.headers.fields_of` index."""
-        text = fields.get("last-modified")
+        return cls.of_values(fields.get("etag"), fields.get("last-modified"))
+
+    @classmethod
+    def of_values(cls, etag: str | None, last_modified: str | None) -> Validators:
+        """The validators from a response's ``ETag`` and ``Last-Modified`` field values."""
+        text = last_modified
         modified = parse_http_date(text)
         if modified is None:
             text = None
-        return cls(etag_or_none(fields.get("etag")), None if text is None else text.strip(" \t"), modified)
+        return cls(etag_or_none(etag), None if text is None else text.strip(" \t"), modified)
 
     @property
     def present(self) -> bool:
@@ -303,32 +364,45 @@ def conditional_headers(stored: Validators) -> tuple[tuple[str, str], ...]:
     return tuple(result)
 
 
-def select_for_304(candidates: Sequence[tuple[Validators, float]], response: Validators) -> list[int]:
-    """Which stored responses a 304 freshens (RFC 9111 §4.3.4), as indexes into ``candidates``.
+def freshens(sent_from: Validators, response: Validators) -> bool:
+    """Whether a 304 freshens the stored response whose validators the condition was sent from.
 
-    ``candidates`` are the stored responses for the request's URL as ``(validators, response_time)``.
-    A strong ETag in the 304 selects every candidate with the same strong ETag; a weak one (or, with
-    no ETag, a Last-Modified) selects the most recent candidate that matches it weakly; a 304 with no
-    validator selects the single stored response only if that one has no validator either (so the
-    condition sent did not come from it). Empty means: nothing to freshen, so the request must be
-    repeated without a condition.
+    RFC 9111 §4.3.4 selects stored responses by the 304's validators: a strong ETag selects those with
+    the same strong ETag, a weak one (or a Last-Modified) the most recent match, and a 304 without
+    validators the single stored response. This client sends each condition from exactly one stored
+    response and only that response's validators, so the origin's 304 can only be about that one:
+    it is freshened when the 304's ETag matches it (strongly if both are strong, else weakly), or,
+    with no ETag, when its Last-Modified equals the stored one, or when the 304 carries no validator
+    at all (as hishel, undici and browsers do; the RFC's "single stored response" rule read for the
+    one response the request was made from). A 304 naming another validator freshens nothing: the
+    client then asks again without a condition.
     """
-    new = response.etag
-    if new is not None and not new.weak:
-        return [
-            i for i, (old, _) in enumerate(candidates) if old.etag is not None and new.strong_match(old.etag)
-        ]
+    new, old = response.etag, sent_from.etag
     if new is not None:
-        matching = [
-            i for i, (old, _) in enumerate(candidates) if old.etag is not None and new.weak_match(old.etag)
-        ]
-    elif response.modified is not None:
-        matching = [i for i, (old, _) in enumerate(candidates) if old.modified == response.modified]
-    else:
-        return [0] if len(candidates) == 1 and not candidates[0][0].present else []
-    if not matching:
-        return []
-    return [max(matching, key=lambda i: candidates[i][1])]
+        if old is None:
+            return False
+        return new.strong_match(old) if not (new.weak or old.weak) else new.weak_match(old)
+    if response.modified is not None:
+        return sent_from.modified == response.modified
+    return True
+
+
+def answers_condition(stored: Validators, request_headers: Headers) -> bool:
+    """Whether a caller's own If-None-Match (else If-Modified-Since) is false for a stored response,
+    so that a cache holding it fresh answers 304 itself (RFC 9111 §4.3.2, RFC 9110 §13.1.2-§13.1.3).
+
+    ``If-None-Match`` compares weakly and ``*`` matches any stored response; ``If-Modified-Since``
+    is used only without If-None-Match and only against a stored Last-Modified (one-second
+    resolution). False means: send the stored response in full.
+    """
+    if_none_match = parse_etags(get_header(request_headers, "if-none-match"))
+    if if_none_match is not None:
+        if if_none_match == "*":
+            return True
+        current = stored.etag
+        return current is not None and any(tag.weak_match(current) for tag in if_none_match)
+    since = parse_http_date(get_header(request_headers, "if-modified-since"))
+    return since is not None and stored.modified is not None and stored.modified <= since
 
 
 def headers_to_store(headers: Headers) -> tuple[tuple[str, str], ...]:

@@ -21,7 +21,7 @@ from http import HTTPStatus
 from typing import NamedTuple
 
 from .dates import format_http_date, parse_http_date
-from .etag import ETag, etag_or_none, generate_etag
+from .etag import ETag, HashAlgorithm, etag_or_none, generate_etag
 from .freshness import SAFE_METHODS
 from .headers import TOKEN, Fields, FieldView, HeaderSource, fields_of, get_header
 from .memo import MEMO_MAX_CHARS, fields_chars
@@ -228,6 +228,7 @@ def conditional_response(
     json_errors: bool | None = None,
     fields: Fields | None = None,
     set_cookie: bool = False,
+    algorithm: HashAlgorithm = "sha256",
 ) -> Reply:
     """Decide after the handler of a GET or HEAD ran, over its unconditional response.
 
@@ -241,7 +242,8 @@ def conditional_response(
     body with a Content-Encoding other than identity gets its own strong tag (``"<tag>-gzip"``) or,
     with ``weaken_encoded``, the weak tag: a gzip body and an identity body never share a strong ETag
     (§8.8.3.3). A tag the application chose (its ETag header, ``etag``) is its own and is never
-    rewritten: its writes compare If-Match against exactly that tag. ``set_cookie``: a 304 keeps the
+    rewritten: its writes compare If-Match against exactly that tag. ``algorithm``: the hash of a
+    generated tag (:func:`~etagkit.core.etag.generate_etag`). ``set_cookie``: a 304 keeps the
     response's Set-Cookie (the app set it for this client). ``fields`` may pass
     :func:`~etagkit.core.headers.fields_of` of the same headers when the caller already built it.
     """
@@ -257,7 +259,9 @@ def conditional_response(
     if tag is None and body is not None and status == 200 and not _no_store(fields):
         # a tag etagkit makes is per coding; the app's own (or ``etag``) is sent exactly as given
         tag = coded_etag(
-            generate_etag(body, weak=weak), fields.get("content-encoding"), weaken=weaken_encoded
+            generate_etag(body, weak=weak, algorithm=algorithm),
+            fields.get("content-encoding"),
+            weaken=weaken_encoded,
         )
     modified = parse_http_date(fields.get("last-modified")) if last_modified is None else last_modified
     conditional = is_conditional(request_headers)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from .etag import HashAlgorithm
 from .headers import Fields, HeaderSource
 from .hosts import AllowedHosts
 from .records import CachedResponse, StoredValidator
@@ -32,8 +33,10 @@ class Settings:
     ``cache_ttl``: keep whole 200 responses (response caching) for that long.
     ``credential_fields``: request fields that carry credentials besides Authorization and Cookie
     (e.g. ``x-api-key``): such requests never share stored answers without a scope.
-    ``allowed_hosts``: the hosts stored answers are kept for (None: any); a request for another host
-    is answered statelessly and leaves nothing in the store (Django's ALLOWED_HOSTS idea).
+    ``algorithm``: the hash of generated ETags (``generate_etag``; ``xxh3`` / ``blake3`` need the
+    ``fast`` extra). ``allowed_hosts``: the hosts stored answers are kept for (None: any); a
+    request for another host is answered statelessly and leaves nothing in the store (Django's
+    ALLOWED_HOSTS idea).
     """
 
     weak: bool = False
@@ -48,6 +51,7 @@ class Settings:
     invalidate_tags: bool = True
     cache_ttl: float | None = None
     credential_fields: frozenset[str] = frozenset()
+    algorithm: HashAlgorithm = "sha256"
     allowed_hosts: AllowedHosts | None = None
 
 
