@@ -39,7 +39,9 @@ _REDIS_NODES = [
     "tests/test_redis_faults.py::test_lost_invalidation_forces_a_global_one_after_recovery",  # durable
 ]
 # the bookstore's in-process variant: it must not pick up ETAGKIT_REDIS_URL (an unreachable one here)
-_MEMORY_NODE = "tests/test_bookstore.py::test_one_book_has_a_version_validator_and_404s_carry_none[memory]"
+_MEMORY_NODE = (
+    "tests/test_bookstore.py::test_one_book_has_a_version_validator_and_404s_carry_none[wsgi-memory]"
+)
 
 
 def _pytest_without_redis(tmp_path: Path, nodes: list[str], *, require: bool) -> tuple[int, str]:
