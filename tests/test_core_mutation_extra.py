@@ -421,3 +421,32 @@ def test_a_3xx_with_validators_is_never_evaluated() -> None:
 
 def test_codings_are_lower_cased_after_trimming() -> None:
     assert coded_etag(ETag("t"), "X-GZIP") == ETag("t-x-gzip")
+
+
+# -- records: a stored validator that does not decode exactly is a miss ------------------------------------
+
+_HEAD = "etagkit-validator-1\x1f"
+_DATE = "Mon, 01 Jan 2024 00:00:00 GMT"
+
+
+@pytest.mark.parametrize(
+    ("value", "decodes"),
+    [
+        (f'{_HEAD}"a"\x1f{_DATE}\x1f0\x1f\x1f', True),
+        (f'{_HEAD}"a"\x1f\x1f9223372036854775807\x1f\x1f', True),  # 2**63 - 1: the largest count
+        (f'{_HEAD}"a"\x1f\x1f9223372036854775808\x1f\x1f', False),  # 19 digits over the range
+        (f'{_HEAD}"a"\x1f\x1f00000000000000000007\x1f\x1f', False),  # 20 digits
+        (f'{_HEAD}"a"\x1f\x1f\x1f\x1f', False),  # no count
+        (f'{_HEAD}"a"\x1f\x1f\xb2\x1f\x1f', False),  # '²' is a digit to str.isdigit, not a count
+        (f"{_HEAD}junk\x1f{_DATE}\x1f0\x1f\x1f", False),  # a bad tag voids the record, even with a date
+        (f'{_HEAD} "a"\x1f\x1f0\x1f\x1f', False),  # a tag that does not re-encode exactly
+        (f'{_HEAD}"a"\x1fnot a date\x1f0\x1f\x1f', False),
+        (f'{_HEAD}"a"\x1f\x1f0\x1fAccept\x1f', False),  # Vary names are stored lower-cased
+        (f'{_HEAD}"a"\x1f\x1f0\x1fa b\x1f', False),  # and are tokens
+        (f'{_HEAD}"a"\x1f\x1f0\x1f\x1fSet-Cookie: a=1', False),  # only validator fields are kept
+        (f'{_HEAD}"a"\x1f\x1f0\x1f\x1fCache-Control: a\x00b', False),  # an invalid field value
+        (f'{_HEAD}"a"\x1f\x1f0\x1f\x1f' + "Cache-Control: " + "a" * 16 * 1024, False),  # over the size cap
+    ],
+)
+def test_stored_validator_decoding_refuses_anything_inexact(value: str, decodes: bool) -> None:
+    assert (StoredValidator.from_value(value) is not None) is decodes
