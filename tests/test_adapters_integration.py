@@ -29,7 +29,8 @@ pytestmark = pytest.mark.redis
 def _invalidate_from_another_process(url: str, prefix: str, *tags: str) -> None:
     code = (
         "import sys; from etagkit.cache import TagCache; from etagkit.cache.redis import RedisStore; "
-        "TagCache(RedisStore(sys.argv[1], prefix=sys.argv[2])).invalidate_tags(*sys.argv[3:])"
+        "TagCache(RedisStore(sys.argv[1], prefix=sys.argv[2], socket_timeout=5, connect_timeout=5))"
+        ".invalidate_tags(*sys.argv[3:])"
     )
     subprocess.run([sys.executable, "-c", code, url, prefix, *tags], check=True, timeout=60)
 
@@ -66,7 +67,7 @@ def _bookstore(cache: TagCache, calls: Counter[str]) -> Flask:
 @pytest.fixture
 def waitress_flask(redis_url: str, redis_prefix: str) -> Iterator[tuple[str, Counter[str]]]:
     calls: Counter[str] = Counter()
-    cache = TagCache(RedisStore(redis_url, prefix=redis_prefix, socket_timeout=1.0, connect_timeout=1.0))
+    cache = TagCache(RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5))
     with waitress_server(_bookstore(cache, calls)) as port:
         yield f"http://127.0.0.1:{port}", calls
 
@@ -120,7 +121,7 @@ _WSGI_APP = textwrap.dedent(
                                   ("Cache-Tag", "books")])
         return [body]
 
-    app = ETagMiddleware(catalog, cache=TagCache(RedisStore(URL, prefix=PREFIX, socket_timeout=1.0)))
+    app = ETagMiddleware(catalog, cache=TagCache(RedisStore(URL, prefix=PREFIX, socket_timeout=5, connect_timeout=5)))
     """
 )
 
