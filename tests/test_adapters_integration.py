@@ -121,7 +121,8 @@ _WSGI_APP = textwrap.dedent(
                                   ("Cache-Tag", "books")])
         return [body]
 
-    app = ETagMiddleware(catalog, cache=TagCache(RedisStore(URL, prefix=PREFIX, socket_timeout=5, connect_timeout=5)))
+    store = RedisStore(URL, prefix=PREFIX, socket_timeout=5, connect_timeout=5)
+    app = ETagMiddleware(catalog, cache=TagCache(store))
     """
 )
 
