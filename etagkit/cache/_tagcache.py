@@ -333,6 +333,16 @@ class TagCache(AsyncFace):
             number("error_ttl", error_ttl),
         )
 
+    def _vouched(self, key: str, hit: Hit) -> tuple[Any, bool]:
+        """Another process's value, read while this flight was open: callers that joined after that
+        read must not take it on its word (an invalidation may have come in between). Read again
+        now that the flight is closed: still valid, it vouches for every waiter (as the leader's
+        compare-and-set write does); otherwise the waiters compute anew ("refused")."""
+        again = self._read_now(key)
+        if again is not None and not again.soft_invalidated and self._timer() < again.entry.fresh_until:
+            return again.entry.value, False
+        return hit.entry.value, True
+
     def _read_now(self, key: str) -> Hit | None:
         return self._read(key, self._timer())
 
@@ -388,7 +398,7 @@ class TagCache(AsyncFace):
             hit, token = lease.lead_or_wait(key, functools.partial(self._read_now, key), self._timer)
             if hit is not None:
                 close()
-                return hit.entry.value, False
+                return self._vouched(key, hit)
         try:
             ticket = self.begin(tags)
             value = compute()
