@@ -69,6 +69,7 @@ from ._validators import MetricsSink, ValidatorStore, check_cache
 from .cache._keys import TagBuilder
 from .cache._keys import TagSpec as _TagSpec
 from .core.exchange import Answer, Exchange, Hash, Settings
+from .core.headers import get_header
 from .core.policy import CacheControl
 
 __all__ = ["CheckedValidator", "ETagKit", "TagSpec"]
@@ -369,8 +370,21 @@ def _handle(
     again = driver.again_later(after, route)
     if again is not None:  # once the server closed the response (teardown_request may commit)
         response.call_on_close(again)
-    response.headers = Headers(list(after.reply.headers))
+    _update(response.headers, after.reply.headers)
     return response
+
+
+# What the exchange may add to or change in a passing response's fields (its validators, the route's
+# Cache-Control, the buffered body's Content-Length): the rest of the view's headers stay as they are.
+_SET_BY_THE_EXCHANGE = ("ETag", "Last-Modified", "Cache-Control", "Content-Length")
+
+
+def _update(headers: Headers, sent: tuple[tuple[str, str], ...]) -> None:
+    """Make the view's ``headers`` carry what the exchange decided to send, in place."""
+    for name in _SET_BY_THE_EXCHANGE:
+        value = get_header(sent, name)
+        if value is not None and headers.get(name) != value:
+            headers[name] = value
 
 
 def _rule(app: Flask, environ: dict[str, Any]) -> str:
