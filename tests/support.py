@@ -312,7 +312,10 @@ def waitress_server(app: Any, threads: int = 4) -> Iterator[int]:
         yield port
     finally:
         sockets = server._map
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(sockets))
+        try:
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(sockets))
+        except OSError:  # its trigger is gone (a descriptor closed elsewhere): close from here
+            wasyncore.close_all(sockets)
         thread.join(10)
         # its task threads must be gone: a late one would close a socket number reused meanwhile
         server.task_dispatcher.shutdown(timeout=30)

@@ -21,8 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import free_port
-from waitress.server import create_server
+from support import free_port, waitress_server
 
 from etagkit import __version__, parse_http_date
 from etagkit.cli import CheckError, _parse_wire, _wire_exchange, build_cli
@@ -105,14 +104,8 @@ def serve_wsgiref(app: Any) -> Iterator[str]:
 
 @contextlib.contextmanager
 def serve_waitress(app: Any) -> Iterator[str]:
-    server = create_server(app, host="127.0.0.1", port=0, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}/books/1"
-    finally:
-        server.close()
-        thread.join(timeout=10)
+    with waitress_server(app, threads=2) as port:  # stopped from its own loop (support.py)
+        yield f"http://127.0.0.1:{port}/books/1"
 
 
 @contextlib.contextmanager
