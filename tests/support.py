@@ -322,3 +322,18 @@ def waitress_server(app: Any, threads: int = 4) -> Iterator[int]:
         assert not server.task_dispatcher.threads, "waitress task threads still running"
         del server
         gc.collect()  # its descriptors close now, not when a later server reuses their numbers
+
+
+def head_and_first_event(port: int, method: str = "GET", path: str = "/", timeout: float = 15.0) -> bytes:
+    """One raw HTTP/1.1 request on loopback: what arrived up to the end of the head (HEAD) or up to
+    the first ``data: first`` event (GET). A face that held a stream back never delivers it, and the
+    read times out instead (the stream tests' gate technique)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+        got = b""
+        while b"\r\n\r\n" not in got or (method == "GET" and b"data: first" not in got):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        return got

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
+from support import head_and_first_event
 
 from etagkit import ConfigurationError, ETag, Validator
 from etagkit.asgi import ETagMiddleware
@@ -358,23 +358,11 @@ def test_app_errors_are_configuration_errors_at_construction() -> None:
 # -- over a real uvicorn ---------------------------------------------------------------------------
 
 
-def _first_bytes(port: int, method: str, path: str) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=GATE_WAIT / 2) as sock:
-        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-        got = b""
-        while b"\r\n\r\n" not in got or (method == "GET" and b"data: first" not in got):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            got += chunk
-        return got
-
-
 @pytest.mark.parametrize("path", ["/feed", "/feed?octet"])
 def test_over_uvicorn_the_first_event_arrives_before_the_stream_ends(path: str) -> None:
     catalog = Catalog()
     with uvicorn_server(_middleware(catalog, stored=True)) as port:
-        got = _first_bytes(port, "GET", path)
+        got = head_and_first_event(port, "GET", path, GATE_WAIT / 2)
         catalog.gate.set()  # only now may the stream go on: a buffering face never got here in time
         head = got.split(b"\r\n\r\n", 1)[0].lower()
         assert got.startswith(b"HTTP/1.1 200") and b"data: first" in got and b"etag:" not in head
@@ -383,7 +371,7 @@ def test_over_uvicorn_the_first_event_arrives_before_the_stream_ends(path: str) 
 def test_over_uvicorn_head_of_a_stream_answers_without_draining_it() -> None:
     catalog = Catalog()
     with uvicorn_server(_middleware(catalog, stored=True)) as port:
-        got = _first_bytes(port, "HEAD", "/feed")
+        got = head_and_first_event(port, "HEAD", "/feed", GATE_WAIT / 2)
         assert got.startswith(b"HTTP/1.1 200") and b"data:" not in got
         assert catalog.produced <= 1  # never drained: the gate was never opened
         catalog.gate.set()

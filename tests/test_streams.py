@@ -8,14 +8,13 @@ test fails without measuring any time. HEAD of such a stream must answer without
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from flask import Flask, Response
-from support import waitress_server
+from support import head_and_first_event, waitress_server
 
 from etagkit.cache import TagCache
 from etagkit.flask import ETagKit
@@ -70,24 +69,12 @@ def _flask_app(stream: Stream, ctype: str) -> Any:
 FACES: dict[str, Callable[[Stream, str], Any]] = {"wsgi": _wsgi_app, "flask": _flask_app}
 
 
-def _head_and_first_bytes(port: int, method: str = "GET") -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=GATE_WAIT / 2) as sock:
-        sock.sendall(f"{method} / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-        got = b""
-        while b"\r\n\r\n" not in got or (method == "GET" and b"data: first" not in got):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            got += chunk
-        return got
-
-
 @pytest.mark.parametrize("ctype", ["text/event-stream", "application/octet-stream"])
 @pytest.mark.parametrize("face", sorted(FACES))
 def test_the_first_event_arrives_before_the_stream_ends(face: str, ctype: str) -> None:
     stream = Stream()
     with waitress_server(FACES[face](stream, ctype)) as port:
-        got = _head_and_first_bytes(port)
+        got = head_and_first_event(port, timeout=GATE_WAIT / 2)
         stream.gate.set()  # only now may the stream go on: a buffering face never got here in time
         head = got.split(b"\r\n\r\n", 1)[0].lower()
         assert got.startswith(b"HTTP/1.1 200") and b"data: first" in got
@@ -100,7 +87,7 @@ def test_the_first_event_arrives_before_the_stream_ends(face: str, ctype: str) -
 def test_head_of_a_stream_answers_without_draining_it(face: str) -> None:
     stream = Stream()
     with waitress_server(FACES[face](stream, "text/event-stream")) as port:
-        got = _head_and_first_bytes(port, "HEAD")
+        got = head_and_first_event(port, "HEAD", timeout=GATE_WAIT / 2)
         assert got.startswith(b"HTTP/1.1 200") and b"data:" not in got
         assert stream.produced <= 1  # never drained: the gate was never opened
         stream.gate.set()
