@@ -25,6 +25,7 @@ from etagkit import (
     generate_etag,
     parse_etags,
 )
+from etagkit.core import etag as core_etag
 from etagkit.core.etag import etag_or_none
 
 # --- the value object -------------------------------------------------------------------------
@@ -319,6 +320,8 @@ def test_missing_optional_hash_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, algorithm: str, module: str
 ) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail, as if not installed
+    # the hash is imported on first use and kept: start from before that use
+    monkeypatch.setitem(core_etag._DIGESTS, algorithm, core_etag._LOADERS[algorithm])
     message = f"^algorithm='{algorithm}' needs the {module} package: pip install 'etagkit\\[fast\\]'$"
     with pytest.raises(ImportError, match=message):
         generate_etag(b"x", algorithm=algorithm)  # type: ignore[arg-type]

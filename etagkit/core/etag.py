@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import json
 import re
+from binascii import b2a_base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -63,12 +63,12 @@ class ETag:
     def __str__(self) -> str:
         return f'W/"{self.tag}"' if self.weak else f'"{self.tag}"'
 
-    @classmethod
-    def _checked(cls, tag: str, weak: bool) -> ETag:
+    @staticmethod
+    def _checked(tag: str, weak: bool) -> ETag:
         """Build from parts a grammar regex already matched: skips re-validating the etagc run."""
-        etag = object.__new__(cls)
-        object.__setattr__(etag, "tag", tag)
-        object.__setattr__(etag, "weak", weak)
+        etag = _new_etag(ETag)
+        _set_tag(etag, tag)
+        _set_weak(etag, weak)
         return etag
 
     @classmethod
@@ -86,6 +86,12 @@ class ETag:
     def weak_match(self, other: ETag) -> bool:
         """Weak comparison (§8.8.3.2): the opaque-tags are equal, weakness of either ignored."""
         return self.tag == other.tag
+
+
+_new_etag = object.__new__
+# the slots' own setters: what the frozen dataclass's __init__ reaches through object.__setattr__
+_set_tag: Callable[[ETag, str], None] = vars(ETag)["tag"].__set__
+_set_weak: Callable[[ETag, bool], None] = vars(ETag)["weak"].__set__
 
 
 def coerce_etag(etag: ETag | str | None) -> ETag | None:
@@ -180,38 +186,45 @@ def _blake2b(data: bytes) -> bytes:
 
 def _blake3(data: bytes) -> bytes:
     try:
-        import blake3
+        from blake3 import blake3
     except ImportError:
         raise ImportError(
             "algorithm='blake3' needs the blake3 package: pip install 'etagkit[fast]'"
         ) from None
-    digest: bytes = blake3.blake3(data).digest(_DIGEST_BYTES)
-    return digest
+    _DIGESTS["blake3"] = lambda data: blake3(data).digest(_DIGEST_BYTES)  # imported once, not per call
+    return _DIGESTS["blake3"](data)
 
 
 def _xxh3(data: bytes) -> bytes:
     try:
-        import xxhash
+        from xxhash import xxh3_128_digest
     except ImportError:
         raise ImportError("algorithm='xxh3' needs the xxhash package: pip install 'etagkit[fast]'") from None
-    digest: bytes = xxhash.xxh3_128_digest(data)
+    _DIGESTS["xxh3"] = xxh3_128_digest  # imported once: later calls go straight to the hash
+    digest: bytes = xxh3_128_digest(data)
     return digest
 
 
+_sha256 = hashlib.sha256
+_sha1 = hashlib.sha1
+
+# Each returns at least _DIGEST_BYTES bytes; the optional ones replace themselves once imported.
+_LOADERS: dict[str, Callable[[bytes], bytes]] = {"blake3": _blake3, "xxh3": _xxh3}
 _DIGESTS: dict[str, Callable[[bytes], bytes]] = {
-    "sha256": lambda data: hashlib.sha256(data).digest(),
-    "sha1": lambda data: hashlib.sha1(data).digest(),
+    "sha256": lambda data: _sha256(data).digest(),
+    "sha1": lambda data: _sha1(data).digest(),
     "blake2b": _blake2b,
-    "blake3": _blake3,
-    "xxh3": _xxh3,
+    **_LOADERS,
 }
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_TAG_CHARS = -(-_DIGEST_BYTES * 4 // 3)  # unpadded base64 length of the digest: 22
 
 
-def _digest_tag(data: bytes, algorithm: str) -> str:
+def _digest(data: bytes, algorithm: str) -> bytes:
     digest = _DIGESTS.get(algorithm) if isinstance(algorithm, str) else None
     if digest is None:
         raise ConfigurationError(f"unknown algorithm {algorithm!r}; choose one of {sorted(_DIGESTS)}")
-    return base64.urlsafe_b64encode(digest(data)[:_DIGEST_BYTES]).rstrip(b"=").decode("ascii")
+    return digest(data)
 
 
 def _canonical_json(value: object) -> bytes:
@@ -232,13 +245,22 @@ def generate_etag(body: object, *, weak: bool = False, algorithm: HashAlgorithm 
     extensions); ``blake3`` is faster on large bodies and ``xxh3`` (not cryptographic: trusted content
     only) faster still; both need ``pip install 'etagkit[fast]'`` and raise ImportError naming it.
     """
-    if isinstance(body, str):
+    if type(body) is bytes:  # the common case first: a WSGI/ASGI body
+        data = body
+    elif isinstance(body, str):
         data = body.encode("utf-8")
     elif isinstance(body, bytes | bytearray | memoryview):
-        data = bytes(body)
+        data = bytes(body)  # a snapshot: a buffer mutated later cannot change what was hashed
     else:
         data = _canonical_json(body)
-    return ETag._checked(_digest_tag(data, algorithm), bool(weak))  # base64url text is etagc
+    # sha256 (the default) is called inline: this fixed cost is paid per response (issue 15)
+    raw = _sha256(data).digest() if algorithm == "sha256" else _digest(data, algorithm)
+    # the tag: the first 128 bits in unpadded base64url (RFC 4648 §5), 22 etagc characters
+    tag = b2a_base64(raw[:_DIGEST_BYTES])[:_TAG_CHARS].translate(_URLSAFE).decode()
+    etag = _new_etag(ETag)  # base64url text is etagc: no re-validation (ETag._checked, inlined)
+    _set_tag(etag, tag)
+    _set_weak(etag, weak is True or bool(weak))
+    return etag
 
 
 def _version_part(part: object) -> list[str]:
@@ -272,7 +294,7 @@ def etag_from_version(*parts: int | str | bytes | date | datetime, weak: bool = 
     if not parts:
         raise ConfigurationError("etag_from_version needs at least one version part")
     encoded = [_version_part(part) for part in parts]
-    return ETag(_digest_tag(_canonical_json(["etagkit.version", encoded]), "sha256"), weak=weak)
+    return generate_etag(["etagkit.version", encoded], weak=weak)  # canonical JSON, sha256
 
 
 def version_etag(value: object) -> ETag | None:
