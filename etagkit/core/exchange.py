@@ -38,7 +38,7 @@ from .reply import (
     is_conditional,
     wants_json,
 )
-from .steps import _READ_BACK, Answer, Count, Hash, ReadBack, Request, Run, Send, Settings
+from .steps import _NO_FIELDS, _READ_BACK, Answer, Count, Hash, ReadBack, Request, Run, Send, Settings
 
 __all__ = [
     "Answer",
@@ -105,8 +105,8 @@ class Exchange:
         self._body_tags: tuple[str, ...] = ()  # learned from the response's tag header
         self._record: StoredValidator | None = None
         self._status = 0
-        self._headers: list[tuple[str, str]] = []
-        self._fields = Fields()
+        self._headers: list[tuple[str, str]] = _NO_HEADERS  # the app's, once it answered (respond)
+        self._fields: Fields = _NO_FIELDS
 
     # -- what the request is ------------------------------------------------------------------------
 
@@ -443,6 +443,7 @@ class Exchange:
 
 
 _PLAIN_RUN = Run()
+_NO_HEADERS: list[tuple[str, str]] = []  # never mutated: respond() replaces it with the app's
 _ONLY_INM_EXCLUDES = ("if-match", "if-unmodified-since")
 
 

@@ -175,7 +175,7 @@ def shared_lookup_allowed(
     if isinstance(request_headers, Fields):
         if "authorization" in request_headers or "cookie" in request_headers:
             return False
-        return not any(name in request_headers for name in credential_fields)
+        return not credential_fields or not any(name in request_headers for name in credential_fields)
     return not any(
         get_header(request_headers, name) is not None for name in (*_CREDENTIAL_FIELDS, *credential_fields)
     )
