@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks._harness import error_row, target_met
 
-MODULES = ("core", "peers", "cache_memory", "cache_redis", "adapters", "asgi", "client")
+MODULES = ("core", "peers", "cache_memory", "cache_redis", "adapters", "asgi", "client", "servers")
 RESULTS = Path(__file__).resolve().parent / "results"
 PEERS = (
     "cachetools",
@@ -42,6 +42,7 @@ PEERS = (
     "httpx",
     "redis",
     "werkzeug",
+    "waitress",
     "xxhash",
     "blake3",
 )
