@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks._harness import error_row, target_met
 
-MODULES = ("core", "peers", "cache_memory", "cache_redis", "adapters", "asgi", "client")
+MODULES = ("core", "peers", "cache_memory", "cache_redis", "adapters", "asgi", "client", "servers")
 RESULTS = Path(__file__).resolve().parent / "results"
 PEERS = (
     "cachetools",
@@ -42,6 +42,7 @@ PEERS = (
     "httpx",
     "redis",
     "werkzeug",
+    "waitress",
     "xxhash",
     "blake3",
 )
@@ -118,6 +119,14 @@ HEADER = (
     "ratio",
     "target",
     "met?",
+    "clock",
+)
+
+
+CLOCK_NOTE = (
+    "Clock: `cpu` = the measuring thread's CPU time (`time.thread_time`), for in-process scenarios; "
+    "`wall` = `time.perf_counter`, for scenarios that wait on a socket (Redis, the HTTP origin, other "
+    "processes); `-` = a count. The garbage collector is on while timing."
 )
 
 
@@ -144,6 +153,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
                 _ratio(result),
                 result.get("target") or "-",
                 _met(result),
+                result.get("clock") or "-",
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
@@ -205,7 +215,8 @@ def write_results(rows: list[dict[str, Any]], info: dict[str, Any], stem: str, o
         f"`{info['command']}` on {info['date']}, commit {info['commit']}, Python {info['python']}, "
         f"{info['platform']}, {info['cpus']} CPUs, {info['seconds']} s.\n\n"
         "Times are per call: the median over interleaved rounds, with the fastest and slowest round. "
-        "Ratio = etagkit time / baseline time: the median over rounds of each round's ratio.\n\n"
+        "Ratio = etagkit time / baseline time: the median over rounds of each round's ratio. "
+        f"{CLOCK_NOTE}\n\n"
         f"{table(rows)}\n\nVersions: {versions}.\n"
     )
     md_path = out / f"{stem}.md"
@@ -243,6 +254,7 @@ def main(argv: Sequence[str] | None = None, importer: Callable[[str], Any] = imp
     path = write_results(rows, info, stem, args.out)
 
     print(table(rows))
+    print(f"\n{CLOCK_NOTE}")
     errors = [r for r in rows if "error" in r]
     missed = [r for r in rows if r.get("met") is False]
     print(

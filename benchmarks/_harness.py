@@ -5,12 +5,27 @@ peer or floor measured in the same rounds. So every contender of a comparison ru
 round, one batch after the other (the order rotates each round), and each contender's figure is the
 median over rounds of its per-call time in that round, with the fastest and slowest rounds beside it.
 
+Two clocks (the ``clock`` argument of :func:`measure` and :func:`measure_loops`; every row says which
+one it used, in its ``clock`` key):
+
+* ``"cpu"`` (the default): the measuring thread's CPU time, ``time.thread_time()``. For in-process
+  scenarios: time the thread spends descheduled (another process on the shared cores) is not billed
+  to whichever contender happened to be running.
+* ``"wall"``: ``time.perf_counter()``. For scenarios that wait on I/O (a socket to Redis or to an HTTP
+  origin): the wait is part of what they cost, and the thread's CPU time would leave it out.
+
+The garbage collector stays ON while timing: a server pays for its collections, so a contender that
+allocates more pays for the collections its allocations trigger. Before each contender's batch the
+young generations are collected (untimed), so every batch starts from the same collector state and no
+contender is billed for the garbage of the one before; a full collection runs between rounds.
+
 A scenario module exposes ``run(quick: bool) -> list[dict]`` whose rows have the keys
 ``scenario, etagkit_s, baseline, baseline_s, ratio, target`` (seconds per call; ``ratio`` is
 etagkit / baseline: :func:`row` takes the median of the per-round ratios). Optional keys:
 ``etagkit_min/etagkit_max/baseline_min/baseline_max`` (as made by :func:`row`); ``met``, a bool
 that overrides the target check, for targets that are not timings ("commands per read: 1");
-``unit``, when the row's two values are counts of that unit (``"commands"``), not seconds; ``note``.
+``unit``, when the row's two values are counts of that unit (``"commands"``), not seconds; ``note``;
+``clock`` (``"cpu"`` or ``"wall"``, set by :func:`row`; a hand-made row of rates says ``"wall"``).
 
 Targets are short strings, checked by :func:`target_met`:
 
@@ -32,10 +47,12 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
+    "CLOCKS",
     "Budget",
+    "Clock",
     "Timing",
     "budget",
     "error_row",
@@ -46,6 +63,8 @@ __all__ = [
 ]
 
 Loop = Callable[[int], object]  # runs its operation n times
+Clock = Literal["cpu", "wall"]
+CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.thread_time, "wall": time.perf_counter}
 _MAX_N = 1 << 32
 
 
@@ -69,31 +88,30 @@ def budget(quick: bool) -> Budget:
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """Seconds per call of one contender: median over rounds, fastest and slowest round, each round."""
+    """Seconds per call of one contender: median over rounds, fastest and slowest round, each round,
+    and the clock that measured them (``"cpu"`` or ``"wall"``)."""
 
     median: float
     low: float
     high: float
     rounds: tuple[float, ...] = ()
+    clock: str = "cpu"
 
 
-def _time_loop(loop: Loop, n: int) -> float:
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # a collection triggered by one contender must not be billed to the next (as timeit)
-    try:
-        start = time.perf_counter()
-        loop(n)
-        return time.perf_counter() - start
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+def _time_loop(loop: Loop, n: int, timer: Callable[[], float]) -> float:
+    """One batch, the collector on. The young generations are collected first (untimed), so the
+    batch neither inherits nor leaves behind another contender's pending collections."""
+    gc.collect(1)
+    start = timer()
+    loop(n)
+    return timer() - start
 
 
-def _calibrate(loop: Loop, batch_s: float, warmup_s: float) -> int:
+def _calibrate(loop: Loop, batch_s: float, warmup_s: float, timer: Callable[[], float]) -> int:
     """Warm ``loop`` up for ``warmup_s`` and return the n whose batch takes about ``batch_s``."""
     n, spent = 1, 0.0
     while True:
-        elapsed = _time_loop(loop, n)
+        elapsed = _time_loop(loop, n, timer)
         spent += elapsed
         if elapsed >= batch_s / 4 and spent >= warmup_s:
             return max(1, round(n * batch_s / max(elapsed, 1e-9)))
@@ -102,23 +120,27 @@ def _calibrate(loop: Loop, batch_s: float, warmup_s: float) -> int:
             raise ValueError("the loop's time does not grow with n: does it run its operation n times?")
 
 
-def measure_loops(loops: Mapping[str, Loop], quick: bool) -> dict[str, Timing]:
+def measure_loops(loops: Mapping[str, Loop], quick: bool, *, clock: Clock = "cpu") -> dict[str, Timing]:
     """Time several contenders in interleaved rounds; each loop runs its operation ``n`` times.
 
     Use this form when one call is too short to time alone or needs a driver (an event loop:
-    ``lambda n: asyncio_loop.run_until_complete(many(n))``).
+    ``lambda n: asyncio_loop.run_until_complete(many(n))``). ``clock`` is ``"cpu"`` (the thread's
+    CPU time: in-process work) or ``"wall"`` (anything that waits on a socket); see the module doc.
     """
+    if clock not in CLOCKS:
+        raise ValueError(f"unknown clock {clock!r}: 'cpu' or 'wall'")
+    timer = CLOCKS[clock]
     plan = budget(quick)
     names = list(loops)
-    sizes = {name: _calibrate(loops[name], plan.batch_s, plan.warmup_s) for name in names}
+    sizes = {name: _calibrate(loops[name], plan.batch_s, plan.warmup_s, timer) for name in names}
     samples: dict[str, list[float]] = {name: [] for name in names}
     for round_no in range(plan.rounds):
         shift = round_no % len(names)
         for name in names[shift:] + names[:shift]:  # rotate who goes first: shared drift, shared noise
-            samples[name].append(_time_loop(loops[name], sizes[name]) / sizes[name])
-        gc.collect()
+            samples[name].append(_time_loop(loops[name], sizes[name], timer) / sizes[name])
+        gc.collect()  # untimed: the old generation's pending work is not left to the next round
     return {
-        name: Timing(statistics.median(values), min(values), max(values), tuple(values))
+        name: Timing(statistics.median(values), min(values), max(values), tuple(values), clock)
         for name, values in samples.items()
     }
 
@@ -131,9 +153,11 @@ def _repeat(fn: Callable[[], object]) -> Loop:
     return loop
 
 
-def measure(fns: Mapping[str, Callable[[], object]], quick: bool) -> dict[str, Timing]:
+def measure(
+    fns: Mapping[str, Callable[[], object]], quick: bool, *, clock: Clock = "cpu"
+) -> dict[str, Timing]:
     """Time several zero-argument callables in interleaved rounds (see :func:`measure_loops`)."""
-    return measure_loops({name: _repeat(fn) for name, fn in fns.items()}, quick)
+    return measure_loops({name: _repeat(fn) for name, fn in fns.items()}, quick, clock=clock)
 
 
 _UNITS = {"": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
@@ -184,7 +208,10 @@ def row(
 
     The ratio is the median over rounds of that round's etagkit time / baseline time: noise that
     slows one round slows both sides of its ratio (timings without rounds: ratio of the medians).
+    The row carries the clock both sides were measured with; two clocks in one ratio raise ValueError.
     """
+    if etagkit.clock != baseline.clock:
+        raise ValueError(f"{scenario}: {etagkit.clock} time compared with {baseline.clock} time")
     if etagkit.rounds and len(etagkit.rounds) == len(baseline.rounds) and min(baseline.rounds) > 0:
         # Same rounds: each round's ratio compares batches run back to back, under the same load.
         ratio = statistics.median(e / b for e, b in zip(etagkit.rounds, baseline.rounds, strict=True))
@@ -201,6 +228,7 @@ def row(
         "etagkit_max": etagkit.high,
         "baseline_min": baseline.low,
         "baseline_max": baseline.high,
+        "clock": etagkit.clock,
     }
     if note:
         result["note"] = note

@@ -2,10 +2,11 @@
 
 * A MemoryStore hit on an entry with two tags (validity checked against both tags' marks and the
   global mark) against a raw ``TTLCache[key]`` hit: target <= 2x (issue 3).
-* The same hit when the entry's marks must be read again (the first hit after an invalidation of
-  any tag; later hits reuse the check until a mark moves), for information.
-* ``TagCache.get_or_set`` and ``TagCache.get`` hits on the same entry (the front's own cost:
-  freshness windows, stats), against the same raw hit, for information.
+* ``TagCache.get`` hit on the same entry (the front's own cost: freshness windows, stats), against
+  the same raw hit: target <= 2x (issue 15).
+* Both hits when the entry's marks must be read again (the first hit after an invalidation of any
+  tag; later hits reuse the check until a mark moves): target <= 2x (issue 15).
+* ``TagCache.get_or_set`` hit, against the same raw hit, for information.
 * Invalidating one tag carried by 100,000 entries against invalidating one carried by 1 entry:
   target <= 1.5x (issue 3). Invalidation moves one mark on a logical clock, so it is O(1).
 
@@ -45,7 +46,15 @@ def _hit_loops() -> dict[str, Loop]:
         for _ in range(n):
             get(KEY, now)
 
-    slot = store._entries[KEY]
+    slot = store._entries[KEY]  # internal: its check epoch is reset to force the re-read
+    if getattr(slot, "checked", None) is None:
+        raise RuntimeError("MemoryStore's slot no longer has `checked`: update the re-read scenario")
+    poke = _Poke()
+
+    def ttlcache_poked(n: int) -> None:
+        for _ in range(n):
+            poke.checked = -1  # the same attribute store as the re-read loops: billed to both sides
+            raw[KEY]
 
     def store_recheck(n: int) -> None:
         get = store.get
@@ -54,8 +63,15 @@ def _hit_loops() -> dict[str, Loop]:
             get(KEY, now)
 
     def cache_get(n: int) -> None:
+        get = cache.get
         for _ in range(n):
-            cache.get(KEY)
+            get(KEY)
+
+    def cache_recheck(n: int) -> None:
+        get = cache.get
+        for _ in range(n):
+            slot.checked = -1
+            get(KEY)
 
     def get_or_set(n: int) -> None:
         compute = dict
@@ -65,10 +81,19 @@ def _hit_loops() -> dict[str, Loop]:
     return {
         "ttlcache": ttlcache,
         "store": store_get,
+        "ttlcache_poked": ttlcache_poked,
         "recheck": store_recheck,
         "get": cache_get,
+        "get_recheck": cache_recheck,
         "get_or_set": get_or_set,
     }
+
+
+class _Poke:
+    __slots__ = ("checked",)
+
+    def __init__(self) -> None:
+        self.checked = 0
 
 
 def _filled(entries: int) -> MemoryStore:
@@ -107,17 +132,30 @@ def run(quick: bool) -> list[dict[str, Any]]:
     count = MANY // 10 if quick else MANY
     inv = measure_loops(_invalidate_loops(quick), quick)
     baseline = "cachetools.TTLCache[key] hit"
+    reread = (
+        "the first hit after any invalidation re-reads the entry's marks (later hits do not); forced "
+        "by resetting the entry's check epoch, one attribute store also made on the baseline's side"
+    )
     return [
         row("MemoryStore.get hit, 2 tags", hits["store"], baseline, hits["ttlcache"], target="<= 2x"),
         row(
             "MemoryStore.get hit, 2 tags, marks re-read",
             hits["recheck"],
             baseline,
-            hits["ttlcache"],
-            note="the first hit after any invalidation re-reads the entry's marks; later hits do not",
+            hits["ttlcache_poked"],
+            target="<= 2x",
+            note=reread,
+        ),
+        row("TagCache.get hit, 2 tags", hits["get"], baseline, hits["ttlcache"], target="<= 2x"),
+        row(
+            "TagCache.get hit, 2 tags, marks re-read",
+            hits["get_recheck"],
+            baseline,
+            hits["ttlcache_poked"],
+            target="<= 2x",
+            note=reread,
         ),
         row("TagCache.get_or_set hit, 2 tags", hits["get_or_set"], baseline, hits["ttlcache"]),
-        row("TagCache.get hit, 2 tags", hits["get"], baseline, hits["ttlcache"]),
         row(
             f"invalidate 1 tag carried by {count:,} entries",
             inv["many"],

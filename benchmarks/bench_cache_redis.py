@@ -150,9 +150,14 @@ def run(quick: bool) -> list[dict[str, Any]]:
     try:
         commands = _commands_per_read(prefix)
         loops = _loops(prefix, closers)
-        remote = measure_loops({name: loops[name] for name in ("raw", "store", "get_or_set")}, quick)
+        # a Redis round trip waits on a socket: wall time; the local layer's hit is in-process work
+        remote = measure_loops(
+            {name: loops[name] for name in ("raw", "store", "get_or_set")}, quick, clock="wall"
+        )
         local = measure_loops({name: loops[name] for name in ("memory", "two_level")}, quick)
-        lease = measure_loops({name: loops[name] for name in ("get_or_set", "get_or_set_leased")}, quick)
+        lease = measure_loops(
+            {name: loops[name] for name in ("get_or_set", "get_or_set_leased")}, quick, clock="wall"
+        )
     finally:
         for closer in closers:
             closer.close()

@@ -6,6 +6,7 @@ broken scenario becomes an error row and a non-zero exit status instead of a cra
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -18,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root holds benchmarks/
 
 from benchmarks import __main__ as runner
+from benchmarks import _harness
 from benchmarks._harness import Timing, measure, measure_loops, row, target_met
 
 
@@ -49,6 +51,56 @@ def test_measure_loops_passes_the_batch_size_to_the_loop() -> None:
     timings = measure_loops({"only": loop}, quick=True)
     assert sizes and all(n >= 1 for n in sizes)
     assert timings["only"].median > 0
+
+
+def test_the_collector_stays_on_and_every_batch_starts_with_the_young_generations_collected() -> None:
+    seen: list[tuple[bool, int]] = []
+
+    def loop(n: int) -> None:
+        seen.append((gc.isenabled(), gc.get_count()[1]))  # gen 1's count: reset by a gen-1 collection
+        junk = [[i] for i in range(n)]  # garbage that triggers collections of its own
+        del junk
+
+    assert gc.isenabled()
+    measure_loops({"a": loop, "b": loop}, quick=True)
+    assert seen and all(enabled for enabled, _ in seen)
+    assert all(gen1 == 0 for _, gen1 in seen)
+
+
+def test_the_clock_is_the_one_asked_for_and_the_rows_say_which(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads = {"cpu": 0, "wall": 0}
+    ticks = {"cpu": 0.0, "wall": 0.0}
+
+    def fake(name: str) -> Any:
+        def clock() -> float:
+            reads[name] += 1
+            return ticks[name]
+
+        return clock
+
+    def loop(n: int) -> None:  # one fake microsecond per operation, on the cpu clock only
+        ticks["cpu"] += n * 1e-6
+
+    monkeypatch.setattr(_harness, "CLOCKS", {"cpu": fake("cpu"), "wall": fake("wall")})
+    timings = measure_loops({"a": loop, "b": loop}, quick=True)  # the default: the thread's CPU time
+    assert reads["wall"] == 0 and reads["cpu"] > 0
+    assert timings["a"].clock == "cpu"
+    assert timings["a"].median == pytest.approx(1e-6)
+    assert row("x", timings["a"], "b", timings["b"])["clock"] == "cpu"
+    with pytest.raises(ValueError, match="does not grow with n"):  # the wall clock never moved
+        measure_loops({"a": loop}, quick=True, clock="wall")
+    assert reads["wall"] > 0
+
+
+def test_the_real_clocks_and_a_ratio_of_two_clocks_is_refused() -> None:
+    assert {"cpu": time.thread_time, "wall": time.perf_counter} == _harness.CLOCKS
+    wall = measure({"a": lambda: None}, quick=True, clock="wall")["a"]
+    cpu = measure({"a": lambda: None}, quick=True)["a"]
+    assert (wall.clock, cpu.clock) == ("wall", "cpu")
+    with pytest.raises(ValueError, match="cpu time compared with wall time"):
+        row("mixed", cpu, "b", wall)
+    with pytest.raises(ValueError, match="unknown clock"):
+        measure({"a": lambda: None}, quick=True, clock="sundial")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -150,6 +202,9 @@ def test_table_shows_speedups_and_missing_values() -> None:
     }
     text = runner.table([result, {"scenario": "y", "error": "E: boom"}, count])
     assert "| 1 commands" in text
+    assert text.splitlines()[0].rstrip(" |").endswith("clock")
+    clocks = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in text.splitlines()[2:5]}
+    assert clocks == {"x [1]": "cpu", "y": "-", "c": "-"}  # a timed row names its clock; a count does not
     assert "| x [1] " in text and text.endswith("[1] a footnote")
     assert "(100x faster)" in text
     assert "1 µs (900 ns to 1.2 µs)" in text
@@ -198,3 +253,25 @@ def test_load_report_marks_a_nonzero_must_be_zero_figure() -> None:
     )
     assert "| `errors` | failed requests | 0 | met |" in text
     assert "| `nested.a` | 1 |" in text
+
+
+def test_load_report_shows_the_throughput_goal_met_or_not() -> None:
+    from benchmarks.load.run_load import render
+
+    def throughput(ratio: float, computed: int) -> str:
+        run = {
+            "date": "d",
+            "commit": "c",
+            "what": "w",
+            "etagkit_vs_floor": ratio,
+            "etagkit_304_not_from_store": computed,
+            "errors": 0,
+        }
+        return render({"throughput": run})
+
+    assert "| `etagkit_vs_floor` |" in throughput(0.4, 0) and "| 0.4 | >= 0.8 | NOT met |" in throughput(
+        0.4, 0
+    )
+    assert "| 0.85 | >= 0.8 | met |" in throughput(0.85, 0)
+    assert "| `etagkit_304_not_from_store` |" in throughput(0.85, 3)
+    assert throughput(0.85, 3).count("NOT met") == 1  # a run that outlived its validators says so
