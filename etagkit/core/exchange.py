@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 
 from .freshness import SAFE_METHODS, invalidates_target
 from .headers import Fields, HeaderSource, fields_of
-from .keys import path_tag, representation_key, shared_lookup_allowed, split_tags
+from .keys import path_tag, read_key, shared_lookup_allowed, split_tags
 from .policy import parse_cache_control
 from .preconditions import Outcome, evaluate, range_applies, requires_precondition
 from .records import CachedResponse, StoredValidator
@@ -151,7 +151,7 @@ class Exchange:
     def _key(self) -> str:
         if self.key is None:
             req = self.request
-            self.key = representation_key("GET", req.path, req.query, scope=self.scope(), origin=req.origin)
+            self.key = read_key(req.path, req.query, self.scope(), req.origin)
         return self.key
 
     def lookup_key(self) -> str | None:
@@ -266,9 +266,7 @@ class Exchange:
         if self.validator is not None and not self.validator.exists:
             return None
         req = self.request
-        key = representation_key(
-            "GET", req.path, req.query, scope=self.scope(), origin=req.origin, kind="response"
-        )
+        key = read_key(req.path, req.query, self.scope(), req.origin, "response")
         return key if self.validator is None else _versioned(key, self.validator)
 
     def cached(self, response: CachedResponse) -> Answer:

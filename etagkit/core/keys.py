@@ -20,6 +20,7 @@ __all__ = [
     "credential_field_names",
     "origin_of",
     "path_tag",
+    "read_key",
     "representation_key",
     "shared_lookup_allowed",
     "split_tags",
@@ -56,6 +57,14 @@ def representation_key(
     if len(method) + len(path) + len(query) + len(origin) + (len(scope) if scope else 0) <= MEMO_MAX_CHARS:
         return _key_memo(method, path, query, scope, kind, origin)
     return _key(method, path, query, scope, kind, origin)
+
+
+def read_key(path: str, query: str, scope: str | None, origin: str, kind: str = "etag") -> str:
+    """``representation_key("GET", path, query, scope=scope, origin=origin, kind=kind)``, positional:
+    the exchange computes it per request."""
+    if len(path) + len(query) + len(origin) + (len(scope) if scope else 0) + 3 <= MEMO_MAX_CHARS:  # + GET
+        return _key_memo("GET", path, query, scope, kind, origin)
+    return _key("GET", path, query, scope, kind, origin)
 
 
 def _key(method: str, path: str, query: str, scope: str | None, kind: str, origin: str) -> str:  # noqa: PLR0917
