@@ -4,13 +4,13 @@ nothing written before an outage with a lost invalidation is ever served afterwa
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import msgpack
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
@@ -28,7 +28,15 @@ pytestmark = pytest.mark.redis
 
 NOW = 1_800_000_000.0
 CountingConnection: Any = counting_connection_class()
-GLOBAL_MARKS = '["{f:}h:*", "{f:}s:*"]'  # the mark keys of an entry without tags (namespace "{f:}")
+
+
+def packed(*keys: str) -> bytes:
+    """An entry's mark-key field: concatenated MessagePack strings (``_redis_lua._GET_LUA``)."""
+    return b"".join(msgpack.packb(key) for key in keys)
+
+
+# the mark fields of an entry without tags (namespace "{f:}"): hard marks and the latest soft mark; soft
+GLOBAL_MARKS = {"m": packed("{f:}h:*", "{f:}s"), "o": packed("{f:}s:*")}
 
 
 class FakeTimer:
@@ -175,34 +183,37 @@ def test_a_reader_that_saw_a_stall_never_serves_what_a_lost_invalidation_hid(
         pytest.param(lambda c, k, s: c.set(k, b"\x00not etagkit"), "not etagkit's", id="foreign-string-key"),
         pytest.param(lambda c, k, s: c.rpush(k, b"x"), "not etagkit's", id="foreign-list-key"),
         pytest.param(
-            lambda c, k, s: c.hset(k, mapping={"d": b"\xe7\x01mgarbage", "k": GLOBAL_MARKS, "s": s}),
+            lambda c, k, s: c.hset(k, mapping={"d": b"\xe7\x01mgarbage", "s": s, **GLOBAL_MARKS}),
             "unreadable record",
             id="corrupt-record",
         ),
         pytest.param(
-            lambda c, k, s: c.hset(k, mapping={"d": b"\xe7\x01j[]", "k": GLOBAL_MARKS, "s": s}),
+            lambda c, k, s: c.hset(k, mapping={"d": b"\xe7\x01j[]", "s": s, **GLOBAL_MARKS}),
             "unreadable record",
             id="wrong-layout",
         ),
         pytest.param(
-            lambda c, k, s: c.hset(
-                k, mapping={"d": b'\xe7\x01j[1,[],1,"x",1,1,1]', "k": GLOBAL_MARKS, "s": s}
-            ),
+            lambda c, k, s: c.hset(k, mapping={"d": b'\xe7\x01j[1,[],1,"x",1,1,1]', "s": s, **GLOBAL_MARKS}),
             "unreadable record",
             id="wrong-field-types",
         ),
         pytest.param(
-            lambda c, k, s: c.hset(k, mapping={"d": b"x", "k": "not json", "s": s}),
+            lambda c, k, s: c.hset(k, mapping={"d": b"x", "m": "\xc1 not msgpack", "s": s}),
             "not etagkit's",
             id="bad-mark-list",
+        ),
+        pytest.param(
+            lambda c, k, s: c.hset(k, mapping={"d": b"x", "m": msgpack.packb([1, {}]), "s": s}),
+            "not etagkit's",
+            id="mark-list-not-strings",
         ),
         pytest.param(
             lambda c, k, s: c.hset(
                 k,
                 mapping={
                     "d": Codec(pickle_key=b"someone else's key!!").dumps([1]),
-                    "k": GLOBAL_MARKS,
                     "s": s,
+                    **GLOBAL_MARKS,
                 },
             ),
             "HMAC",
@@ -398,24 +409,47 @@ def test_an_open_breaker_logs_one_line_per_state_change_not_per_call(
         assert len(summary) == 1 and "more store errors" in summary[0], summary
 
 
+_MARKS = (
+    st.binary(max_size=40)
+    | st.lists(st.text(max_size=8) | st.integers(), max_size=3).map(lambda keys: packed(*map(str, keys)))
+    | st.lists(st.integers(-(2**63), 2**64 - 1) | st.text(max_size=4), max_size=3).map(msgpack.packb)
+    | st.just(b"<the global marks>")
+)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     record=st.binary(max_size=200) | st.binary(max_size=100).map(lambda b: b"\xe7\x01" + b),
-    marks=st.text(max_size=40) | st.just("<the global marks>"),
+    marks=_MARKS,
+    soft_marks=_MARKS,
     started=st.text(max_size=20) | st.integers() | st.just("<the clock>"),
+    soft_invalidated=st.booleans(),
 )
 def test_any_bytes_under_an_entry_key_are_a_miss_or_a_hit_never_an_error(
-    redis_url: str, redis_prefix: str, record: bytes, marks: str, started: int | str
+    redis_url: str,
+    redis_prefix: str,
+    *,
+    record: bytes,
+    marks: bytes,
+    soft_marks: bytes,
+    started: int | str,
+    soft_invalidated: bool,
 ) -> None:
     """Whatever a stranger writes into an entry's hash, a read returns None or a Hit, and logs."""
     store = RedisStore(redis_url, prefix=redis_prefix, socket_timeout=5, connect_timeout=5)
     try:
         clock = store.begin([])  # the global mark exists: a well-formed entry would be valid
-        if marks == "<the global marks>":
-            marks = json.dumps([store.namespace + "h:*", store.namespace + "s:*"])
+        ns = store.namespace
+        if marks == b"<the global marks>":
+            marks = packed(ns + "h:*", ns + "s")
+        if soft_marks == b"<the global marks>":
+            soft_marks = packed(ns + "s:*")
         if started == "<the clock>":
             started = clock
-        store.client.hset(store.namespace + "e:k", mapping={"d": record, "k": marks, "s": started})
+        if soft_invalidated:  # the soft marks are read too
+            store.invalidate(["x"], soft=True)
+        mapping = {"d": record, "m": marks, "o": soft_marks, "s": started}
+        store.client.hset(ns + "e:k", mapping=mapping)
         hit = store.get("k", NOW)  # no exception, whatever the bytes
         assert hit is None or isinstance(hit.entry, Entry)
     finally:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 CLOCK_TTL_MS = 7 * 24 * 3600 * 1000
 
-# Shared Lua: the hybrid clock. Marks are plain strings (hard ``h:<tag>``, soft ``s:<tag>``) so that
-# one MGET reads them all; MGET answers nil for a key of another type, and SET overwrites any type,
-# so a foreign value under a mark key reads as "no mark" and is repaired by the next write.
+# Shared Lua: the hybrid clock. Marks are plain strings (hard ``h:<tag>``, soft ``s:<tag>``, and
+# ``s``: the shard's latest soft mark, set with every soft one) so that one MGET reads them all;
+# MGET answers nil for a key of another type, and SET overwrites any type, so a foreign value
+# under a mark key reads as "no mark" and is repaired by the next write.
 _LUA_CLOCK = """
 local function fmt(n) return string.format('%.0f', n) end
 local function now_us()
@@ -53,39 +54,52 @@ return c
 
 # KEYS: entry -> nil (miss) | -1 (a foreign value under the key) | record (a hit) | {record} (a hit,
 # soft-invalidated: rare, so the common reply is one bulk string, as cheap to parse as a GET's)
-# The entry hash: d = record, k = JSON [hard mark keys..., soft mark keys...], s = started.
+# The entry hash: d = record, s = started, m = its hard mark keys then the shard's latest soft mark
+# key, o = its soft mark keys; m and o are concatenated MessagePack strings, so that one C call
+# (cmsgpack.unpack) hands them to MGET with no table or JSON decode in between. The soft marks are
+# read only if the latest soft mark is newer than `started` (rare: a soft invalidation since the
+# entry's compute began). An entry of the previous layout (k = JSON mark list) has no m: a miss.
 _GET_LUA = """
-local e = redis.pcall('HMGET', KEYS[1], 'd', 'k', 's')
+local function mget(packed) return redis.call('MGET', cmsgpack.unpack(packed)) end
+local e = redis.pcall('HMGET', KEYS[1], 'd', 's', 'm')
 if e.err then return -1 end
-if not e[1] then return nil end
-local started = tonumber(e[3])
-local ok, keys = pcall(cjson.decode, e[2])
-if not started or not ok or type(keys) ~= 'table' or #keys == 0 then return -1 end
-local m = redis.call('MGET', unpack(keys))
-local n = #keys / 2
-local soft = false
-for i = 1, n do
+if not e[1] or not e[3] then return nil end
+local started = tonumber(e[2])
+if not started then return -1 end
+local ok, m = pcall(mget, e[3])
+if not ok or #m < 2 then return -1 end
+local n = #m
+for i = 1, n - 1 do
   local h = tonumber(m[i])
   if not h or h > started then return nil end
-  local s = tonumber(m[n + i])
-  if s and s > started then soft = true end
 end
-if soft then return {e[1]} end
+local latest = tonumber(m[n])
+if latest and latest > started then
+  local o = redis.call('HGET', KEYS[1], 'o')
+  local sok, s = pcall(mget, o)
+  if not sok then return -1 end
+  for i = 1, #s do
+    local v = tonumber(s[i])
+    if v and v > started then return {e[1]} end
+  end
+end
 return e[1]
 """
 
-# KEYS: entry, clock, hard mark keys... ARGV: margin_ms, entry_ttl_ms, record, keys JSON, started,
-# '1' on a non-home shard (a missing mark reads as invalidated at this shard's clock: see _shards.py)
+# KEYS: entry, clock, hard mark keys... ARGV: margin_ms, entry_ttl_ms, record, started, '1' on a
+# non-home shard (a missing mark reads as invalidated at this shard's clock: see _shards.py), the
+# shard's latest soft mark key, soft mark keys... (the entry's m and o fields are packed here, from
+# the very key strings the script receives)
 # -> 1 stored | 0 refused (a tag invalidated after `started`, or without a mark: one is created)
 #    | 2 valid but not stored (entry_ttl_ms <= 0: it would expire at once)
 _SET_LUA = (
     _LUA_CLOCK
     + """
-local started = tonumber(ARGV[5])
+local started = tonumber(ARGV[4])
 local keep = tonumber(ARGV[2]) + tonumber(ARGV[1])  -- a mark outlives this entry by the margin
 local stored = 1
 local c = nil
-if ARGV[6] == '1' then  -- a non-home shard: its clock, kept in use; a missing one starts at `started`
+if ARGV[5] == '1' then  -- a non-home shard: its clock, kept in use; a missing one starts at `started`
   c = tonumber(redis.call('MGET', KEYS[2])[1])
   if not c then c = started end
   redis.call('SET', KEYS[2], fmt(c), 'PX', CLOCK_TTL)
@@ -96,7 +110,7 @@ for i = 3, #KEYS do
   if not h then
     c = c or read_clock(KEYS[2])
     redis.call('SET', KEYS[i], fmt(c), 'PX', ARGV[1])
-    if ARGV[6] ~= '1' or started < c then stored = 0 end
+    if ARGV[5] ~= '1' or started < c then stored = 0 end
   elseif h > started then
     stored = 0
   elseif redis.call('PTTL', KEYS[i]) < keep then
@@ -106,17 +120,21 @@ end
 redis.call('DEL', KEYS[1])  -- what was there is no newer than this value
 if stored == 1 and tonumber(ARGV[2]) <= 0 then return 2 end
 if stored == 1 then
-  redis.call('HSET', KEYS[1], 'd', ARGV[3], 'k', ARGV[4], 's', ARGV[5])
+  local m = {unpack(KEYS, 3)}
+  m[#m + 1] = ARGV[6]
+  local o = cmsgpack.pack(unpack(ARGV, 7))
+  redis.call('HSET', KEYS[1], 'd', ARGV[3], 's', ARGV[4], 'm', cmsgpack.pack(unpack(m)), 'o', o)
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return stored
 """
 )
 
-# KEYS: clock, mark keys (all hard or all soft)... ARGV: margin_ms, channel, 'h' | 's', origin, tags...
-# -> {the new clock, how many subscribers received the message}; published in the same script
-# (unless channel is '': a sharded namespace publishes after its last phase), with the clock as a
-# string (cjson would round a 16-digit number) and the origin to acknowledge it to
+# KEYS: clock, mark keys (all hard, or all soft then the shard's latest soft mark)... ARGV: margin_ms,
+# channel, 'h' | 's', origin, tags... -> {the new clock, how many subscribers received the message};
+# published in the same script (unless channel is '': a sharded namespace publishes after its last
+# phase), with the clock as a string (cjson would round a 16-digit number) and the origin to
+# acknowledge it to
 _INVALIDATE_LUA = (
     _LUA_CLOCK
     + """
@@ -140,8 +158,8 @@ redis.call('PUBLISH', ARGV[1], cjson.encode({k = ARGV[2]}))
 return 1
 """
 
-# A non-home shard's phase of an invalidation (_shards.py). KEYS: clock, mark keys... ARGV: margin_ms,
-# C -> 1. Marks and the clock only grow: max(existing, C).
+# A non-home shard's phase of an invalidation (_shards.py). KEYS: clock, mark keys (as for
+# _INVALIDATE_LUA)... ARGV: margin_ms, C -> 1. Marks and the clock only grow: max(existing, C).
 _RAISE_LUA = (
     _LUA_CLOCK
     + """

@@ -59,10 +59,12 @@ class ShardKeys:
     entries: str = field(init=False)
     hard: str = field(init=False)
     soft: str = field(init=False)
+    soft_latest: str = field(init=False)  # the latest soft mark of any tag (a read checks it first)
     leases: str = field(init=False)
 
     def __post_init__(self) -> None:
         names = {"clock": "c", "entries": "e:", "hard": "h:", "soft": "s:", "leases": "l:"}
+        names["soft_latest"] = "s"
         for name, suffix in names.items():
             object.__setattr__(self, name, self.namespace + suffix)
 
@@ -114,6 +116,8 @@ def later_phases(
     for shard in shards[1:]:
         marks = shard.soft if soft else shard.hard
         keys = [shard.clock, *(marks + tag for tag in tags)]
+        if soft:
+            keys.append(shard.soft_latest)
         pipe.execute_command("EVAL", _RAISE.source, len(keys), *keys, margin_ms, clock)
     pipe.execute()
     message = json.dumps({"f": "s" if soft else "h", "t": list(tags), "c": str(clock), "o": origin})

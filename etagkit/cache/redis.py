@@ -4,14 +4,16 @@ Layout, under a namespace ``B`` (see "Redis Cluster" below)::
 
     B c            the logical clock (string integer)
     B h:<tag>      the tag's hard mark; B s:<tag> its soft mark (string integers)
-    B e:<key>      an entry: hash {d: the self-describing record, k: JSON list of its mark keys,
-                   s: started}
+    B s            the latest soft mark of any tag (set with every soft mark)
+    B e:<key>      an entry: hash {d: the self-describing record, s: started, m: its hard mark
+                   keys and ``B s``, o: its soft mark keys} (m, o: concatenated MessagePack strings)
     B inv          pub/sub channel: every invalidation and delete is published here (two-level mode)
     B ack:<id>     pub/sub channel: acknowledgements of two-level store <id>'s invalidations
 
 Every operation is one Lua script (EVALSHA), so each is one round trip and atomic: a read fetches
-the entry, then all its marks (its tags' plus ``GLOBAL_TAG``'s) with one MGET inside the script,
-and returns the record only if every hard mark exists and is ``<= started``;
+the entry, then its hard marks (its tags' plus ``GLOBAL_TAG``'s) and ``B s`` with one MGET inside
+the script, and returns the record only if every hard mark exists and is ``<= started`` (its soft
+marks are read too only when ``B s`` is newer than ``started``: a soft invalidation since then);
 a write is the compare-and-set of the contract; an invalidation advances the clock, sets the marks
 and PUBLISHes, all in the same script. Every key has a TTL: entries live until ``error_until``;
 marks and the clock get ``mark_ttl`` (long, refreshed on every write), so Redis may run
@@ -53,7 +55,6 @@ A record that is not etagkit's, or fails its HMAC, is a miss and a logged warnin
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -190,6 +191,7 @@ class RedisStore:
         self.breaker = breaker or CircuitBreaker(name=f"Redis {self.namespace}")
         home = self.shards[0]
         self._clock_key, self._hard, self._soft = home.clock, home.hard, home.soft
+        self._soft_latest = home.soft_latest
         self._margin_ms = max(1, int(mark_margin * 1000))
         self._owed_global = False  # a mutation may not have reached Redis: invalidate everything first
         self._owed_lock = threading.Lock()
@@ -317,6 +319,8 @@ class RedisStore:
         """The keys and arguments of the invalidation script for ``tags``."""
         marks = self._soft if soft else self._hard
         keys = [self._clock_key, *(marks + tag for tag in tags)]
+        if soft:
+            keys.append(self._soft_latest)
         channel = self.channel if len(self.shards) == 1 else ""  # sharded: published after the phases
         return keys, [self._margin_ms, channel, "s" if soft else "h", origin, *tags]
 
@@ -409,11 +413,10 @@ class RedisStore:
         )
         tags = (*entry.tags, GLOBAL_TAG)
         shard = self._shard(key)
-        hard = [shard.hard + tag for tag in tags]
-        marks = json.dumps([*hard, *(shard.soft + tag for tag in tags)], ensure_ascii=False)
-        keys = [shard.entries + key, shard.clock, *hard]
+        keys = [shard.entries + key, shard.clock, *(shard.hard + tag for tag in tags)]
         relaxed = "1" if shard is not self.shards[0] else "0"
-        args: list[_Arg] = [self._margin_ms, ttl_ms, record, marks, entry.started, relaxed]
+        args: list[_Arg] = [self._margin_ms, ttl_ms, record, entry.started, relaxed, shard.soft_latest]
+        args += [shard.soft + tag for tag in tags]
         return _SET_RESULTS[self._call(lambda: self._eval(_SET, keys, args))]
 
     def invalidate(self, tags: Sequence[str], *, soft: bool = False) -> None:
