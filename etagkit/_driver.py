@@ -18,8 +18,9 @@ from .core.memo import MEMO_MAX_CHARS
 from .core.records import CachedResponse, StoredValidator
 from .core.reply import Validator
 
-__all__ = ["Driver"]
+__all__ = ["UNREAD", "Driver"]
 
+UNREAD: Any = object()  # Driver.start's record when nobody read the store for this request yet
 _MAX_SIZES = 4096  # targets whose last 200 size is remembered (cleared when full)
 _MAX_TARGET = MEMO_MAX_CHARS  # longer targets are not remembered
 
@@ -45,11 +46,23 @@ class Driver:
         return self.store.lookup(key, _headers(exchange), route)
 
     def start(
-        self, exchange: Exchange, route: str, read_back: Callable[[], Validator | None]
+        self,
+        exchange: Exchange,
+        route: str,
+        read_back: Callable[[], Validator | None],
+        record: StoredValidator | None = UNREAD,
     ) -> Answer | Run:
-        """Before the app: the stored record read, the exchange's answer or its run, reading a
-        conditional write's current validator back through ``read_back()`` when it asks."""
-        step = exchange.before(self.lookup(exchange, route) if self.store is not None else None)
+        """Before the app: the stored record read (unless ``record`` was read for this request
+        already, by the lane), the exchange's answer or its run, reading a conditional write's
+        current validator back through ``read_back()`` when it asks."""
+        store = self.store
+        if record is UNREAD:
+            record = None
+            if store is not None:  # self.lookup, inlined: the stored-304 hot path
+                key = exchange.lookup_key()
+                if key is not None:
+                    record = store.lookup(key, _headers(exchange), route)
+        step = exchange.before(record)
         if isinstance(step, ReadBack):
             step = exchange.read_back(read_back())
         if isinstance(step, Run) and step.invalidate_first and self.store is not None:
@@ -123,13 +136,14 @@ class Driver:
         tags = step.invalidate
         return lambda: self.invalidate(tags, route)
 
-    def count(self, route: str, count: Count, exchange: Exchange) -> None:
+    def count(self, route: str, count: Count, exchange: Exchange | None) -> None:
         """Count one answer. A 304 whose saving the exchange could not know (a cheap validator
-        answered before the app) saves what the last 200 of the same target sent."""
+        answered before the app) saves what the last 200 of the same target sent. ``exchange``
+        None: a stored record's 304 (the lane's), whose saving is known."""
         if self.metrics is None:
             return
         saved = count.bytes_saved
-        if count.sent is not None or saved is None:
+        if (count.sent is not None or saved is None) and exchange is not None:
             request = exchange.request
             target = f"{request.origin}{request.path}?{request.query}"
             if len(target) <= _MAX_TARGET:  # bounded in bytes: targets come from strangers

@@ -1,24 +1,23 @@
 """Stored revalidations answered before a framework dispatches (opt-in, e.g. ``ETAGKIT_EARLY_304``).
 
 A WSGI wrapper in front of a framework's own WSGI app: an anonymous GET/HEAD whose If-None-Match a
-stored validator matches gets its 304 here, from the same exchange every face drives, without the
-framework's routing, request object or hooks (``before_request`` does not run for it). Anything
-else, a miss included, goes to the framework untouched.
+stored validator matches gets its 304 here, from the lane every WSGI face takes (``_lane.py``: the
+exchange's own stored 304), without the framework's routing, request object or hooks
+(``before_request`` does not run for it). Anything else, a miss included, goes to the framework
+untouched.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from ._driver import Driver
-from ._environ import wsgi_request
-from .core.exchange import Answer, Exchange, Settings
+from ._errors import ConfigurationError
+from ._lane import RevalidationLane
+from .core.exchange import Settings
 
 __all__ = ["EarlyRevalidation"]
-
-_READS = frozenset({"GET", "HEAD"})
 
 
 class EarlyRevalidation:
@@ -27,7 +26,7 @@ class EarlyRevalidation:
     ``route(environ)`` names the route counted in the metrics (called only when they are on).
     """
 
-    __slots__ = ("app", "driver", "route", "settings")
+    __slots__ = ("app", "driver", "lane", "route")
 
     def __init__(
         self,
@@ -36,21 +35,19 @@ class EarlyRevalidation:
         defaults: Settings,
         route: Callable[[WSGIEnvironment], str],
     ) -> None:
+        if driver.store is None:
+            raise ConfigurationError("an early revalidation needs a store")
         self.app = app
         self.driver = driver
-        self.settings = dataclasses.replace(defaults, stored=True)  # only a stored record answers here
+        self.lane = RevalidationLane(defaults, driver.store)  # only a stored record answers here
         self.route = route
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD")
-        if method in _READS and "HTTP_IF_NONE_MATCH" in environ:
-            exchange = Exchange(self.settings, wsgi_request(environ, method), has_store=True)
-            record = self.driver.lookup(exchange, "")
-            if record is not None:
-                step = exchange.before(record)
-                if isinstance(step, Answer) and step.reply.status == 304:
-                    route = self.route(environ) if self.driver.metrics is not None else ""
-                    self.driver.settle(exchange, step, None, route)
-                    start_response(step.reply.status_line, list(step.reply.headers))
-                    return []
+        if "HTTP_IF_NONE_MATCH" in environ:
+            fast, _ = self.lane.read(environ, "")
+            if fast is not None:
+                route = self.route(environ) if self.driver.metrics is not None else ""
+                self.driver.count(route, fast.tally, None)
+                start_response(fast.reply.status_line, list(fast.reply.headers))
+                return []
         return self.app(environ, start_response)

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar, cast
@@ -59,17 +59,17 @@ from ._config import algorithm as check_algorithm
 from ._config import allowed_hosts as compile_hosts
 from ._config import cache_control as cache_control_of
 from ._config import credential_fields, flag, number, optional_flag, positive_int
-from ._driver import Driver
+from ._driver import UNREAD, Driver
 from ._early import EarlyRevalidation
 from ._environ import wsgi_request
 from ._errors import ConfigurationError
+from ._lane import RevalidationLane
 from ._readback import READBACK_KEY, read_current_validator
 from ._route import CheckedValidator, RouteOptions
 from ._validators import MetricsSink, ValidatorStore, check_cache
 from .cache._keys import TagBuilder
 from .cache._keys import TagSpec as _TagSpec
 from .core.exchange import Answer, Exchange, Hash, Settings
-from .core.headers import get_header
 from .core.policy import CacheControl
 
 __all__ = ["CheckedValidator", "ETagKit", "TagSpec"]
@@ -112,6 +112,7 @@ class _State:
     store: ValidatorStore | None
     defaults: Settings  # the app's exchange settings; each view's declarations go over them
     driver: Driver  # performs what the exchange asks: stored records, invalidations, metrics
+    lane: RevalidationLane | None  # the common revalidation's fast lane (with a store)
 
 
 def _state() -> _State:
@@ -156,27 +157,29 @@ class ETagKit:
             number("ETAGKIT_TTL", ttl, positive=True)
         cache = self.cache
         store = ValidatorStore(cache, ttl=ttl, metrics=self.metrics) if cache is not None else None
+        defaults = Settings(
+            max_buffer=positive_int("ETAGKIT_MAX_BUFFER", config["ETAGKIT_MAX_BUFFER"], minimum=0),
+            weak=config["ETAGKIT_WEAK"],
+            weaken_encoded=config["ETAGKIT_WEAKEN_ENCODED"],
+            require_precondition=config["ETAGKIT_REQUIRE_PRECONDITION"],
+            invalidate_tags=config["ETAGKIT_AUTO_INVALIDATE"],
+            stored=optional_flag("ETAGKIT_STORED_ETAGS", config["ETAGKIT_STORED_ETAGS"]),
+            json_errors=optional_flag("ETAGKIT_JSON_ERRORS", config["ETAGKIT_JSON_ERRORS"]),
+            credential_fields=credential_fields(config["ETAGKIT_CREDENTIAL_HEADERS"]),
+            allowed_hosts=compile_hosts(config["ETAGKIT_ALLOWED_HOSTS"]),
+            algorithm=check_algorithm("ETAGKIT_ALGORITHM", config["ETAGKIT_ALGORITHM"]),
+        )
         state = app.extensions["etagkit"] = _State(
             kit=self,
             store=store,
-            defaults=Settings(
-                max_buffer=positive_int("ETAGKIT_MAX_BUFFER", config["ETAGKIT_MAX_BUFFER"], minimum=0),
-                weak=config["ETAGKIT_WEAK"],
-                weaken_encoded=config["ETAGKIT_WEAKEN_ENCODED"],
-                require_precondition=config["ETAGKIT_REQUIRE_PRECONDITION"],
-                invalidate_tags=config["ETAGKIT_AUTO_INVALIDATE"],
-                stored=optional_flag("ETAGKIT_STORED_ETAGS", config["ETAGKIT_STORED_ETAGS"]),
-                json_errors=optional_flag("ETAGKIT_JSON_ERRORS", config["ETAGKIT_JSON_ERRORS"]),
-                credential_fields=credential_fields(config["ETAGKIT_CREDENTIAL_HEADERS"]),
-                allowed_hosts=compile_hosts(config["ETAGKIT_ALLOWED_HOSTS"]),
-                algorithm=check_algorithm("ETAGKIT_ALGORITHM", config["ETAGKIT_ALGORITHM"]),
-            ),
+            defaults=defaults,
             driver=Driver(
                 store,
                 self.metrics,
                 # a TagCache given the same Metrics counts each hit itself: count it once
                 count_hits=getattr(cache, "_metrics", None) is not self.metrics,
             ),
+            lane=RevalidationLane(defaults, store) if store is not None else None,
         )
         if config["ETAGKIT_EARLY_304"] and store is not None:
             app.wsgi_app = EarlyRevalidation(  # type: ignore[method-assign]
@@ -326,8 +329,16 @@ def _handle(
     view_args = dict(kwargs)
     checked = policy.checked(view_args)
     route = req.url_rule.rule if req.url_rule is not None else req.path
+    settings, record = policy.settings(state.defaults), UNREAD
+    if state.lane is not None and state.lane.takes(
+        settings, store=state.store, validator=checked, scope=policy.scope, tags=bool(tags)
+    ):  # the common revalidation, answered from its stored record
+        fast, record = state.lane.read(environ, route)
+        if fast is not None:
+            state.driver.count(route, fast.tally, None)
+            return _flask_reply(app.response_class, fast)
     exchange = Exchange(
-        policy.settings(state.defaults),
+        settings,
         wsgi_request(environ, req.method, keyed=state.store is not None),
         validator=checked.validator if checked is not None else None,
         tags=(lambda: tags(args, kwargs, view_args)) if tags else None,
@@ -337,7 +348,7 @@ def _handle(
     driver, counted = state.driver, READBACK_KEY not in environ  # a write's read-back is not traffic
     # a write's condition with no known validator is read back with a GET through the deployed app
     # (declare etag= to spare it)
-    step = driver.start(exchange, route, lambda: read_current_validator(app.wsgi_app, environ))
+    step = driver.start(exchange, route, lambda: read_current_validator(app.wsgi_app, environ), record)
     if isinstance(step, Answer):
         driver.settle(exchange, step, None, route, counted=counted)
         return _flask_reply(app.response_class, step)
@@ -354,9 +365,10 @@ def _handle(
     response = app.make_response(app.ensure_sync(view)(*args, **kwargs))  # an async def view too
     complete = not response.is_streamed
     data = response.get_data() if complete else None
+    given = response.headers.to_wsgi_list()
     after = exchange.respond(
         response.status_code,
-        response.headers.to_wsgi_list(),
+        given,
         length=len(data) if data is not None else None,
         complete=complete,
     )
@@ -370,21 +382,34 @@ def _handle(
     again = driver.again_later(after, route)
     if again is not None:  # once the server closed the response (teardown_request may commit)
         response.call_on_close(again)
-    _update(response.headers, after.reply.headers)
+    _update(response.headers, given, after.reply.headers)
     return response
 
 
 # What the exchange may add to or change in a passing response's fields (its validators, the route's
 # Cache-Control, the buffered body's Content-Length): the rest of the view's headers stay as they are.
-_SET_BY_THE_EXCHANGE = ("ETag", "Last-Modified", "Cache-Control", "Content-Length")
+_SET_BY_THE_EXCHANGE = {
+    name.lower(): name for name in ("ETag", "Last-Modified", "Cache-Control", "Content-Length")
+}
 
 
-def _update(headers: Headers, sent: tuple[tuple[str, str], ...]) -> None:
-    """Make the view's ``headers`` carry what the exchange decided to send, in place."""
-    for name in _SET_BY_THE_EXCHANGE:
-        value = get_header(sent, name)
-        if value is not None and headers.get(name) != value:
-            headers[name] = value
+def _update(headers: Headers, given: Iterable[tuple[str, str]], sent: Iterable[tuple[str, str]]) -> None:
+    """Make the view's ``headers`` (``given``: as the exchange saw them) carry what the exchange
+    decided to send (``sent``), in place: only the fields it set or changed are written."""
+    before = _exchange_fields(given)
+    for key, value in _exchange_fields(sent).items():
+        if before.get(key) != value:
+            headers[_SET_BY_THE_EXCHANGE[key]] = value
+
+
+def _exchange_fields(fields: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The fields the exchange may set, by lower-cased name; a repeated one joined (RFC 9110 §5.3)."""
+    found: dict[str, str] = {}
+    for name, value in fields:
+        key = name.lower()
+        if key in _SET_BY_THE_EXCHANGE:
+            found[key] = f"{found[key]}, {value}" if key in found else value
+    return found
 
 
 def _rule(app: Flask, environ: dict[str, Any]) -> str:

@@ -20,9 +20,10 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from ._config import algorithm as check_algorithm
 from ._config import allowed_hosts as compile_hosts
 from ._config import callable_or_none, credential_fields, flag, number, optional_flag, positive_int
-from ._driver import Driver
+from ._driver import UNREAD, Driver
 from ._environ import wsgi_request
 from ._errors import ConfigurationError
+from ._lane import RevalidationLane
 from ._pep3333 import Body, close_iterable, complete_body, status_code
 from ._readback import READBACK_KEY, read_current_validator
 from ._validators import MetricsSink, ValidatorStore, check_cache
@@ -123,14 +124,25 @@ class ETagMiddleware:
         )
         self.store = ValidatorStore(cache, ttl=ttl, metrics=metrics) if cache is not None else None
         self.driver = Driver(self.store, metrics)
+        lane = RevalidationLane.takes(
+            self.settings, store=self.store, validator=validator, scope=scope, tags=False
+        )
+        self.lane = RevalidationLane(self.settings, self.store) if lane and self.store is not None else None
         self.validator = validator
         self.scope = scope
         self.metrics = metrics
         self.route = route
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         route = self.route(environ) if self.route is not None else ""
+        record = UNREAD
+        if self.lane is not None:  # the common revalidation, answered from its stored record
+            fast, record = self.lane.read(environ, route)
+            if fast is not None:
+                self.driver.count(route, fast.tally, None)
+                start_response(fast.reply.status_line, list(fast.reply.headers))
+                return []
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         scope = self.scope
         exchange = Exchange(
             self.settings,
@@ -140,7 +152,7 @@ class ETagMiddleware:
             has_store=self.store is not None,
         )
         counted = READBACK_KEY not in environ  # a write's read-back GET is not traffic
-        step = self.driver.start(exchange, route, lambda: read_current_validator(self, environ))
+        step = self.driver.start(exchange, route, lambda: read_current_validator(self, environ), record)
         if isinstance(step, Answer):
             self.driver.settle(exchange, step, None, route, counted=counted)
             reply = step.reply

@@ -226,7 +226,11 @@ class TagCache(AsyncFace):
     def get(self, key: str, default: Any = None) -> Any:
         """The value if present, valid and fresh (not soft-invalidated), else ``default``. One read."""
         now = self._timer()
-        hit = self._read(key, now)
+        try:  # _read, inlined: this is the hot path
+            hit = self.store.get(key, now)
+        except StoreUnavailableError:
+            self._store_error("get")
+            hit = None
         if hit is None or hit.soft_invalidated or not now < hit.entry.fresh_until:
             self._count("misses")
             return default

@@ -50,6 +50,8 @@ __all__ = [
     "Run",
     "Send",
     "Settings",
+    "stored_304",
+    "stored_route",
 ]
 
 _READS = frozenset({"GET", "HEAD"})  # one method class: HEAD gets the ETag GET would get (§9.3.2)
@@ -126,24 +128,20 @@ class Exchange:
         return wants_json(self.request.fields, response_fields) if given is None else given
 
     def _stored_route(self) -> bool:
-        """Whether validators of this route may be stored and answered from (see :class:`Settings`)."""
-        stored = self.settings.stored
-        if not self.has_store or stored is False:
-            return False
-        return stored is True or self._tags_fn is not None or self.settings.tag_header is not None
+        return stored_route(self.settings, has_store=self.has_store, has_tags=self._tags_fn is not None)
 
     def _shareable(self) -> bool:
         """Stored answers are shared by every requester of a key: never for a credentialed request
         (Authorization, Cookie, REMOTE_USER, a configured credential field) unless the route
         declares its scope; and kept only for allowed hosts."""
         req, settings = self.request, self.settings
-        if not self._host_allowed():
+        if settings.allowed_hosts is not None and not settings.allowed_hosts.allows(req.origin):
             return False
         # the decision fields hold Authorization and Cookie; configured ones are read from all fields
         source = req.headers if settings.credential_fields and req.headers is not None else req.fields
         return shared_lookup_allowed(
             source,
-            self.scope(),
+            self.scope() if self._scope_fn is not None else None,
             credential_fields=settings.credential_fields,
             remote_user=req.remote_user,
         )
@@ -151,7 +149,7 @@ class Exchange:
     def _key(self) -> str:
         if self.key is None:
             req = self.request
-            self.key = read_key(req.path, req.query, self.scope(), req.origin)
+            self.key = read_key(req.path, req.query, self.scope() if self._scope_fn else None, req.origin)
         return self.key
 
     def lookup_key(self) -> str | None:
@@ -194,7 +192,7 @@ class Exchange:
         req, fields, settings = self.request, self.request.fields, self.settings
         method = req.method
         if record is not None and method in _READS and _only_if_none_match(fields):
-            fast = _stored_304(record, fields["if-none-match"])
+            fast = stored_304(record, fields["if-none-match"])
             if fast is not None:  # the common revalidation, answered as _before's steps would
                 self.checked = record.validator()
                 return fast
@@ -440,6 +438,15 @@ class Exchange:
         return tuple(dict.fromkeys((*path, *declared, *self._body_tags)))
 
 
+def stored_route(settings: Settings, *, has_store: bool, has_tags: bool) -> bool:
+    """Whether validators of a route may be stored and answered from (see :class:`Settings`):
+    ``stored=True``, or by default a route that declares tags or may name them in its response."""
+    stored = settings.stored
+    if not has_store or stored is False:
+        return False
+    return stored is True or has_tags or settings.tag_header is not None
+
+
 _PLAIN_RUN = Run()
 _NO_HEADERS: list[tuple[str, str]] = []  # never mutated: respond() replaces it with the app's
 _ONLY_INM_EXCLUDES = ("if-match", "if-unmodified-since")
@@ -455,7 +462,7 @@ def _only_if_none_match(fields: Fields) -> bool:
 _FAST: dict[int, tuple[StoredValidator, str, str, Answer]] = {}
 
 
-def _stored_304(record: StoredValidator, if_none_match: str) -> Answer | None:
+def stored_304(record: StoredValidator, if_none_match: str) -> Answer | None:
     """The stored record's 304 when If-None-Match is exactly its tag (or the tag's weak form: weak
     comparison, §13.1.2), built once per record by the same code as the general path; None
     otherwise (any other value goes through :func:`~etagkit.core.preconditions.evaluate`)."""
