@@ -254,12 +254,16 @@ def generate_etag(body: object, *, weak: bool = False, algorithm: HashAlgorithm 
     else:
         data = _canonical_json(body)
     # sha256 (the default) is called inline: this fixed cost is paid per response (issue 15)
-    raw = _sha256(data).digest() if algorithm == "sha256" else _digest(data, algorithm)
+    if algorithm == "sha256":
+        raw = _sha256(data).digest()
+    else:
+        digest = _DIGESTS.get(algorithm) if algorithm.__class__ is str else None
+        raw = digest(data) if digest is not None else _digest(data, algorithm)
     # the tag: the first 128 bits in unpadded base64url (RFC 4648 §5), 22 etagc characters
     tag = b2a_base64(raw[:_DIGEST_BYTES])[:_TAG_CHARS].translate(_URLSAFE).decode()
     etag = _new_etag(ETag)  # base64url text is etagc: no re-validation (ETag._checked, inlined)
     _set_tag(etag, tag)
-    _set_weak(etag, weak is True or bool(weak))
+    _set_weak(etag, weak if weak.__class__ is bool else bool(weak))
     return etag
 
 
