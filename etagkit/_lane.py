@@ -17,9 +17,10 @@ from ._driver import UNREAD
 from ._environ import EnvironHeaders, request_origin, wsgi_path
 from ._readback import READBACK_KEY
 from ._validators import ValidatorStore
-from .core.exchange import Answer, Settings, stored_304, stored_route
+from .core.exchange import Answer, Settings
 from .core.keys import read_key
 from .core.records import StoredValidator
+from .core.revalidation import stored_304, stored_route
 
 __all__ = ["UNREAD", "RevalidationLane"]
 

@@ -38,6 +38,7 @@ from .reply import (
     is_conditional,
     wants_json,
 )
+from .revalidation import hashed_304, only_if_none_match, stored_304, stored_route
 from .steps import _NO_FIELDS, _READ_BACK, Answer, Count, Hash, ReadBack, Request, Run, Send, Settings
 
 __all__ = [
@@ -191,7 +192,7 @@ class Exchange:
         self._record = record
         req, fields, settings = self.request, self.request.fields, self.settings
         method = req.method
-        if record is not None and method in _READS and _only_if_none_match(fields):
+        if record is not None and method in _READS and only_if_none_match(fields):
             fast = stored_304(record, fields["if-none-match"])
             if fast is not None:  # the common revalidation, answered as _before's steps would
                 self.checked = record.validator()
@@ -337,6 +338,17 @@ class Exchange:
 
     def finish(self, body: bytes) -> Answer | Send:
         """Decide once the complete body is known: its strong ETag (RFC 9110 §8.8.3), 304 / 412."""
+        req, settings = self.request, self.settings
+        if (
+            self.ticket_tags is None  # nothing to store: the 304 is the whole answer
+            and self.validator is None
+            and only_if_none_match(req.fields)
+            and "content-encoding" not in self._fields  # a coded body's tag is per coding
+        ):  # the common stateless revalidation: the tag compared as sent (revalidation.py)
+            inm, headers = req.fields["if-none-match"], tuple(self._headers)
+            fast = hashed_304(body, inm, headers, settings.weak, settings.algorithm)
+            if fast is not None:
+                return fast
         return self._decide(body, len(body))
 
     def overflow(self) -> Send:
@@ -438,48 +450,8 @@ class Exchange:
         return tuple(dict.fromkeys((*path, *declared, *self._body_tags)))
 
 
-def stored_route(settings: Settings, *, has_store: bool, has_tags: bool) -> bool:
-    """Whether validators of a route may be stored and answered from (see :class:`Settings`):
-    ``stored=True``, or by default a route that declares tags or may name them in its response."""
-    stored = settings.stored
-    if not has_store or stored is False:
-        return False
-    return stored is True or has_tags or settings.tag_header is not None
-
-
 _PLAIN_RUN = Run()
 _NO_HEADERS: list[tuple[str, str]] = []  # never mutated: respond() replaces it with the app's
-_ONLY_INM_EXCLUDES = ("if-match", "if-unmodified-since")
-
-
-def _only_if_none_match(fields: Fields) -> bool:
-    """If-None-Match without If-Match / If-Unmodified-Since: §13.2.2 then decides by step 3 alone
-    (If-Modified-Since is ignored when If-None-Match is present)."""
-    return "if-none-match" in fields and "if-match" not in fields and "if-unmodified-since" not in fields
-
-
-# record id -> (record, its tag as sent, weak form, the 304 answer); bounded like every memo
-_FAST: dict[int, tuple[StoredValidator, str, str, Answer]] = {}
-
-
-def stored_304(record: StoredValidator, if_none_match: str) -> Answer | None:
-    """The stored record's 304 when If-None-Match is exactly its tag (or the tag's weak form: weak
-    comparison, §13.1.2), built once per record by the same code as the general path; None
-    otherwise (any other value goes through :func:`~etagkit.core.preconditions.evaluate`)."""
-    held = _FAST.get(id(record))
-    if held is None or held[0] is not record:
-        if record.etag is None:
-            return None
-        text = str(record.etag)
-        weak = text if record.etag.weak else "W/" + text
-        reply = _not_modified(record.headers, record.etag, record.last_modified)
-        held = (record, text, weak, Answer(reply, Count(304, record.length, True)))
-        if len(_FAST) >= 4096:
-            _FAST.clear()
-        _FAST[id(record)] = held
-    return held[3] if if_none_match == held[1] or if_none_match == held[2] else None
-
-
 _HASH = Hash()
 
 
