@@ -304,10 +304,11 @@ class ETagKit:
     ) -> Callable[[Callable[P, ResponseReturnValue]], Callable[P, Response]]:
         def decorate(view: Callable[P, ResponseReturnValue]) -> Callable[P, Response]:
             tags = TagBuilder(inspect.signature(view), policy.tags)  # a bad template raises now
+            is_async = inspect.iscoroutinefunction(view)  # once, not per request
 
             @functools.wraps(view)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
-                return _handle(policy, tags, view, args, kwargs)
+                return _handle(policy, tags, view, args, kwargs, is_async=is_async)
 
             return wrapper
 
@@ -320,6 +321,8 @@ def _handle(
     view: Callable[..., ResponseReturnValue],
     args: Any,
     kwargs: Any,
+    *,
+    is_async: bool,
 ) -> Response:
     """One request through a decorated view: drive the exchange, run the view when it says so."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -362,7 +365,8 @@ def _handle(
     ticket = driver.begin(step, route)  # BEFORE the view: an invalidation during it wins
     if checked is not None:
         setattr(g, _CHECKED, checked)  # for ETagKit.checked_validator() inside the view
-    response = app.make_response(app.ensure_sync(view)(*args, **kwargs))  # an async def view too
+    run = app.ensure_sync(view) if is_async else view  # an async def view runs through Flask's loop
+    response = app.make_response(run(*args, **kwargs))
     complete = not response.is_streamed
     data = response.get_data() if complete else None
     given = response.headers.to_wsgi_list()
@@ -373,7 +377,8 @@ def _handle(
         complete=complete,
     )
     if isinstance(after, Hash):
-        data = response.get_data()  # complete, or a declared Content-Length within the cap
+        if data is None:  # a stream with a declared Content-Length within the cap
+            data = response.get_data()
         after = exchange.finish(data) if len(data) <= state.defaults.max_buffer else exchange.overflow()
     driver.settle(exchange, after, ticket, route, counted=counted, response_key=step.response_key)
     if isinstance(after, Answer):
