@@ -51,8 +51,6 @@ __all__ = [
     "Run",
     "Send",
     "Settings",
-    "stored_304",
-    "stored_route",
 ]
 
 _READS = frozenset({"GET", "HEAD"})  # one method class: HEAD gets the ETag GET would get (§9.3.2)
