@@ -191,3 +191,17 @@ def test_the_lane_and_the_exchange_agree(data: st.DataObject) -> None:
     middleware, tag = primed()
     middleware.lane = None  # the exchange decides alone
     assert call(middleware, environ) == with_lane
+
+
+def test_the_memo_of_keys_is_bounded_in_entries_and_bytes(stored: tuple[ETagMiddleware, str]) -> None:
+    middleware, tag = stored
+    lane = middleware.lane
+    assert lane is not None
+    for n in range(5000):  # strangers' paths: many distinct targets
+        lane.read(environ_of({"If-None-Match": tag}) | {"PATH_INFO": f"/books/{n}"}, "")
+    assert 0 < len(lane._keys) <= 4096
+    lane._keys.clear()
+    lane.read(environ_of({"If-None-Match": tag}) | {"PATH_INFO": "/" + "x" * 5000}, "")
+    assert lane._keys == {}  # a long target is keyed every time, never held
+    fast, _ = lane.read(environ_of({"If-None-Match": tag}) | {"SERVER_PORT": 80}, "")
+    assert fast is not None  # a value of another type still gives the exchange's key

@@ -220,13 +220,6 @@ _URLSAFE = bytes.maketrans(b"+/", b"-_")
 _TAG_CHARS = -(-_DIGEST_BYTES * 4 // 3)  # unpadded base64 length of the digest: 22
 
 
-def _digest(data: bytes, algorithm: str) -> bytes:
-    digest = _DIGESTS.get(algorithm) if isinstance(algorithm, str) else None
-    if digest is None:
-        raise ConfigurationError(f"unknown algorithm {algorithm!r}; choose one of {sorted(_DIGESTS)}")
-    return digest(data)
-
-
 def _canonical_json(value: object) -> bytes:
     try:
         text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -257,8 +250,10 @@ def generate_etag(body: object, *, weak: bool = False, algorithm: HashAlgorithm 
     if algorithm == "sha256":
         raw = _sha256(data).digest()
     else:
-        digest = _DIGESTS.get(algorithm) if algorithm.__class__ is str else None
-        raw = digest(data) if digest is not None else _digest(data, algorithm)
+        digest = _DIGESTS.get(algorithm) if isinstance(algorithm, str) else None
+        if digest is None:
+            raise ConfigurationError(f"unknown algorithm {algorithm!r}; choose one of {sorted(_DIGESTS)}")
+        raw = digest(data)
     # the tag: the first 128 bits in unpadded base64url (RFC 4648 §5), 22 etagc characters
     tag = b2a_base64(raw[:_DIGEST_BYTES])[:_TAG_CHARS].translate(_URLSAFE).decode()
     etag = _new_etag(ETag)  # base64url text is etagc: no re-validation (ETag._checked, inlined)
