@@ -329,17 +329,18 @@ def _handle(
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
     environ = req.environ
     state = _state_of(app)
-    view_args = dict(kwargs)
-    checked = policy.checked(view_args)
     route = req.url_rule.rule if req.url_rule is not None else req.path
-    settings, record = policy.settings(state.defaults), UNREAD
-    if state.lane is not None and state.lane.takes(
-        settings, store=state.store, validator=checked, scope=policy.scope, tags=bool(tags)
+    settings, record, lane = policy.settings(state.defaults), UNREAD, state.lane
+    cheap = policy.etag is not None or policy.last_modified is not None  # a validator before the view
+    if lane is not None and lane.takes(
+        settings, store=state.store, validator=cheap or None, scope=policy.scope, tags=bool(tags)
     ):  # the common revalidation, answered from its stored record
-        fast, record = state.lane.read(environ, route)
+        fast, record = lane.read(environ, route)
         if fast is not None:
             state.driver.count(route, fast.tally, None)
             return _flask_reply(app.response_class, fast)
+    view_args = dict(kwargs)
+    checked = policy.checked(view_args)
     exchange = Exchange(
         settings,
         wsgi_request(environ, req.method, keyed=state.store is not None),
