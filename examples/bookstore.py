@@ -363,15 +363,21 @@ def create_app(
     redis_prefix: str | None = None,
     redis_timeout: float | None = None,
     metrics_dir: str | None = None,
+    early_304: bool | None = None,
+    two_level: bool | None = None,
     now: Callable[[], float] = time.time,
 ) -> Flask:
     """The bookstore app; one code path for the in-process and the Redis store.
 
     Arguments left out are read from the environment (``BOOKSTORE_DB``, ``ETAGKIT_REDIS_URL``,
     ``BOOKSTORE_BOOKS``, ``BOOKSTORE_REDIS_PREFIX``, ``BOOKSTORE_REDIS_TIMEOUT``,
-    ``BOOKSTORE_METRICS_DIR``), so gunicorn can call ``create_app()`` bare. Defaults: in-memory SQLite
-    with 1,000 books, in-process cache, 0.25 s Redis timeouts. ``metrics_dir`` makes /metrics and
-    /stats sum the counters of every worker sharing it.
+    ``BOOKSTORE_METRICS_DIR``, ``BOOKSTORE_EARLY_304``, ``BOOKSTORE_TWO_LEVEL``), so gunicorn can
+    call ``create_app()`` bare.
+    Defaults: in-memory SQLite with 1,000 books, in-process cache, 0.25 s Redis timeouts.
+    ``metrics_dir`` makes /metrics and /stats sum the counters of every worker sharing it.
+    ``early_304`` answers stored revalidations before Flask dispatches (``ETAGKIT_EARLY_304``): those
+    304s then skip the ``after_request`` hook, so they carry no ``X-Worker-Pid``. ``two_level`` keeps
+    a local layer over Redis in each process (``TwoLevelStore``: hits without a round trip).
     """
     db = db or _env("BOOKSTORE_DB")
     redis_url = redis_url or _env("ETAGKIT_REDIS_URL")
@@ -380,6 +386,10 @@ def create_app(
     if redis_timeout is None:
         redis_timeout = float(_env("BOOKSTORE_REDIS_TIMEOUT") or DEFAULT_REDIS_TIMEOUT)
     metrics_dir = metrics_dir or _env("BOOKSTORE_METRICS_DIR")
+    if early_304 is None:
+        early_304 = _env("BOOKSTORE_EARLY_304") in ("1", "true", "yes")
+    if two_level is None:
+        two_level = _env("BOOKSTORE_TWO_LEVEL") in ("1", "true", "yes")
 
     catalog = Catalog(db, books=books, now=now)
     metrics = Metrics(share_dir=metrics_dir)
@@ -395,6 +405,10 @@ def create_app(
         )
         metrics.set_gauge("breaker_state", lambda: _BREAKER_GAUGE[redis_store.breaker.state])
         store = redis_store
+        if two_level:
+            from etagkit.cache.twolevel import TwoLevelStore
+
+            store = TwoLevelStore(redis_store)
     else:
         store = MemoryStore()
     cache = TagCache(store, metrics=metrics)
@@ -408,6 +422,7 @@ def create_app(
     app = Flask("bookstore")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config["ETAGKIT_JSON_ERRORS"] = True  # 412 / 428 bodies are JSON, like every error here
+    app.config["ETAGKIT_EARLY_304"] = early_304
     kit.init_app(app)
 
     def book_etag(book_id: int) -> ETag | None:

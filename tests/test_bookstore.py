@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,8 @@ CLEAN_ENV = dict.fromkeys(
         "BOOKSTORE_REDIS_PREFIX",
         "BOOKSTORE_REDIS_TIMEOUT",
         "BOOKSTORE_METRICS_DIR",
+        "BOOKSTORE_EARLY_304",
+        "BOOKSTORE_TWO_LEVEL",
     ),
     "",
 )
@@ -563,3 +566,34 @@ def test_any_book_path_is_a_book_or_a_json_404(app_client: Any, segment: str) ->
     assert response.status_code in (200, 404, 308)
     if response.status_code == 404:
         assert "ETag" not in response.headers and response.get_json()["status"] == 404
+
+
+def test_the_load_runs_fastest_variant_answers_before_flask_from_its_local_layer(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """``early_304`` + ``two_level`` (what ``run_load throughput`` measures as etagkit_early_local):
+    a revalidation skips Flask's hooks (no X-Worker-Pid) and a write elsewhere still reaches it."""
+    prefix = f"bookstore-test-{uuid.uuid4().hex[:8]}:"
+    db = str(tmp_path / "books.db")  # one catalog, two apps (as two gunicorn workers)
+    app = bookstore.create_app(
+        db=db, redis_url=redis_url, redis_prefix=prefix, redis_timeout=5, early_304=True, two_level=True
+    )
+    other = bookstore.create_app(db=db, redis_url=redis_url, redis_prefix=prefix, redis_timeout=5)
+    try:
+        client, writer = app.test_client(), other.test_client()
+        first = client.get("/books")
+        tag = first.headers["ETag"]
+        assert "X-Worker-Pid" in first.headers  # a 200 goes through Flask
+        again = client.get("/books", headers={"If-None-Match": tag})
+        assert again.status_code == 304 and "X-Worker-Pid" not in again.headers  # answered before Flask
+        created = writer.post("/books", json=BOOK)  # through the other app: invalidates "books" in Redis
+        assert created.status_code == 201
+        deadline = time.monotonic() + 30
+        while client.get("/books", headers={"If-None-Match": tag}).status_code == 304:
+            assert time.monotonic() < deadline, "the invalidation never reached the local layer"
+            time.sleep(0.05)
+        assert client.get("/books").headers["ETag"] != tag
+    finally:
+        for each in (app, other):  # the two-level listener thread, the connections
+            each.extensions["etagkit"].kit.cache.store.close()
+        _delete_keys(redis_url, prefix)

@@ -53,6 +53,18 @@ GOALS: dict[str, list[tuple[str, str, str, float]]] = {
             ">=",
             0.8,
         ),
+        (
+            "etagkit_early_vs_floor",
+            "the same with ETAGKIT_EARLY_304 (answered before Flask dispatches)",
+            ">=",
+            0.8,
+        ),
+        (
+            "etagkit_early_local_vs_floor",
+            "that with a two-level store (local hits, Redis pub/sub invalidation)",
+            ">=",
+            0.8,
+        ),
     ],
 }
 

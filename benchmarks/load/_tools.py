@@ -93,13 +93,15 @@ class Gunicorn:
         self.proc = None
 
 
-def bookstore_spec(work: Path, redis_url: str) -> str:
-    """The bookstore over ``work/books.db`` and Redis; /stats sums its workers' counters (metrics_dir)."""
-    metrics = work / "metrics"
+def bookstore_spec(work: Path, redis_url: str, *, early_304: bool = False, two_level: bool = False) -> str:
+    """The bookstore over ``work/books.db`` and Redis; /stats sums its workers' counters (metrics_dir).
+    ``early_304``: stored revalidations answered before Flask dispatches; ``two_level``: a local layer
+    over Redis in each worker (each variant counts in its own metrics dir)."""
+    metrics = work / f"metrics-{int(early_304)}{int(two_level)}"
     metrics.mkdir(exist_ok=True)
     return (
         f"examples.bookstore:create_app(db={str(work / 'books.db')!r}, redis_url={redis_url!r}, "
-        f"metrics_dir={str(metrics)!r})"
+        f"metrics_dir={str(metrics)!r}, early_304={early_304!r}, two_level={two_level!r})"
     )
 
 

@@ -108,10 +108,18 @@ def throughput(seconds: float, work: Path) -> dict[str, Any]:
     """Revalidation requests/s: etagkit's stored ETags vs werkzeug's add_etag+make_conditional vs a floor."""
     rounds = 3
     per_round = max(2.0, seconds / (3 * rounds))
-    specs = {"etagkit": "", "werkzeug": werkzeug_spec(work), "floor": "benchmarks.load.constant_304:app"}
+    specs = {
+        "etagkit": "",
+        "etagkit_early": "",
+        "etagkit_early_local": "",
+        "werkzeug": werkzeug_spec(work),
+        "floor": "benchmarks.load.constant_304:app",
+    }
     results: dict[str, list[WrkResult]] = {name: [] for name in specs}
     with RedisServer(work / "redis") as server, contextlib.ExitStack() as stack:
         specs["etagkit"] = bookstore_spec(work, server.url)  # first: it creates and seeds the SQLite file
+        specs["etagkit_early"] = bookstore_spec(work, server.url, early_304=True)
+        specs["etagkit_early_local"] = bookstore_spec(work, server.url, early_304=True, two_level=True)
         apps = {
             name: stack.enter_context(Gunicorn(spec, work / f"{name}.log")) for name, spec in specs.items()
         }
@@ -142,6 +150,11 @@ def throughput(seconds: float, work: Path) -> dict[str, Any]:
     rate = {name: figure["requests_per_s_median"] for name, figure in figures.items()}
     # each round's ratio compares two wrk runs made back to back, under the same machine load
     floor_ratios = [e.rps / f.rps for e, f in zip(results["etagkit"], results["floor"], strict=True) if f.rps]
+
+    def vs_floor(name: str) -> list[float]:
+        return [e.rps / f.rps for e, f in zip(results[name], results["floor"], strict=True) if f.rps]
+
+    early_ratios, local_ratios = vs_floor("etagkit_early"), vs_floor("etagkit_early_local")
     # Revalidations the bookstore answered by running the view instead of from its stored validator:
     # 304s counted by its metrics minus the stored ones. Its validators live VALIDATOR_TTL seconds
     # (TagCache's default: the bookstore sets no ETAGKIT_TTL); a run longer than that would re-store
@@ -151,7 +164,10 @@ def throughput(seconds: float, work: Path) -> dict[str, Any]:
         "what": "GET /books (1,000 books, 125 KB of JSON) with If-None-Match of the current ETag: "
         "wrk -t2 -c16, "
         f"{rounds} rotating rounds of {per_round:.0f} s per app, each under gunicorn with {WORKERS} sync "
-        "workers; etagkit = the bookstore (SQLite file, stored ETags in a private local Redis), werkzeug = "
+        "workers; etagkit = the bookstore (SQLite file, stored ETags in a private local Redis), "
+        "etagkit_early = the same bookstore with ETAGKIT_EARLY_304 (stored revalidations answered before "
+        "Flask dispatches), etagkit_early_local = that with a two-level store (a local layer over Redis in "
+        "each worker, invalidations over pub/sub), werkzeug = "
         "the same data and body with add_etag()+make_conditional(), floor = a raw WSGI app's constant 304; "
         "etagkit_vs_floor = the median over rounds of each round's bookstore / floor requests/s; "
         "etagkit_304_not_from_store counts the bookstore's 304s that ran the view (its stored "
@@ -161,6 +177,10 @@ def throughput(seconds: float, work: Path) -> dict[str, Any]:
         "etagkit_vs_floor": round(statistics.median(floor_ratios), 3) if floor_ratios else None,
         "etagkit_vs_floor_rounds": [round(r, 3) for r in floor_ratios],
         "etagkit_vs_floor_goal": ">= 0.8 (issue 15)",
+        "etagkit_early_vs_floor": round(statistics.median(early_ratios), 3) if early_ratios else None,
+        "etagkit_early_vs_floor_rounds": [round(r, 3) for r in early_ratios],
+        "etagkit_early_local_vs_floor": round(statistics.median(local_ratios), 3) if local_ratios else None,
+        "etagkit_early_local_vs_floor_rounds": [round(r, 3) for r in local_ratios],
         "etagkit_stored_304": after.stored_304 - before.stored_304,
         "etagkit_304_not_from_store": computed_304,
         "etagkit_200": after.responses("200") - before.responses("200"),
