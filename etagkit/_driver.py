@@ -38,13 +38,6 @@ class Driver:
         self.count_hits = count_hits  # False when the TagCache already counts its hits in ``metrics``
         self._sizes: dict[str, int] = {}  # target -> body size of its last 200 (for cheap 304s)
 
-    def lookup(self, exchange: Exchange, route: str) -> StoredValidator | None:
-        """The stored record the exchange asks to read before the app (None: none, or a miss)."""
-        key = exchange.lookup_key()
-        if key is None or self.store is None:
-            return None
-        return self.store.lookup(key, _headers(exchange), route)
-
     def start(
         self,
         exchange: Exchange,
@@ -58,7 +51,7 @@ class Driver:
         store = self.store
         if record is UNREAD:
             record = None
-            if store is not None:  # self.lookup, inlined: the stored-304 hot path
+            if store is not None:  # the stored record the exchange asks to read (None: a miss)
                 key = exchange.lookup_key()
                 if key is not None:
                     record = store.lookup(key, _headers(exchange), route)
