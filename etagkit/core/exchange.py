@@ -118,8 +118,11 @@ class Exchange:
         return self._tags
 
     def scope(self) -> str | None:
+        """The route's auth scope of this request (resolved once, when first needed)."""
+        if self._scope_fn is None:
+            return None
         if not self._scoped:
-            self._scope, self._scoped = (self._scope_fn() if self._scope_fn else None), True
+            self._scope, self._scoped = self._scope_fn(), True
         return self._scope
 
     def _json(self, response_fields: HeaderSource = ()) -> bool:
@@ -134,13 +137,13 @@ class Exchange:
         (Authorization, Cookie, REMOTE_USER, a configured credential field) unless the route
         declares its scope; and kept only for allowed hosts."""
         req, settings = self.request, self.settings
-        if settings.allowed_hosts is not None and not settings.allowed_hosts.allows(req.origin):
+        if not self._host_allowed():
             return False
         # the decision fields hold Authorization and Cookie; configured ones are read from all fields
         source = req.headers if settings.credential_fields and req.headers is not None else req.fields
         return shared_lookup_allowed(
             source,
-            self.scope() if self._scope_fn is not None else None,
+            self.scope(),
             credential_fields=settings.credential_fields,
             remote_user=req.remote_user,
         )
@@ -148,7 +151,7 @@ class Exchange:
     def _key(self) -> str:
         if self.key is None:
             req = self.request
-            self.key = read_key(req.path, req.query, self.scope() if self._scope_fn else None, req.origin)
+            self.key = read_key(req.path, req.query, self.scope(), req.origin)
         return self.key
 
     def lookup_key(self) -> str | None:
