@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from .freshness import SAFE_METHODS, invalidates_target
 from .headers import Fields, HeaderSource, fields_of
@@ -65,6 +66,7 @@ class Exchange:
         "_body_tags",
         "_fields",
         "_headers",
+        "_lookup",
         "_record",
         "_scope",
         "_scope_fn",
@@ -108,6 +110,7 @@ class Exchange:
         self._status = 0
         self._headers: list[tuple[str, str]] = _NO_HEADERS  # the app's, once it answered (respond)
         self._fields: Fields = _NO_FIELDS
+        self._lookup: object = _UNASKED  # str | None once asked
 
     # -- what the request is ------------------------------------------------------------------------
 
@@ -158,6 +161,11 @@ class Exchange:
         """The key of the stored record to read before the app, or None: only for a request whose
         condition a stored validator can decide (If-None-Match / If-Modified-Since / If-Range on
         GET/HEAD, a conditional write) on a stored route without a cheap validator."""
+        if self._lookup is _UNASKED:  # decided once: an async face asks before it hops to a thread
+            self._lookup = self._lookup_key()
+        return cast("str | None", self._lookup)
+
+    def _lookup_key(self) -> str | None:
         req, fields = self.request, self.request.fields
         if self.validator is not None or not self._stored_route():
             return None
@@ -452,6 +460,7 @@ class Exchange:
 
 
 _PLAIN_RUN = Run()
+_UNASKED = object()  # lookup_key() not asked yet
 _NO_HEADERS: list[tuple[str, str]] = []  # never mutated: respond() replaces it with the app's
 _HASH = Hash()
 
