@@ -2,7 +2,7 @@
 
 Most conditional traffic is one shape: an anonymous GET/HEAD whose only precondition is
 If-None-Match, on a route whose validators are stored. For it the lane reads the stored record and
-answers with the record's prebuilt 304 (:func:`etagkit.core.exchange.stored_304`, the same answer
+answers with the record's prebuilt 304 (:func:`etagkit.core.revalidation.stored_304`, the same answer
 the exchange gives) without building a request, an exchange or the decision fields. It decides
 nothing of its own: it declines (the face then drives the exchange) whenever anything else could
 matter, and it hands the record it read to the exchange so a non-matching revalidation is not read
@@ -63,15 +63,11 @@ class RevalidationLane:
         self._decline = (*_DECLINE, *map(EnvironHeaders._key, sorted(settings.credential_fields)))
 
     @staticmethod
-    def takes(settings: Settings, *, store: object, validator: object, scope: object, tags: bool) -> bool:
+    def takes(settings: Settings, *, has_store: bool, has_tags: bool, cheap: bool, scoped: bool) -> bool:
         """Whether a route's requests may take the lane: its validators are stored
-        (:func:`~etagkit.core.exchange.stored_route`), with no cheap validator and no scope callable
-        (those the exchange handles)."""
-        return (
-            validator is None
-            and scope is None
-            and stored_route(settings, has_store=store is not None, has_tags=tags)
-        )
+        (:func:`~etagkit.core.revalidation.stored_route`), and it has neither a cheap validator
+        (``cheap``) nor a scope callable (``scoped``): the exchange handles those."""
+        return not cheap and not scoped and stored_route(settings, has_store=has_store, has_tags=has_tags)
 
     def read(self, environ: WSGIEnvironment, route: str) -> tuple[Answer | None, StoredValidator | None]:
         """``(304 answer, record)`` when the stored record matches; ``(None, record)`` when the lane

@@ -331,9 +331,12 @@ def _handle(
     state = _state_of(app)
     route = req.url_rule.rule if req.url_rule is not None else req.path
     settings, record, lane = policy.settings(state.defaults), UNREAD, state.lane
-    cheap = policy.etag is not None or policy.last_modified is not None  # a validator before the view
     if lane is not None and lane.takes(
-        settings, store=state.store, validator=cheap or None, scope=policy.scope, tags=bool(tags)
+        settings,
+        has_store=True,
+        has_tags=bool(tags),
+        cheap=policy.etag is not None or policy.last_modified is not None,  # checked before the view
+        scoped=policy.scope is not None,
     ):  # the common revalidation, answered from its stored record
         fast, record = lane.read(environ, route)
         if fast is not None:

@@ -124,10 +124,12 @@ class ETagMiddleware:
         )
         self.store = ValidatorStore(cache, ttl=ttl, metrics=metrics) if cache is not None else None
         self.driver = Driver(self.store, metrics)
-        lane = RevalidationLane.takes(
-            self.settings, store=self.store, validator=validator, scope=scope, tags=False
-        )
-        self.lane = RevalidationLane(self.settings, self.store) if lane and self.store is not None else None
+        self.lane: RevalidationLane | None = None  # the common revalidation's fast lane
+        cheap, scoped = validator is not None, scope is not None
+        if self.store is not None and RevalidationLane.takes(
+            self.settings, has_store=True, has_tags=False, cheap=cheap, scoped=scoped
+        ):
+            self.lane = RevalidationLane(self.settings, self.store)
         self.validator = validator
         self.scope = scope
         self.metrics = metrics
